@@ -1,0 +1,34 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+SHARED = Path(os.environ.get("BITMAMBA_SHARED", ROOT.parent / "shared"))
+sys.path.insert(0, str(TESTS))  # test helpers (cpp_build, fixtures) import as plain modules
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared beside the repository (DESIGN.md, data, golden); tests skip cleanly without it."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def golden_dir(shared_dir) -> Path:
+    d = shared_dir / "golden"
+    if not d.is_dir():
+        pytest.skip(f"golden data not found at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def data_dir(shared_dir) -> Path:
+    d = shared_dir / "data"
+    if not d.is_dir():
+        pytest.skip(f"shared data not found at {d}")
+    return d

@@ -1,0 +1,74 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import bitmamba
+from bitmamba.cli import main
+
+
+def test_version_is_exposed():
+    assert bitmamba.__version__.count(".") == 2
+
+
+def test_cpu_info_is_consistent():
+    info = bitmamba.cpu_info()
+    assert info["supported_isas"][0] == "scalar"
+    assert info["isa"] in info["supported_isas"]
+    assert set(info["supported_isas"]) <= set(info["compiled_isas"])
+    assert info["threads"] >= 1 and info["default_threads"] >= 1
+    if info["features"]["arch"] == "x86_64" and info["features"]["avx2"] and info["features"]["fma"]:
+        assert "avx2" in info["supported_isas"]
+
+
+def test_set_isa_switches_and_rejects_unsupported():
+    before = bitmamba.get_isa()
+    try:
+        bitmamba.set_isa("scalar")
+        assert bitmamba.get_isa() == "scalar"
+        with pytest.raises(ValueError, match="unknown kernel set"):
+            bitmamba.set_isa("sse9")
+        unsupported = [i for i in ("avx2", "avx512", "neon", "neondot")
+                       if i not in bitmamba.cpu_info()["supported_isas"]]
+        with pytest.raises(ValueError, match="not supported"):
+            bitmamba.set_isa(unsupported[0])
+    finally:
+        bitmamba.set_isa(before)
+
+
+def test_thread_count_setting():
+    before = bitmamba.get_num_threads()
+    try:
+        bitmamba.set_num_threads(3)
+        assert bitmamba.get_num_threads() == 3
+        with pytest.raises(ValueError):
+            bitmamba.set_num_threads(0)
+    finally:
+        bitmamba.set_num_threads(before)
+
+
+def test_env_forces_scalar_in_a_fresh_process():
+    env = dict(os.environ, BITMAMBA_ISA="scalar", BITMAMBA_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "bitmamba", "info", "--json"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    info = json.loads(out)
+    assert info["isa"] == "scalar" and info["isa_forced_by_env"] and info["threads"] == 1
+
+
+def test_env_asking_for_missing_isa_fails_clearly():
+    env = dict(os.environ, BITMAMBA_ISA="nonsense")
+    r = subprocess.run([sys.executable, "-m", "bitmamba", "info"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "unknown kernel set 'nonsense'" in r.stderr
+
+
+def test_cli_info_and_help(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "kernel set:" in out and bitmamba.__version__ in out
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert main([]) == 2
