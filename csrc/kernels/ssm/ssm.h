@@ -1,0 +1,57 @@
+// Mamba-2 SSM kernels: depthwise causal conv1d, the selective scan (decode step and prefill), and the
+// gating that follows it (DESIGN.md section 3). General over both layouts:
+//   BitMamba-2:  d_state N = 1, n_groups G = H, conv over x only, y gated by silu(z), no norm;
+//   Mamba-2:     N (64, 128, ...), G >= 1 (B, C shared by the H/G heads of a group), conv over x|B|C,
+//                gated RMSNorm norm(y * silu(z)) per group of channels, eps 1e-5.
+// All arrays are float32, row-major; token rows may be strided (views into the in_proj output).
+// Kernels are chosen by the dispatcher from active_isa() (csrc/core/cpu_features.h).
+#pragma once
+
+#include <cstdint>
+
+namespace bitmamba::ssm {
+
+struct ScanShape {
+  std::int64_t n_heads = 0;    // H
+  std::int64_t head_dim = 0;   // P   (channel c belongs to head c / P)
+  std::int64_t d_state = 1;    // N
+  std::int64_t n_groups = 0;   // G   (head h uses group h / (H / G))
+};
+
+// Depthwise causal conv over T tokens of C channels with kernel width W (4):
+//   out[t, c] = act(bias[c] + sum_k weight[c, k] * xx[t + k - (W-1), c])
+// where xx is the W-1 rows of conv_state (oldest first) followed by x. conv_state [W-1, C] is
+// updated to the last W-1 rows of xx, so calls chain (T = 1 is the decode step). act = silu when
+// apply_silu, identity otherwise. x rows have stride ld_x, out rows stride ld_out.
+void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
+                   const float* weight, const float* bias, int W, float* conv_state,
+                   float* out, std::int64_t ld_out, bool apply_silu);
+
+enum class ScanMethod { kAuto = 0, kSequential = 1, kChunked = 2 };
+
+// Selective scan over T tokens (T = 1 is the decode step), continuing from and updating state h:
+//   dt  = softplus(dt_raw[t, h] + dt_bias[h])           (softplus(v) = v for v > 20)
+//   h[h, p, n] = exp(A[h] * dt) * h[h, p, n] + dt * x[t, h*P+p] * B[t, g*N+n]
+//   y[t, h*P+p] = sum_n h[h, p, n] * C[t, g*N+n] + D[h*P+p] * x[t, h*P+p]
+// A is the negative decay (-exp(A_log)); D per channel [H*P]; h: [H, P, N].
+// Row strides: ld_x, ld_dt, ld_B, ld_C, ld_y. chunk_size is used by the chunked method (0 = default).
+void selective_scan(const ScanShape& s, std::int64_t T,
+                    const float* x, std::int64_t ld_x,
+                    const float* dt_raw, std::int64_t ld_dt,
+                    const float* B, std::int64_t ld_B,
+                    const float* C, std::int64_t ld_C,
+                    const float* A, const float* D, const float* dt_bias,
+                    float* h, float* y, std::int64_t ld_y,
+                    ScanMethod method = ScanMethod::kAuto, std::int64_t chunk_size = 0);
+
+// y[t, c] *= silu(z[t, c]) for T tokens of C channels (BitMamba-2 gating).
+void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,
+               std::int64_t C);
+
+// Canonical Mamba-2 gated RMSNorm: v = y * silu(z); per token and per group of C/n_groups channels,
+// y = v / sqrt(mean(v^2) + eps) * weight. In place on y.
+void gated_rmsnorm(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
+                   const float* weight, std::int64_t T, std::int64_t C, std::int64_t n_groups,
+                   float eps);
+
+}  // namespace bitmamba::ssm

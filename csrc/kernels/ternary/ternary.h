@@ -1,0 +1,82 @@
+// Ternary BitLinear: weight quantization and packing, int8 activation quantization, and the
+// integer GEMV/GEMM that is the hot path of inference (DESIGN.md section 3).
+//
+//   xn  = x / sqrt(mean(x^2) + eps) * g           RMSNorm with the layer's own weight g (eps 1e-6)
+//   s   = 127 / (max|xn| + 1e-5)                   per token
+//   q   = clamp(round_half_even(xn * s), -128, 127)
+//   acc = W . q                                    exact int32
+//   y   = acc / (s * scale_w)                      scale_w = 1 / mean|W_float|
+//
+// This header is the contract the model code uses; the kernels behind it (scalar reference, AVX2,
+// AVX-512 VNNI, NEON, NEON dotprod, lookup-table variants) are chosen by the dispatcher from
+// active_isa() (csrc/core/cpu_features.h).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+
+namespace bitmamba::ternary {
+
+// ---- weight quantization (absmean) -------------------------------------------------------------
+// scale_w = 1 / max(mean(|w|), 1e-5) over all n weights (mean accumulated in double), the BitNet b1.58
+// rule the PyTorch side uses too.
+float absmean_scale(const float* w, std::int64_t n);
+// codes[i] = clamp(round_half_even(w[i] * scale_w), -1, 1)
+void ternarize(const float* w, std::int64_t n, float scale_w, std::int8_t* codes);
+
+// ---- activation quantization (RMSNorm + absmax int8, per token) --------------------------------
+// T tokens of K features each. Kernels may need padding or per-token sums: they live here.
+struct QuantizedActivations {
+  std::int64_t T = 0, K = 0;
+  std::int64_t K_padded = 0;                // row stride of q (>= K, zero padded)
+  AlignedBuffer<std::int8_t> q;             // [T, K_padded]
+  std::vector<float> scale;                 // [T]  s per token
+  std::vector<std::int32_t> sum;            // [T]  sum of q per token (for offset-binary kernels)
+};
+// x: [T, K] row-major with row stride ld_x (>= K); g: [K] RMSNorm weight (nullptr = all ones).
+void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::int64_t ld_x,
+                          const float* g, float eps, QuantizedActivations& out);
+
+// ---- packed weights ------------------------------------------------------------------------------
+// A [rows = out_features, cols = in_features] ternary matrix repacked into the kernel layout, plus
+// the per-tensor scale. Built once at load time from any of the file encodings below.
+class TernaryMatrix {
+ public:
+  TernaryMatrix() = default;
+  // codes: rows*cols values in {-1, 0, +1}, row-major [out, in].
+  static TernaryMatrix from_codes(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
+                                  float scale_w);
+  // BIT2 .bin payload: rows*cols/4 bytes, byte = (w0+1) | (w1+1)<<2 | (w2+1)<<4 | (w3+1)<<6, row-major
+  // (code 3 decodes to +1, as bitmamba.c does).
+  static TernaryMatrix from_bit2(const std::uint8_t* data, std::int64_t rows, std::int64_t cols,
+                                 float scale_w);
+  // GGUF TQ2_0 / TQ1_0 rows (cols % 256 == 0). The block fp16 scales are ignored: the exact fp32
+  // scale_w is passed separately (see docs/formats.md).
+  static TernaryMatrix from_tq2_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols,
+                                  float scale_w);
+  static TernaryMatrix from_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols,
+                                  float scale_w);
+
+  std::int64_t rows() const { return rows_; }
+  std::int64_t cols() const { return cols_; }
+  float scale_w() const { return scale_w_; }
+  // Bytes of packed weights one full GEMV reads (for roofline figures).
+  std::int64_t packed_bytes() const { return static_cast<std::int64_t>(packed_.size()); }
+  // Back to row-major codes (tests, export).
+  std::vector<std::int8_t> to_codes() const;
+
+  // Implementation detail: the packed layout and its parameters (owned by the kernel code).
+  AlignedBuffer<std::uint8_t> packed_;
+  std::int64_t rows_ = 0, cols_ = 0;
+  float scale_w_ = 1.0f;
+};
+
+// ---- products -----------------------------------------------------------------------------------
+// acc[t, r] = sum_c W[r, c] * q[t, c], exact int32. acc: [T, rows] row-major. T = 1 is the GEMV.
+void matmul_int32(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc);
+// y[t, r] = acc[t, r] / (a.scale[t] * W.scale_w()), y row stride ld_y (>= rows).
+void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std::int64_t ld_y);
+
+}  // namespace bitmamba::ternary
