@@ -12,13 +12,13 @@ namespace bitmamba::ssm {
 
 const SsmKernels& active_kernels() {
   switch (active_isa()) {
-#if defined(BITMAMBA_HAVE_X86_KERNELS) && defined(BITMAMBA_SSM_SIMD)
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
     case Isa::kAvx2:
       return kernels_avx2();
     case Isa::kAvx512:
       return kernels_avx512();
 #endif
-#if defined(BITMAMBA_HAVE_ARM_KERNELS) && defined(BITMAMBA_SSM_SIMD)
+#if defined(BITMAMBA_HAVE_ARM_KERNELS)
     case Isa::kNeon:
     case Isa::kNeonDot:
       return kernels_neon();

@@ -440,6 +440,19 @@ void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, 
   }
 }
 
+template <class VM>
+void exp_array(const float* in, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::exp(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, VM::exp(load_part<VM>(in + i, n - i)), n - i);
+}
+template <class VM>
+void silu_array(const float* in, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::silu(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, VM::silu(load_part<VM>(in + i, n - i)), n - i);
+}
+
 // The kernel table of this set.
 template <class VM>
 SsmKernels make_kernels(const char* name) {
@@ -449,6 +462,8 @@ SsmKernels make_kernels(const char* name) {
   k.scan_chunked = &scan_chunked_range<VM>;
   k.gate_silu = &gate_silu_rows<VM>;
   k.gated_rmsnorm = &gated_rmsnorm_rows<VM>;
+  k.exp_array = &exp_array<VM>;
+  k.silu_array = &silu_array<VM>;
   k.name = name;
   return k;
 }
