@@ -104,8 +104,8 @@ void selective_scan(const ScanShape& s, std::int64_t T, const float* x, std::int
 }
 
 ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T) {
-  // Measured rule (docs/benchmarks_ssm.md): see the benchmark for the crossover.
-  if (s.d_state <= kChunkedMinState || T < kChunkedMinTokens) return ScanMethod::kSequential;
+  // Measured crossover (ssm_internal.h, docs/benchmarks_ssm.md).
+  if (s.d_state < kChunkedMinState || T < kChunkedMinTokens) return ScanMethod::kSequential;
   return ScanMethod::kChunked;
 }
 

@@ -87,9 +87,11 @@ const SsmKernels& active_kernels();
 
 // Default chunk length of the chunked method.
 constexpr std::int64_t kDefaultChunk = 64;
-// ScanMethod::kAuto uses the chunked method when d_state > kChunkedMinState and T >= kChunkedMinTokens
-// (measured crossover, docs/benchmarks_ssm.md).
-constexpr std::int64_t kChunkedMinState = 1;
-constexpr std::int64_t kChunkedMinTokens = 64;
+// ScanMethod::kAuto uses the chunked method when d_state >= kChunkedMinState and T >= kChunkedMinTokens.
+// Measured (AVX2, one thread, H=16 P=64 G=1, CPU time): chunked / sequential throughput was about
+// 1.0 at N=16, 1.15-1.4 at N=32..64 and T>=256, 1.4-1.6 at N=128 and T>=512, and below 1 for
+// T<=128 or small N. See docs/benchmarks_ssm.md.
+constexpr std::int64_t kChunkedMinState = 32;
+constexpr std::int64_t kChunkedMinTokens = 256;
 
 }  // namespace bitmamba::ssm
