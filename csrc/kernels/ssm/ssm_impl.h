@@ -150,7 +150,13 @@ template <class VM>
 void head_params_row(const ScanArgs& a, std::int64_t t, std::int64_t h0, std::int64_t h1, float* dt,
                      float* dA) {
   const float* raw = a.dt_raw + t * a.ld_dt;
-  for (std::int64_t hd = h0; hd < h1; ++hd) {
+  std::int64_t hd = h0;
+  for (; hd + VM::W <= h1; hd += VM::W) {
+    const auto d = VM::softplus(VM::add(VM::load(raw + hd), VM::load(a.dt_bias + hd)));
+    VM::store(dt + (hd - h0), d);
+    VM::store(dA + (hd - h0), VM::exp(VM::mul(VM::load(a.A + hd), d)));
+  }
+  for (; hd < h1; ++hd) {
     dt[hd - h0] = softplus_ref(raw[hd] + a.dt_bias[hd]);
     dA[hd - h0] = std::exp(a.A[hd] * dt[hd - h0]);
   }
@@ -493,6 +499,13 @@ void silu_array(const float* in, float* out, std::int64_t n) {
   if (i < n) store_part<VM>(out + i, VM::silu(load_part<VM>(in + i, n - i)), n - i);
 }
 
+template <class VM>
+void softplus_array(const float* in, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::softplus(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, VM::softplus(load_part<VM>(in + i, n - i)), n - i);
+}
+
 // The kernel table of this set.
 template <class VM>
 SsmKernels make_kernels(const char* name) {
@@ -504,6 +517,7 @@ SsmKernels make_kernels(const char* name) {
   k.gated_rmsnorm = &gated_rmsnorm_rows<VM>;
   k.exp_array = &exp_array<VM>;
   k.silu_array = &silu_array<VM>;
+  k.softplus_array = &softplus_array<VM>;
   k.name = name;
   return k;
 }

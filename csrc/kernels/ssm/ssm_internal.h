@@ -67,9 +67,10 @@ struct SsmKernels {
   void (*gated_rmsnorm)(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
                         const float* weight, std::int64_t t_begin, std::int64_t t_end,
                         std::int64_t C, std::int64_t n_groups, float eps);
-  // The set's vector exp and silu over an array (for the tests of their stated error bounds).
+  // The set's vector exp, silu and softplus over an array (for the tests of their stated error bounds).
   void (*exp_array)(const float* in, float* out, std::int64_t n);
   void (*silu_array)(const float* in, float* out, std::int64_t n);
+  void (*softplus_array)(const float* in, float* out, std::int64_t n);
   const char* name;
 };
 
