@@ -212,11 +212,14 @@ def test_scan_bad_input_errors():
         ssm.selective_scan(a["x"], a["dt"], a["A"], a["B"], a["C"][:4], a["D"], a["dt_bias"])
 
 
-def test_auto_rule_is_sequential_for_bitmamba_shape():
-    assert ssm.scan_method_for(32, 128, 1, 32, 512) == "sequential"
+def test_auto_rule():
+    # The measured rule of csrc/kernels/ssm/ssm_internal.h (kChunkedMinTokens & co).
+    assert ssm.scan_method_for(32, 128, 1, 32, 512) == "sequential"    # BitMamba-2: d_state 1
     assert ssm.scan_method_for(32, 128, 1, 32, 1) == "sequential"
-    assert ssm.scan_method_for(64, 64, 128, 1, 1) == "sequential"
+    assert ssm.scan_method_for(64, 64, 128, 1, 1) == "sequential"      # decode step
+    assert ssm.scan_method_for(64, 64, 128, 1, 128) == "sequential"
     assert ssm.scan_method_for(64, 64, 128, 1, 1024) == "chunked"
+    assert ssm.scan_method_for(16, 64, 16, 1, 64) == "chunked"
 
 
 # ---------------------------------------------------------------- conv
