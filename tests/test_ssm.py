@@ -171,6 +171,29 @@ def test_scan_extremes_stay_finite(isa):
         close(h, h_ref, SCAN_RTOL, method)
 
 
+@pytest.mark.parametrize("N,G,method", [(1, 4, "sequential"), (16, 2, "sequential"), (16, 2, "chunked"),
+                                        (128, 1, "chunked")])
+def test_forced_scalar_matches_vector_paths(N, G, method):
+    """The scalar kernel set and every vector set agree closely (same algorithm, different exp/sums)."""
+    rng = np.random.default_rng(N + G)
+    a = rand_scan(rng, 300, 4, 24, N, G)
+    h0 = rng.standard_normal((4, 24, N)).astype(np.float32)
+    before = bitmamba.get_isa()
+    try:
+        bitmamba.set_isa("scalar")
+        y_s, h_s = call_scan(a, h0, method=method)
+        w = rng.standard_normal((96, 4)).astype(np.float32)
+        conv_s = ssm.causal_conv1d(a["x"].reshape(300, -1), w, None)[0]
+        for isa in _isas():
+            bitmamba.set_isa(isa)
+            y, h = call_scan(a, h0, method=method)
+            close(y, y_s, SCAN_RTOL, f"y {isa}")
+            close(h, h_s, SCAN_RTOL, f"h {isa}")
+            close(ssm.causal_conv1d(a["x"].reshape(300, -1), w, None)[0], conv_s, ELEM_RTOL, f"conv {isa}")
+    finally:
+        bitmamba.set_isa(before)
+
+
 def test_scan_empty_sequence_keeps_state(isa):
     rng = np.random.default_rng(1)
     a = rand_scan(rng, 0, 2, 4, 3, 1)
