@@ -217,6 +217,22 @@ def test_scan_golden(golden_dir, isa, name, method):
     close(h, g["h_final"], SCAN_RTOL, f"{name} h")
 
 
+def test_scan_accepts_flat_B_C_and_per_head_D():
+    rng = np.random.default_rng(3)
+    T, H, P, N, G = 9, 4, 8, 5, 2
+    a = rand_scan(rng, T, H, P, N, G)
+    Dh = rng.standard_normal(H).astype(np.float32)
+    y_ref, h_ref = ref_scan(a["x"], a["dt"], a["A"], a["B"], a["C"], np.repeat(Dh[:, None], P, 1),
+                            a["dt_bias"], np.zeros((H, P, N)))
+    y, h = ssm.selective_scan(a["x"], a["dt"], a["A"], a["B"].reshape(T, G * N), a["C"].reshape(T, G * N),
+                              Dh, a["dt_bias"], n_groups=G)
+    close(y, y_ref, SCAN_RTOL, "y")
+    close(h, h_ref, SCAN_RTOL, "h")
+    with pytest.raises(ValueError, match="n_groups"):
+        ssm.selective_scan(a["x"], a["dt"], a["A"], a["B"].reshape(T, G * N), a["C"].reshape(T, G * N),
+                           Dh, a["dt_bias"])
+
+
 def test_scan_bad_input_errors():
     rng = np.random.default_rng(0)
     a = rand_scan(rng, 5, 4, 8, 2, 2)
