@@ -162,8 +162,7 @@ void head_params_row(const ScanArgs& a, std::int64_t t, std::int64_t h0, std::in
   }
 }
 
-// Sequential scan, heads [h0, h1): per head, channels outer and tokens inner with the state held in
-// registers (N = 1: 4 vectors of channels; N > 1: 4 rows of the state at a time, kept in L1).
+// Sequential scan, heads [h0, h1), the recurrence token by token.
 // d_state 1 (BitMamba-2): the whole state of the range is one float per channel (8 KB for 2048
 // channels), so it stays in L1 and the tokens go outermost: x and y are then read and written as
 // contiguous row segments. (Channels outer with tokens inner was measured 2-3x slower here: every
@@ -207,6 +206,8 @@ void scan_state1_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
   }
 }
 
+// d_state > 1: per head, channels outer and tokens inner: a block of 16 state rows stays in L1 while
+// a tile of 64 tokens goes by, and each load of B[t] and C[t] serves 4 rows held in registers.
 template <class VM>
 void scan_sequential_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
   using V = typename VM::V;
@@ -442,6 +443,10 @@ void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, 
         const float* Dh = a.D + hd * P;
         for (std::int64_t t = 0; t < Lc; ++t) {
           const float* xr = xh + t * a.ld_x;
+          // The next head reads the neighbouring columns of these rows: rows are far apart in memory
+          // (H*P floats), so ask for them now rather than stall on each one then.
+          if (hd + 1 < he)
+            for (std::int64_t p = 0; p < P; p += 16) __builtin_prefetch(xr + P + p);
           for (std::int64_t p = 0; p < P; ++p) {
             Xs[t * P + p] = dtv[t] * xr[p];
             Y[t * P + p] = Dh[p] * xr[p];
