@@ -44,7 +44,11 @@ class Ternary:
         return float(np.count_nonzero(self.codes == 0)) / max(1, self.codes.size)
 
 
-def quantize_ternary(w: np.ndarray) -> Ternary:
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or Inf: the converter refuses to write such a model."""
+
+
+def quantize_ternary(w: np.ndarray, name: str = "weight") -> Ternary:
     """Absmean ternary quantization of a latent fp weight [out, in] (DESIGN.md section 3):
     scale_w = 1 / max(mean|W|, 1e-5), codes = clamp(round_half_even(W * scale_w), -1, 1).
 
@@ -52,7 +56,10 @@ def quantize_ternary(w: np.ndarray) -> Ternary:
     bitmamba.nn's exact inference mode does the same, so both sides agree bit for bit."""
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 2:
-        raise ValueError(f"expected a 2-D weight, got shape {w.shape}")
+        raise ValueError(f"{name}: expected a 2-D weight, got shape {w.shape}")
+    if not np.isfinite(w).all():
+        bad = int(np.count_nonzero(~np.isfinite(w)))
+        raise NonFiniteError(f"{name}: {bad} NaN/Inf values in the weight")
     mean = float(np.abs(w.astype(np.float64)).mean()) if w.size else 0.0
     scale = np.float32(1.0 / max(mean, 1e-5))
     codes = np.clip(np.rint(w.astype(np.float64) * np.float64(scale)), -1, 1).astype(np.int8)
