@@ -165,11 +165,18 @@ def test_tokenizer_embedded_and_i8_rows(tmp_path, data_dir):
     assert f["tokenizer.ggml.model"] == "gpt2"
     tokens = f["tokenizer.ggml.tokens"]
     assert len(tokens) == 50257 and tokens[50256] == "<|endoftext|>" and tokens[262] == "Ġthe"
+    assert tokens[40559] == "ĠClaude"  # the shared copy's defect is repaired (assets/gpt2/README.md)
     assert f["tokenizer.ggml.eos_token_id"] == 50256 and f["tokenizer.ggml.bos_token_id"] == 50256
     assert len(f["tokenizer.ggml.merges"]) == 50000 and f["tokenizer.ggml.merges"][0] == "Ġ t"
     assert f["tokenizer.ggml.token_type"][50256] == 3 and f["tokenizer.ggml.token_type"][0] == 1
     hf = f["tokenizer.huggingface.json"]
-    assert hf == tok_path.read_text(encoding="utf-8")
+    spec, orig = json.loads(hf), json.loads(tok_path.read_text(encoding="utf-8"))
+    assert spec["model"]["merges"] == orig["model"]["merges"] and spec["added_tokens"] == orig["added_tokens"]
+    assert spec["model"]["type"] == "BPE"
+    from tokenizers import Tokenizer
+
+    text = "The quick brown fox: naïve café, 1234! Claude"
+    assert Tokenizer.from_str(hf).encode(text).ids[:3] == [464, 2068, 7586]
     types = {t.name: t.type_name for t in r.tensors.values()}
     assert types["output.weight"] == "I8" and types["blk.0.ssm_in.weight"] == "I8"  # rows of 32: not TQ
     ids = np.array([464, 2068, 7586, 21831, 50256])
