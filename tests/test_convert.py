@@ -392,3 +392,42 @@ def test_truncated_or_corrupt_gguf_is_a_clear_error(golden_dir, tmp_path):
     with pytest.raises(ValueError, match="outside the file"):
         read_gguf(tmp_path / "badoff.gguf")
     assert t.shape == (512, 128)
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_pytorch_dir_with_half_precision_safetensors(torch_model_dir, tmp_path, dtype):
+    """Checkpoints saved in F16 / BF16 (e.g. from a mixed-precision run) convert to the same model as the
+    float32 values they hold."""
+    from bitmamba.formats.pytorch_dir import read_pytorch_dir, read_safetensors
+
+    d, _, _ = torch_model_dir
+    sd = read_safetensors(d / "model.safetensors")
+    header, blobs, off = {}, [], 0
+    rounded = {}
+    for k, v in sd.items():
+        if dtype == "F16":
+            raw = v.astype(np.float16)
+            rounded[k] = raw.astype(np.float32)
+        else:  # truncate to bfloat16 (numpy has no such dtype: keep the top 16 bits)
+            raw = (np.ascontiguousarray(v).view(np.uint32) >> 16).astype(np.uint16)
+            rounded[k] = (raw.astype(np.uint32) << 16).view(np.float32)
+        b = raw.tobytes()
+        header[k] = {"dtype": dtype, "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hj = json.dumps(header).encode()
+    nd = tmp_path / "half"
+    nd.mkdir()
+    (nd / "config.json").write_text((d / "config.json").read_text())
+    (nd / "model.safetensors").write_bytes(len(hj).to_bytes(8, "little") + hj + b"".join(blobs))
+    ck = read_pytorch_dir(nd)
+    from bitmamba.formats.checkpoint import quantize_ternary
+
+    for k, v in rounded.items():
+        t = ck.tensors[k]
+        if hasattr(t, "codes"):
+            q = quantize_ternary(v)
+            np.testing.assert_array_equal(t.codes, q.codes)
+            assert t.scale == q.scale
+        else:
+            np.testing.assert_array_equal(t, v)
