@@ -15,8 +15,8 @@ import pytest
 from bitmamba import reference
 from bitmamba.cli import main as cli_main
 from bitmamba.convert import ConversionError, convert, detect_source_kind
-from bitmamba.formats.bit2 import read_bit2, write_bit2
-from bitmamba.formats.gguf_io import read_gguf, write_gguf
+from bitmamba.formats.bit2 import read_bit2
+from bitmamba.formats.gguf_io import read_gguf
 from bitmamba.formats.ternary_pack import pack_tq1_0, pack_tq2_0, unpack_tq1_0, unpack_tq2_0
 from nn_parity import assert_logits_match
 
