@@ -1,0 +1,233 @@
+"""Checkpoint conversion: PyTorch directory, Flax msgpack, BIT2 `.bin` or GGUF in; GGUF or BIT2 out.
+
+    from bitmamba.convert import convert
+    result = convert("ckpt/", "model.gguf")             # ternary TQ2_0, f32 embedding, GPT-2 tokenizer
+
+Every conversion is checked before anything is written: NaN/Inf anywhere -> refuse (ConversionError);
+dead layers (all-zero ternary weights or norm weights) and degenerate scales -> warnings in the report.
+Output goes to a temporary file renamed at the end, so an interrupted conversion leaves no broken file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .formats.checkpoint import Checkpoint, NonFiniteError, Ternary, tensor_names
+
+GGUF_MAGIC = b"GGUF"
+BIT2_MAGIC = (0x42495432).to_bytes(4, "little")
+PACKAGED_TOKENIZER = Path(__file__).resolve().parent / "assets" / "gpt2" / "tokenizer.json"
+
+
+class ConversionError(ValueError):
+    """The source cannot be converted (non-finite values, unsupported layout for the target, ...)."""
+
+
+@dataclass
+class ConversionResult:
+    source_kind: str
+    target_kind: str
+    out_path: Optional[Path]
+    file_size: int
+    checkpoint: Checkpoint
+    warnings: List[str] = field(default_factory=list)
+    tokenizer_embedded: bool = False
+    report: str = ""
+
+
+def detect_source_kind(src) -> str:
+    """'pytorch' (a directory), 'bit2', 'gguf' or 'flax' (by magic bytes, then by suffix)."""
+    p = Path(src)
+    if p.is_dir():
+        return "pytorch"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file or directory")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == GGUF_MAGIC:
+        return "gguf"
+    if head == BIT2_MAGIC:
+        return "bit2"
+    if p.suffix == ".msgpack" or (head and 0x80 <= head[0] <= 0x8F) or head[:1] in (b"\xde", b"\xdf"):
+        return "flax"  # a msgpack map at the top level
+    raise ValueError(f"{p}: not a recognised checkpoint (expected a PyTorch checkpoint directory, a Flax "
+                     ".msgpack, a BIT2 .bin or a GGUF file)")
+
+
+def load_checkpoint(src, kind: Optional[str] = None) -> Checkpoint:
+    kind = kind or detect_source_kind(src)
+    try:
+        if kind == "pytorch":
+            from .formats.pytorch_dir import read_pytorch_dir
+
+            return read_pytorch_dir(src)
+        if kind == "flax":
+            from .formats.flax_msgpack import read_flax_msgpack
+
+            return read_flax_msgpack(src)
+        if kind == "bit2":
+            from .formats.bit2 import read_bit2
+
+            return read_bit2(src)
+        if kind == "gguf":
+            from .formats.gguf_io import read_gguf
+
+            return read_gguf(src)
+    except NonFiniteError as e:
+        raise ConversionError(f"{src}: {e}; refusing to convert a model with NaN/Inf weights") from None
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def check_checkpoint(ck: Checkpoint) -> List[str]:
+    """Raise ConversionError on NaN/Inf; return warnings about suspicious but writable content."""
+    bad = []
+    for name, t in ck.tensors.items():
+        if isinstance(t, Ternary):
+            if not np.isfinite(t.scale) or t.scale <= 0:
+                bad.append(f"{name}.scale = {t.scale}")
+        elif not np.isfinite(np.asarray(t)).all():
+            bad.append(f"{name} ({int(np.count_nonzero(~np.isfinite(np.asarray(t))))} NaN/Inf values)")
+    if bad:
+        raise ConversionError("refusing to write a model with non-finite values: " + "; ".join(bad[:5]) +
+                              (f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""))
+    warnings = []
+    for name, t in ck.tensors.items():
+        if isinstance(t, Ternary):
+            if not np.any(t.codes):
+                warnings.append(f"dead tensor: {name} has only zero codes (its layer contributes nothing)")
+            elif t.sparsity() > 0.99:
+                warnings.append(f"{name} is {100 * t.sparsity():.2f}% zeros")
+            if t.scale >= np.float32(1e5) * np.float32(0.999):
+                warnings.append(f"{name}: scale_w {float(t.scale):.3g} at the 1/1e-5 floor (weights near zero)")
+        elif name.endswith("norm.weight") or name == "norm_f.weight":
+            if not np.any(np.asarray(t)):
+                warnings.append(f"dead tensor: {name} is all zeros (the norm output is zero)")
+    return warnings
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+
+
+def format_report(ck: Checkpoint, warnings: List[str], source_kind: str = "", target: str = "",
+                  out_path=None, file_size: int = 0, extra: Optional[List[str]] = None) -> str:
+    cfg = ck.config
+    tern = [(n, ck.tensors[n]) for n in tensor_names(cfg) if isinstance(ck.tensors[n], Ternary)]
+    n_tern = sum(t.codes.size for _, t in tern)
+    n_all = ck.num_parameters()
+    lines = [
+        f"model:      {cfg.layout}, d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads "
+        f"(head_dim {cfg.head_dim}), d_state {cfg.d_state}, groups {cfg.n_groups}, vocab {cfg.vocab_size}",
+        f"parameters: {n_all:,} total = {n_tern:,} ternary + {n_all - n_tern:,} float "
+        f"(embedding {cfg.vocab_size * cfg.d_model:,})",
+    ]
+    if source_kind:
+        lines.append(f"source:     {source_kind}")
+    zeros = sum(int(np.count_nonzero(t.codes == 0)) for _, t in tern)
+    lines.append(f"ternary:    {len(tern)} tensors, {100.0 * zeros / max(1, n_tern):.1f}% zeros overall")
+    lines.append("  tensor                             shape           zeros    -1      +1      scale_w")
+    for n, t in tern:
+        c = t.codes
+        neg = np.count_nonzero(c < 0) / max(1, c.size)
+        pos = np.count_nonzero(c > 0) / max(1, c.size)
+        shape = "x".join(map(str, t.shape))
+        lines.append(f"  {n:<34} {shape:<15} {100 * t.sparsity():5.1f}%  {100 * neg:5.1f}%  {100 * pos:5.1f}%  "
+                     f"{float(t.scale):.6g}")
+    for e in extra or []:
+        lines.append(e)
+    if out_path is not None:
+        lines.append(f"output:     {out_path} ({target}, {_human(file_size)}, {file_size:,} bytes, "
+                     f"{8.0 * file_size / max(1, n_all):.2f} bits/parameter)")
+    if warnings:
+        lines.append(f"warnings ({len(warnings)}):")
+        lines += [f"  - {w}" for w in warnings]
+    else:
+        lines.append("warnings:   none")
+    return "\n".join(lines)
+
+
+def resolve_tokenizer(ck: Checkpoint, tokenizer: Optional[str]) -> (Optional[str], str):
+    """(tokenizer.json text or None, where it came from)."""
+    if tokenizer:
+        p = Path(tokenizer)
+        if p.is_dir():
+            p = p / "tokenizer.json"
+        if not p.is_file():
+            raise FileNotFoundError(f"tokenizer not found: {p} (give a tokenizer.json or a directory holding one)")
+        return p.read_text(encoding="utf-8"), str(p)
+    if ck.tokenizer_json:
+        return ck.tokenizer_json, "the source checkpoint"
+    env = os.environ.get("BITMAMBA_TOKENIZER")
+    if env and Path(env).is_file():
+        return Path(env).read_text(encoding="utf-8"), env
+    if PACKAGED_TOKENIZER.is_file():
+        return PACKAGED_TOKENIZER.read_text(encoding="utf-8"), f"packaged GPT-2 ({PACKAGED_TOKENIZER})"
+    return None, ""
+
+
+def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", embed_type: str = "f32",
+            tokenizer: Optional[str] = None, embed_tokenizer: bool = True, name: Optional[str] = None,
+            dry_run: bool = False) -> ConversionResult:
+    """Convert `src` (PyTorch dir, Flax msgpack, BIT2, GGUF) to `out` (GGUF or BIT2; `to` defaults from the
+    suffix: .bin -> bit2, anything else -> gguf). Raises ConversionError (NaN/Inf, unsupported layout),
+    ValueError (bad input) or FileNotFoundError."""
+    out = Path(out)
+    to = (to or ("bit2" if out.suffix == ".bin" else "gguf")).lower()
+    if to not in ("gguf", "bit2"):
+        raise ValueError(f"--to must be gguf or bit2, got {to!r}")
+    kind = detect_source_kind(src)
+    ck = load_checkpoint(src, kind)
+    if name:
+        ck.name = name
+    warnings = check_checkpoint(ck)
+    extra = []
+    tok_text = None
+    if to == "gguf" and embed_tokenizer:
+        tok_text, origin = resolve_tokenizer(ck, tokenizer)
+        if tok_text is None:
+            warnings.append("no tokenizer embedded (none in the source, no --tokenizer, no packaged GPT-2 "
+                            "tokenizer): the file works with token ids only")
+        else:
+            from .formats.gguf_tokenizer import tokenizer_metadata
+
+            n_tok = len(tokenizer_metadata(tok_text)["tokens"])
+            if n_tok != ck.config.vocab_size:
+                msg = (f"tokenizer from {origin} has {n_tok} tokens but the model's vocabulary is "
+                       f"{ck.config.vocab_size}")
+                if tokenizer:
+                    raise ConversionError(msg)
+                warnings.append(msg + ": not embedded")
+                tok_text = None
+            else:
+                extra.append(f"tokenizer:  {n_tok} tokens from {origin}")
+    if to == "bit2":
+        cfg = ck.config
+        if cfg.layout != "bitmamba2" or cfg.expand != 2 or cfg.d_conv != 4:
+            raise ConversionError(f"BIT2 holds only the BitMamba-2 layout (expand 2, conv 4); this model is "
+                                  f"{cfg.layout}, expand {cfg.expand}, conv {cfg.d_conv}: convert to GGUF")
+        for n, t in ck.tensors.items():
+            if isinstance(t, Ternary) and t.codes.size % 4:
+                raise ConversionError(f"BIT2 needs rows*cols of {n} to be a multiple of 4, got {t.shape}")
+        if ck.config.d_size != ck.config.d_inner:
+            raise ConversionError("BIT2 stores D per channel")
+    size = 0
+    if not dry_run:
+        if to == "gguf":
+            from .formats.gguf_io import write_gguf
+
+            size = write_gguf(ck, out, ternary_type=ternary_type, embed_type=embed_type, tokenizer_json=tok_text)
+        else:
+            from .formats.bit2 import write_bit2
+
+            size = write_bit2(ck, out)
+    target = f"GGUF {ternary_type.upper()} ternary, {embed_type.upper()} embedding" if to == "gguf" else "BIT2"
+    rep = format_report(ck, warnings, source_kind=f"{kind} ({src})", target=target,
+                        out_path=None if dry_run else out, file_size=size, extra=extra)
+    return ConversionResult(kind, to, None if dry_run else out, size, ck, warnings, tok_text is not None, rep)

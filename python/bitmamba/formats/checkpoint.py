@@ -1,0 +1,141 @@
+"""The converter's neutral in-memory model: a config plus named numpy arrays, ternary projections kept as
+their {-1,0,+1} codes and exact fp32 scale_w. Every reader produces one, every writer consumes one, and
+bitmamba.reference runs it.
+
+Tensor names are those of the PyTorch state dict (bitmamba.nn):
+  embed.weight [V, D]
+  layers.{i}.in_proj.norm.weight [D]           layers.{i}.in_proj.weight   Ternary [in_proj_dim, D]
+  layers.{i}.conv1d.weight [conv_dim, 1, K]    layers.{i}.conv1d.bias [conv_dim]
+  layers.{i}.dt_bias [H]   layers.{i}.A_log [H]   layers.{i}.D [d_inner] (bitmamba2) or [H] (mamba2)
+  layers.{i}.norm.weight [d_inner]             (mamba2 layout only: gated RMSNorm)
+  layers.{i}.out_proj.norm.weight [d_inner]    layers.{i}.out_proj.weight  Ternary [D, d_inner]
+  norm_f.weight [D]   lm_head.norm.weight [D]   lm_head.weight Ternary [V, D]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple, Union
+
+import numpy as np
+
+from ..nn.config import BitMambaConfig
+
+
+@dataclass
+class Ternary:
+    """A ternary weight: codes int8 [out, in] in {-1, 0, +1} and the per-tensor scale_w (float32):
+    the real-valued weight is codes / scale_w."""
+
+    codes: np.ndarray
+    scale: np.float32
+
+    def __post_init__(self) -> None:
+        self.codes = np.ascontiguousarray(self.codes, dtype=np.int8)
+        self.scale = np.float32(self.scale)
+        if self.codes.ndim != 2:
+            raise ValueError(f"ternary codes must be 2-D [out, in], got shape {self.codes.shape}")
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return tuple(self.codes.shape)
+
+    def sparsity(self) -> float:
+        """Fraction of zero codes."""
+        return float(np.count_nonzero(self.codes == 0)) / max(1, self.codes.size)
+
+
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or Inf: the converter refuses to write such a model."""
+
+
+def quantize_ternary(w: np.ndarray, name: str = "weight") -> Ternary:
+    """Absmean ternary quantization of a latent fp weight [out, in] (DESIGN.md section 3):
+    scale_w = 1 / max(mean|W|, 1e-5), codes = clamp(round_half_even(W * scale_w), -1, 1).
+
+    The mean is taken in float64 and scale_w rounded once to float32; the codes use that float32 scale_w.
+    bitmamba.nn's exact inference mode does the same, so both sides agree bit for bit."""
+    w = np.asarray(w, dtype=np.float32)
+    if w.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D weight, got shape {w.shape}")
+    if not np.isfinite(w).all():
+        bad = int(np.count_nonzero(~np.isfinite(w)))
+        raise NonFiniteError(f"{name}: {bad} NaN/Inf values in the weight")
+    mean = float(np.abs(w.astype(np.float64)).mean()) if w.size else 0.0
+    scale = np.float32(1.0 / max(mean, 1e-5))
+    codes = np.clip(np.rint(w.astype(np.float64) * np.float64(scale)), -1, 1).astype(np.int8)
+    return Ternary(codes, scale)
+
+
+Tensor = Union[np.ndarray, Ternary]
+
+
+def tensor_names(cfg: BitMambaConfig) -> List[str]:
+    """All tensor names of a model of this shape, in BIT2 file order."""
+    names = ["embed.weight"]
+    for i in range(cfg.n_layers):
+        p = f"layers.{i}."
+        names += [p + "in_proj.norm.weight", p + "in_proj.weight", p + "conv1d.weight", p + "conv1d.bias",
+                  p + "dt_bias", p + "A_log", p + "D"]
+        if cfg.layout == "mamba2":
+            names.append(p + "norm.weight")
+        names += [p + "out_proj.norm.weight", p + "out_proj.weight"]
+    return names + ["norm_f.weight", "lm_head.norm.weight", "lm_head.weight"]
+
+
+def expected_shapes(cfg: BitMambaConfig) -> Dict[str, Tuple[int, ...]]:
+    D, V, H = cfg.d_model, cfg.vocab_size, cfg.n_heads
+    out = {"embed.weight": (V, D), "norm_f.weight": (D,), "lm_head.norm.weight": (D,), "lm_head.weight": (V, D)}
+    for i in range(cfg.n_layers):
+        p = f"layers.{i}."
+        out.update({
+            p + "in_proj.norm.weight": (D,), p + "in_proj.weight": (cfg.in_proj_dim, D),
+            p + "conv1d.weight": (cfg.conv_dim, 1, cfg.d_conv), p + "conv1d.bias": (cfg.conv_dim,),
+            p + "dt_bias": (H,), p + "A_log": (H,), p + "D": (cfg.d_size,),
+            p + "out_proj.norm.weight": (cfg.d_inner,), p + "out_proj.weight": (D, cfg.d_inner),
+        })
+        if cfg.layout == "mamba2":
+            out[p + "norm.weight"] = (cfg.d_inner,)
+    return out
+
+
+def is_ternary_name(name: str) -> bool:
+    return name.endswith(("in_proj.weight", "out_proj.weight")) or name == "lm_head.weight"
+
+
+@dataclass
+class Checkpoint:
+    config: BitMambaConfig
+    tensors: Dict[str, Tensor] = field(default_factory=dict)
+    tokenizer_json: Union[str, None] = None  # the full tokenizer.json text, when the source carries one
+    name: str = "bitmamba2"
+
+    def validate(self) -> None:
+        """Every tensor present with the right shape and kind, nothing extra. Raises ValueError."""
+        want = expected_shapes(self.config)
+        missing = [n for n in want if n not in self.tensors]
+        if missing:
+            raise ValueError(f"checkpoint is missing {len(missing)} tensors, e.g. {missing[:3]}")
+        extra = [n for n in self.tensors if n not in want]
+        if extra:
+            raise ValueError(f"checkpoint has unexpected tensors: {extra[:5]}")
+        for n, shape in want.items():
+            t = self.tensors[n]
+            if is_ternary_name(n):
+                if not isinstance(t, Ternary):
+                    raise ValueError(f"{n}: expected a ternary tensor")
+                if t.shape != shape:
+                    raise ValueError(f"{n}: shape {t.shape}, expected {shape}")
+                if t.codes.size and (t.codes.min() < -1 or t.codes.max() > 1):
+                    raise ValueError(f"{n}: codes outside {{-1, 0, +1}}")
+            else:
+                if isinstance(t, Ternary):
+                    raise ValueError(f"{n}: expected a float tensor, got a ternary one")
+                if int(np.prod(t.shape)) != int(np.prod(shape)):
+                    raise ValueError(f"{n}: shape {tuple(t.shape)}, expected {shape}")
+
+    def float_tensor(self, name: str, shape=None) -> np.ndarray:
+        a = np.asarray(self.tensors[name], dtype=np.float32)
+        return a.reshape(shape) if shape is not None else a
+
+    def num_parameters(self) -> int:
+        return sum(int(np.prod(t.shape)) for t in self.tensors.values())

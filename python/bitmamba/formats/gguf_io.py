@@ -1,0 +1,231 @@
+"""GGUF files with `general.architecture = "bitmamba2"` (schema: docs/formats.md): writer and reader.
+
+Writing uses gguf-py's GGUFWriter; ternary tensors are packed here (TQ2_0 default, TQ1_0 optional, GGML I8
+codes for rows whose length is not a multiple of 256), each with its exact fp32 `<name>.scale`.
+One addition to the schema, optional for readers: `bitmamba2.ssm.a_log` (f32 array, n_layers * H) keeps
+the exact A_log values, because A = -exp(A_log) in float32 cannot always be inverted bit for bit, and we
+promise BIT2 -> GGUF -> BIT2 round trips byte for byte.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..nn.config import BitMambaConfig
+from .checkpoint import Checkpoint, Ternary
+from .ternary_pack import (QK, TQ1_BLOCK_BYTES, TQ2_BLOCK_BYTES, block_scales, pack_tq1_0, pack_tq2_0,
+                           unpack_tq1_0, unpack_tq2_0)
+
+ARCH = "bitmamba2"
+TERNARY_TYPES = ("tq2_0", "tq1_0")
+EMBED_TYPES = ("f32", "f16", "q8_0")
+
+
+def gguf_tensor_names(cfg: BitMambaConfig):
+    """checkpoint name -> GGUF name (A_log maps to ssm_a, which stores A = -exp(A_log))."""
+    m = {"embed.weight": "token_embd.weight", "norm_f.weight": "output_norm.weight",
+         "lm_head.norm.weight": "output_in_norm.weight", "lm_head.weight": "output.weight"}
+    for i in range(cfg.n_layers):
+        p, b = f"layers.{i}.", f"blk.{i}."
+        m.update({
+            p + "in_proj.norm.weight": b + "ssm_in_norm.weight", p + "in_proj.weight": b + "ssm_in.weight",
+            p + "conv1d.weight": b + "ssm_conv1d.weight", p + "conv1d.bias": b + "ssm_conv1d.bias",
+            p + "dt_bias": b + "ssm_dt.bias", p + "A_log": b + "ssm_a", p + "D": b + "ssm_d",
+            p + "out_proj.norm.weight": b + "ssm_out_norm.weight", p + "out_proj.weight": b + "ssm_out.weight",
+        })
+        if cfg.layout == "mamba2":
+            m[p + "norm.weight"] = b + "ssm_norm.weight"
+    return m
+
+
+def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: str = "f32",
+               tokenizer_json: Optional[str] = None) -> int:
+    """Write `ck` as GGUF atomically. Returns the file size. tokenizer_json: embed this tokenizer (its size
+    must equal the model's vocabulary)."""
+    import gguf
+
+    from .atomic import atomic_path
+
+    if ternary_type not in TERNARY_TYPES:
+        raise ValueError(f"ternary type must be one of {TERNARY_TYPES}, got {ternary_type!r}")
+    if embed_type not in EMBED_TYPES:
+        raise ValueError(f"embedding type must be one of {EMBED_TYPES}, got {embed_type!r}")
+    ck.validate()
+    cfg = ck.config
+    names = gguf_tensor_names(cfg)
+    Q = gguf.GGMLQuantizationType
+
+    with atomic_path(path) as tmp:
+        w = gguf.GGUFWriter(str(tmp), ARCH)
+        w.add_string("general.name", ck.name or ARCH)
+        w.add_uint32(f"{ARCH}.vocab_size", cfg.vocab_size)
+        w.add_uint32(f"{ARCH}.context_length", cfg.context_length)
+        w.add_uint32(f"{ARCH}.embedding_length", cfg.d_model)
+        w.add_uint32(f"{ARCH}.block_count", cfg.n_layers)
+        w.add_uint32(f"{ARCH}.ssm.inner_size", cfg.d_inner)
+        w.add_uint32(f"{ARCH}.ssm.head_count", cfg.n_heads)
+        w.add_uint32(f"{ARCH}.ssm.state_size", cfg.d_state)
+        w.add_uint32(f"{ARCH}.ssm.group_count", cfg.n_groups)
+        w.add_uint32(f"{ARCH}.ssm.conv_kernel", cfg.d_conv)
+        w.add_string(f"{ARCH}.ssm.layout", cfg.layout)
+        w.add_float32(f"{ARCH}.bitlinear.norm_epsilon", cfg.norm_eps)
+        w.add_float32(f"{ARCH}.ssm.norm_epsilon", cfg.ssm_norm_eps)
+        a_log = np.concatenate([np.asarray(ck.tensors[f"layers.{i}.A_log"], np.float32).ravel()
+                                for i in range(cfg.n_layers)])
+        w.add_key_value(f"{ARCH}.ssm.a_log", [float(v) for v in a_log], gguf.GGUFValueType.ARRAY,
+                        sub_type=gguf.GGUFValueType.FLOAT32)
+        if tokenizer_json is not None:
+            from .gguf_tokenizer import tokenizer_metadata
+
+            meta = tokenizer_metadata(tokenizer_json)
+            if len(meta["tokens"]) != cfg.vocab_size:
+                raise ValueError(f"tokenizer has {len(meta['tokens'])} tokens but the model's vocabulary is "
+                                 f"{cfg.vocab_size}")
+            w.add_tokenizer_model("gpt2")
+            w.add_tokenizer_pre("gpt-2")
+            w.add_token_list(meta["tokens"])
+            w.add_token_types(meta["token_types"])
+            w.add_token_merges(meta["merges"])
+            eos = meta["eos"] if meta["eos"] is not None else cfg.eos_token_id
+            w.add_eos_token_id(eos)
+            w.add_bos_token_id(meta["bos"] if meta["bos"] is not None else eos)
+            w.add_string("tokenizer.huggingface.json", tokenizer_json)
+        else:
+            w.add_eos_token_id(cfg.eos_token_id)
+
+        for src, dst in names.items():
+            t = ck.tensors[src]
+            if isinstance(t, Ternary):
+                rows, cols = t.shape
+                d = float(1.0 / np.float64(t.scale))  # fp16 block scale for generic GGUF tools
+                if cols % QK == 0:
+                    pack, qt = (pack_tq2_0, Q.TQ2_0) if ternary_type == "tq2_0" else (pack_tq1_0, Q.TQ1_0)
+                    w.add_tensor(dst, pack(t.codes, d), raw_dtype=qt)
+                else:
+                    w.add_tensor(dst, t.codes)  # GGML I8 codes
+                w.add_tensor(dst[: -len(".weight")] + ".scale", np.array([t.scale], dtype=np.float32))
+                continue
+            a = np.asarray(t, dtype=np.float32)
+            if src == "embed.weight":
+                if embed_type == "f16":
+                    a = a.astype(np.float16)
+                elif embed_type == "q8_0":
+                    if a.shape[1] % 32:
+                        raise ValueError(f"Q8_0 needs d_model to be a multiple of 32, got {a.shape[1]}")
+                    w.add_tensor(dst, gguf.quants.quantize(a, Q.Q8_0), raw_dtype=Q.Q8_0)
+                    continue
+            elif src.endswith("conv1d.weight"):
+                a = a.reshape(cfg.conv_dim, cfg.d_conv)
+            elif src.endswith("A_log"):
+                a = (-np.exp(a.astype(np.float64))).astype(np.float32).reshape(-1)
+            else:
+                a = a.reshape(-1) if a.ndim != 2 else a
+            w.add_tensor(dst, np.ascontiguousarray(a))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+    return os.path.getsize(path)
+
+
+# ---- reading --------------------------------------------------------------------------------------
+def _field(reader, key, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    return f.contents()
+
+
+def read_gguf(path) -> Checkpoint:
+    """Read a bitmamba2 GGUF back into a Checkpoint (ternary codes + exact scales)."""
+    import gguf
+
+    path = Path(path)
+    try:
+        r = gguf.GGUFReader(str(path))
+    except Exception as e:  # gguf-py raises assorted errors on corrupt files
+        raise ValueError(f"{path}: not a readable GGUF file ({e})") from None
+    arch = _field(r, "general.architecture")
+    if arch != ARCH:
+        raise ValueError(f"{path}: general.architecture is {arch!r}, expected {ARCH!r}")
+
+    def need(key):
+        v = _field(r, f"{ARCH}.{key}")
+        if v is None:
+            raise ValueError(f"{path}: missing metadata key {ARCH}.{key}")
+        return v
+
+    d_model = int(need("embedding_length"))
+    d_inner = int(need("ssm.inner_size"))
+    if d_inner % d_model:
+        raise ValueError(f"{path}: ssm.inner_size {d_inner} is not a multiple of embedding_length {d_model}")
+    eos = _field(r, "tokenizer.ggml.eos_token_id")
+    vocab = int(need("vocab_size"))
+    cfg = BitMambaConfig(
+        vocab_size=vocab, d_model=d_model, n_layers=int(need("block_count")),
+        n_heads=int(need("ssm.head_count")), d_state=int(need("ssm.state_size")),
+        n_groups=int(need("ssm.group_count")), expand=d_inner // d_model, d_conv=int(need("ssm.conv_kernel")),
+        layout=str(_field(r, f"{ARCH}.ssm.layout", "bitmamba2")),
+        norm_eps=float(_field(r, f"{ARCH}.bitlinear.norm_epsilon", 1e-6)),
+        ssm_norm_eps=float(_field(r, f"{ARCH}.ssm.norm_epsilon", 1e-5)),
+        eos_token_id=int(eos) if eos is not None else min(50256, vocab - 1),
+        context_length=int(_field(r, f"{ARCH}.context_length", 2048)),
+    )
+    # Keep float32 metadata values exact (contents() goes through Python floats, which hold f32 exactly).
+    cfg.norm_eps = float(np.float32(cfg.norm_eps))
+    cfg.ssm_norm_eps = float(np.float32(cfg.ssm_norm_eps))
+    tensors = {t.name: t for t in r.tensors}
+    Q = gguf.GGMLQuantizationType
+    out = {}
+    a_log_all = _field(r, f"{ARCH}.ssm.a_log")
+    H = cfg.n_heads
+    for src, dst in gguf_tensor_names(cfg).items():
+        t = tensors.get(dst)
+        if t is None:
+            raise ValueError(f"{path}: missing tensor {dst}")
+        shape = tuple(int(x) for x in reversed(t.shape))  # GGUF lists dims fastest first
+        if src.endswith(("in_proj.weight", "out_proj.weight")) or src == "lm_head.weight":
+            rows, cols = shape
+            if t.tensor_type == Q.TQ2_0:
+                codes = unpack_tq2_0(t.data, rows, cols)
+            elif t.tensor_type == Q.TQ1_0:
+                codes = unpack_tq1_0(t.data, rows, cols)
+            elif t.tensor_type == Q.I8:
+                codes = np.asarray(t.data, dtype=np.int8).reshape(rows, cols)
+            else:
+                raise ValueError(f"{path}: {dst} has type {t.tensor_type.name}, expected TQ2_0, TQ1_0 or I8")
+            st = tensors.get(dst[: -len(".weight")] + ".scale")
+            if st is not None:
+                scale = np.float32(np.asarray(st.data, np.float32).reshape(-1)[0])
+            else:  # a file from another tool: fall back to the fp16 block scale
+                if t.tensor_type == Q.I8:
+                    raise ValueError(f"{path}: {dst} is I8 and has no .scale tensor")
+                bb = TQ2_BLOCK_BYTES if t.tensor_type == Q.TQ2_0 else TQ1_BLOCK_BYTES
+                scale = np.float32(1.0 / block_scales(t.data, bb)[0])
+            out[src] = Ternary(codes, scale)
+            continue
+        if t.tensor_type == Q.F32:
+            a = np.asarray(t.data, dtype=np.float32)
+        elif t.tensor_type == Q.F16:
+            a = np.asarray(t.data, dtype=np.float16).astype(np.float32)
+        elif t.tensor_type == Q.Q8_0:
+            a = gguf.quants.dequantize(np.asarray(t.data), Q.Q8_0)
+        else:
+            raise ValueError(f"{path}: {dst} has unsupported type {t.tensor_type.name}")
+        a = a.reshape(shape).copy()
+        if src.endswith("conv1d.weight"):
+            a = a.reshape(cfg.conv_dim, 1, cfg.d_conv)
+        elif src.endswith("A_log"):
+            i = int(src.split(".")[1])
+            if a_log_all is not None and len(a_log_all) == cfg.n_layers * H:
+                a = np.asarray(a_log_all[i * H:(i + 1) * H], dtype=np.float32)
+            else:
+                a = np.log(-a.astype(np.float64)).astype(np.float32)
+        out[src] = a
+    tok = _field(r, "tokenizer.huggingface.json")
+    ck = Checkpoint(cfg, out, tokenizer_json=tok, name=str(_field(r, "general.name", path.stem)))
+    ck.validate()
+    return ck

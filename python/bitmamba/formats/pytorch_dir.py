@@ -1,0 +1,72 @@
+"""PyTorch checkpoint directories (config.json + model.safetensors, as BitMambaLM.save_pretrained writes
+them), read with numpy only: the converter does not need torch."""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..nn.config import BitMambaConfig
+from .checkpoint import Checkpoint, expected_shapes, is_ternary_name, quantize_ternary
+
+_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}
+
+
+def read_safetensors(path) -> dict:
+    """name -> float32 array. Handles F32, F16, F64 and BF16 (which numpy lacks)."""
+    path = Path(path)
+    buf = path.read_bytes()
+    if len(buf) < 8:
+        raise ValueError(f"{path}: too short for a safetensors file")
+    (n,) = struct.unpack_from("<Q", buf, 0)
+    if 8 + n > len(buf):
+        raise ValueError(f"{path}: header length {n} runs past the end of the file")
+    try:
+        header = json.loads(buf[8:8 + n])
+    except ValueError:
+        raise ValueError(f"{path}: corrupt safetensors header") from None
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dt, shape, (a, b) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        if not (0 <= a <= b <= len(buf) - base):
+            raise ValueError(f"{path}: tensor {name} has offsets outside the file")
+        raw = buf[base + a: base + b]
+        if dt == "BF16":
+            arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        elif dt in _DTYPES:
+            arr = np.frombuffer(raw, _DTYPES[dt]).astype(np.float32)
+        else:
+            raise ValueError(f"{path}: tensor {name} has unsupported dtype {dt}")
+        if arr.size != int(np.prod(shape)):
+            raise ValueError(f"{path}: tensor {name} has {arr.size} values for shape {shape}")
+        out[name] = arr.reshape(shape)
+    return out
+
+
+def read_pytorch_dir(directory) -> Checkpoint:
+    d = Path(directory)
+    for f in ("config.json", "model.safetensors"):
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"{d}: no {f} (a PyTorch checkpoint directory needs config.json and "
+                                    "model.safetensors, as BitMambaLM.save_pretrained writes)")
+    cfg = BitMambaConfig.from_json(d / "config.json")
+    state = read_safetensors(d / "model.safetensors")
+    want = expected_shapes(cfg)
+    tensors = {}
+    for name in want:
+        if name not in state:
+            raise ValueError(f"{d}: model.safetensors lacks {name}")
+        a = state[name]
+        tensors[name] = quantize_ternary(a, name) if is_ternary_name(name) else np.ascontiguousarray(a)
+    extra = sorted(set(state) - set(want))
+    if extra:
+        raise ValueError(f"{d}: model.safetensors has tensors the config does not explain: {extra[:5]}")
+    tok = (d / "tokenizer.json").read_text(encoding="utf-8") if (d / "tokenizer.json").is_file() else None
+    ck = Checkpoint(cfg, tensors, tokenizer_json=tok, name=d.name)
+    ck.validate()
+    return ck

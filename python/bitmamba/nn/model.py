@@ -1,0 +1,189 @@
+"""BitMambaLM: embedding, Mamba-2 mixers with residuals, norm_f, ternary lm_head (DESIGN.md section 3).
+
+State-dict names are the converter's tensor names (bitmamba.formats.checkpoint), so a checkpoint directory
+converts without PyTorch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .bitlinear import BitLinear
+from .config import BitMambaConfig
+from .ssd import ssd_chunked, ssm_scan_sequential
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, n: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n))
+
+    def forward(self, x):
+        return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class GatedRMSNorm(nn.Module):
+    """Mamba-2's gated norm for the `mamba2` layout: RMSNorm(y * silu(z)) computed per group of
+    d_inner / n_groups channels (as mamba_ssm's RMSNormGated with group_size = d_inner / ngroups)."""
+
+    def __init__(self, n: int, n_groups: int, eps: float):
+        super().__init__()
+        self.n_groups, self.eps = n_groups, eps
+        self.weight = nn.Parameter(torch.ones(n))
+
+    def forward(self, y):  # y already multiplied by silu(z)
+        shp = y.shape
+        g = y.reshape(*shp[:-1], self.n_groups, shp[-1] // self.n_groups)
+        g = g / torch.sqrt(g.pow(2).mean(-1, keepdim=True) + self.eps)
+        return g.reshape(shp) * self.weight
+
+
+class Mamba2Mixer(nn.Module):
+    """One Mamba-2 mixer (the residual is added by the LM)."""
+
+    def __init__(self, cfg: BitMambaConfig):
+        super().__init__()
+        self.cfg = cfg
+        H, di = cfg.n_heads, cfg.d_inner
+        self.in_proj = BitLinear(cfg.d_model, cfg.in_proj_dim, eps=cfg.norm_eps)
+        self.conv1d = nn.Conv1d(cfg.conv_dim, cfg.conv_dim, cfg.d_conv, groups=cfg.conv_dim, bias=True,
+                                padding=cfg.d_conv - 1)
+        self.dt_bias = nn.Parameter(torch.empty(H))
+        self.A_log = nn.Parameter(torch.empty(H))
+        self.D = nn.Parameter(torch.ones(cfg.d_size))
+        if cfg.layout == "mamba2":
+            self.norm = GatedRMSNorm(di, cfg.n_groups, cfg.ssm_norm_eps)
+        self.out_proj = BitLinear(di, cfg.d_model, eps=cfg.norm_eps)
+        self.chunk_size = 64
+        self.sequential_scan = False  # exact inference uses the sequential recurrence, like the reference
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self) -> None:
+        """Mamba-2 initialisation: A uniform in [1, 16] (A_log = log A), dt log-uniform in [1e-3, 0.1] with
+        dt_bias its inverse softplus, D = 1."""
+        H = self.cfg.n_heads
+        self.A_log.copy_(torch.log(torch.empty(H).uniform_(1.0, 16.0)))
+        dt = torch.exp(torch.empty(H).uniform_(math.log(1e-3), math.log(0.1))).clamp_min(1e-4)
+        self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.D.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        Bsz, T, _ = x.shape
+        H, P, N, G, di = cfg.n_heads, cfg.head_dim, cfg.d_state, cfg.n_groups, cfg.d_inner
+        gn = G * N
+        z, xs, Bm, Cm, dt = torch.split(self.in_proj(x), [di, di, gn, gn, H], dim=-1)
+        if cfg.layout == "bitmamba2":
+            xc = F.silu(self.conv1d(xs.transpose(1, 2))[..., :T].transpose(1, 2))
+        else:
+            xbc = torch.cat([xs, Bm, Cm], dim=-1)
+            xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :T].transpose(1, 2))
+            xc, Bm, Cm = torch.split(xbc, [di, gn, gn], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)  # threshold 20: v for v > 20, as DESIGN.md
+        A = -torch.exp(self.A_log)
+        args = (xc.reshape(Bsz, T, H, P), dt, A, Bm.reshape(Bsz, T, G, N), Cm.reshape(Bsz, T, G, N))
+        if self.sequential_scan:
+            y, _ = ssm_scan_sequential(*args)
+        else:
+            y, _ = ssd_chunked(*args, chunk_size=self.chunk_size)
+        Dc = self.D if self.D.numel() == di else self.D.repeat_interleave(P)
+        y = (y.reshape(Bsz, T, di) + xc * Dc) * F.silu(z)
+        if cfg.layout == "mamba2":
+            y = self.norm(y)
+        return self.out_proj(y)
+
+
+class BitMambaLM(nn.Module):
+    def __init__(self, cfg: BitMambaConfig):
+        super().__init__()
+        if not isinstance(cfg, BitMambaConfig):
+            raise TypeError(f"BitMambaLM needs a BitMambaConfig, got {type(cfg).__name__}")
+        cfg.validate()
+        self.config = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.layers = nn.ModuleList(Mamba2Mixer(cfg) for _ in range(cfg.n_layers))
+        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = BitLinear(cfg.d_model, cfg.vocab_size, eps=cfg.norm_eps)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids LongTensor [B, T] -> logits [B, T, vocab] (float32 unless under autocast)."""
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be [batch, time], got shape {tuple(input_ids.shape)}")
+        x = self.embed(input_ids)
+        for layer in self.layers:
+            x = x + layer(x)
+        return self.lm_head(self.norm_f(x))
+
+    def set_exact(self, exact: bool = True) -> "BitMambaLM":
+        """Exact inference mode: integer BitLinear (as the engine computes it) and the sequential scan.
+        Training mode (exact=False) fake-quantizes with straight-through estimators and uses chunked SSD."""
+        for m in self.modules():
+            if isinstance(m, BitLinear):
+                m.exact = exact
+            if isinstance(m, Mamba2Mixer):
+                m.sequential_scan = exact
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def save_pretrained(self, directory: Union[str, os.PathLike]) -> None:
+        """Write config.json + model.safetensors (float32). Atomic: a new directory is built under a temporary
+        name and renamed; into an existing directory each file goes through a temporary file + rename."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
+        config = json.dumps({"model_type": "bitmamba2", **self.config.to_dict()}, indent=2) + "\n"
+        parent = directory.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if not directory.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
+            try:
+                save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+                (tmp / "config.json").write_text(config)
+                os.replace(tmp, directory)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return
+        for name, writer in (("model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"})),
+                             ("config.json", lambda p: p.write_text(config))):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+            os.close(fd)
+            try:
+                writer(Path(tmp))
+                os.replace(tmp, directory / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    @classmethod
+    def from_pretrained(cls, directory: Union[str, os.PathLike], map_location="cpu") -> "BitMambaLM":
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        for f in ("config.json", "model.safetensors"):
+            if not (directory / f).is_file():
+                raise FileNotFoundError(f"{directory}: no {f} (expected a directory written by save_pretrained)")
+        cfg = BitMambaConfig.from_json(directory / "config.json")
+        model = cls(cfg)
+        state = load_file(str(directory / "model.safetensors"), device=str(map_location))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{directory}: checkpoint does not match the config: missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}")
+        return model
