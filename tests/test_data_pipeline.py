@@ -365,3 +365,24 @@ def test_cli_prepare_data(prepared, tmp_path, capsys):
     assert load_manifest(tmp_path / "cli")["totals"]["train_tokens"] > 0
     assert main(["prepare-data", str(tmp_path / "c.yaml"), "--no-progress"]) == 1  # exists: clear error
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_prepare_trains_a_bpe_tokenizer(tmp_path):
+    from tokenizers import Tokenizer
+
+    datagen.write_corpus(tmp_path / "corpus")
+    base = datagen.data_config(tmp_path / "corpus", tmp_path / "unused.json", tmp_path / "out",
+                               train_tokenizer={"vocab_size": 300, "sample_chars": 20000})
+    m = prepare_data(DataConfig.from_dict(base), progress=False)
+    tok_path = tmp_path / "out" / "tokenizer.json"
+    assert m["tokenizer"]["path"] == str(tok_path) and m["tokenizer"]["eos_id"] == 0
+    assert 257 < m["tokenizer"]["vocab_size"] <= 300
+    tok = Tokenizer.from_file(str(tok_path))
+    st = TokenStream(tmp_path / "out" / "stories", m["sources"]["stories"]["train"]["shards"])
+    ids = st.read(0, len(st)).tolist()
+    first = ids[: ids.index(0)]
+    text = tok.decode(first)
+    assert text and text in (tmp_path / "corpus" / "stories.txt").read_text()
+    assert tok.encode("zebra ünïcode ✓").ids  # byte fallback: any text encodes
+    with pytest.raises(ValueError, match="vocab_size"):
+        DataConfig.from_dict({**base, "train_tokenizer": {"vocab_size": 100}})

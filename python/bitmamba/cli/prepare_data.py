@@ -14,6 +14,9 @@ def register(sub) -> None:
     p.add_argument("--output", "-o", help="output directory (default: the config's `output`)")
     p.add_argument("--num-proc", type=int, help="tokenizer processes (default: the config's num_proc)")
     p.add_argument("--total-tokens", type=int, help="train-token budget split by weight (overrides the config)")
+    p.add_argument("--train-tokenizer", type=int, metavar="VOCAB_SIZE",
+                   help="train a byte-level BPE of this vocabulary size on the mix (saved as OUTPUT/tokenizer.json) "
+                   "and tokenize with it instead of the config's tokenizer")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--verify", action="store_true", help="re-read every shard afterwards and check its CRC")
@@ -35,6 +38,8 @@ def run(args) -> int:
         for s in d.get("sources", []):
             if isinstance(s, dict):
                 s.pop("max_tokens", None)
+    if args.train_tokenizer is not None:
+        d["train_tokenizer"] = {**(d.get("train_tokenizer") or {}), "vocab_size": args.train_tokenizer}
     cfg = DataConfig.from_dict(d)
     m = prepare_data(cfg, output=args.output, overwrite=args.overwrite, progress=not args.no_progress,
                      num_proc=args.num_proc)

@@ -156,6 +156,10 @@ class DataConfig:
     total_tokens: Optional[int] = None   # train-token budget; source max_tokens default to weight * this
     num_proc: int = 1                    # tokenizer worker processes
     batch_docs: int = 128                # documents per tokenizer batch
+    # Train a byte-level BPE (GPT-2 pre-tokenizer and byte alphabet) on the mix instead of using
+    # `tokenizer`: {vocab_size: 8192, sample_chars: 20000000, min_frequency: 2}. Written to
+    # <output>/tokenizer.json and used for the shards. A small vocabulary makes small models much cheaper.
+    train_tokenizer: Optional[dict] = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataConfig":
@@ -173,6 +177,11 @@ class DataConfig:
         if sum(s.weight for s in cfg.sources) <= 0:
             raise ValueError("data config: at least one source needs a positive weight")
         cfg.tokenizer = expand(str(cfg.tokenizer))
+        if cfg.train_tokenizer is not None:
+            tt = cfg.train_tokenizer
+            _check_keys("train_tokenizer", tt, {"vocab_size", "sample_chars", "min_frequency"})
+            if int(tt.get("vocab_size", 0)) < 258:
+                raise ValueError("data config: train_tokenizer.vocab_size must be >= 258 (256 bytes + EOS + 1)")
         cfg.output = expand(str(cfg.output))
         if int(cfg.shard_tokens) < 1 or int(cfg.num_proc) < 1 or int(cfg.batch_docs) < 1:
             raise ValueError("data config: shard_tokens, num_proc and batch_docs must be >= 1")

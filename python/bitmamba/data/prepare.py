@@ -27,7 +27,7 @@ import numpy as np
 from .config import DataConfig, SourceSpec
 from .shards import ShardWriter
 from .sources import describe, iter_documents
-from .tokenizing import encode_batches, tokenizer_info
+from .tokenizing import encode_batches, tokenizer_info, train_bpe
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -117,6 +117,31 @@ class _SplitWriter:
             self._w.abort()
 
 
+def _tokenizer_sample(cfg: DataConfig, budget: int) -> Iterator[str]:
+    """Training documents (never held-out ones) from each source, budget * weight characters each."""
+    tot = sum(s.weight for s in cfg.sources)
+    for src in cfg.sources:
+        want = int(budget * src.weight / tot)
+        got = 0
+        for i, doc in enumerate(_source_docs(src)):
+            if got >= want:
+                break
+            if _is_val(i, src.val_fraction):
+                continue
+            doc = doc[: want - got]
+            got += len(doc)
+            yield doc
+
+
+def _train_tokenizer(cfg: DataConfig, path: str, progress: bool) -> None:
+    tt = cfg.train_tokenizer
+    budget = int(tt.get("sample_chars", 20_000_000))
+    if progress:
+        print(f"training a byte-level BPE tokenizer (vocab {tt['vocab_size']}) on {budget:,} characters of the mix")
+    train_bpe(_tokenizer_sample(cfg, budget), int(tt["vocab_size"]), cfg.eos_token, path,
+              int(tt.get("min_frequency", 2)))
+
+
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -131,11 +156,15 @@ def prepare_data(cfg: DataConfig, output: Optional[str] = None, overwrite: bool 
     out = Path(output or cfg.output)
     if (out / MANIFEST).exists() and not overwrite:
         raise FileExistsError(f"{out} already holds prepared data ({MANIFEST}); pass overwrite=True / --overwrite")
-    info = tokenizer_info(cfg.tokenizer, cfg.eos_token)
-    vocab, eos = info["vocab_size"], info["eos_id"]
-    nproc = int(num_proc or cfg.num_proc)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
+    tokenizer_path = cfg.tokenizer
+    if cfg.train_tokenizer is not None:
+        tokenizer_path = str(out / "tokenizer.json")
+        _train_tokenizer(cfg, tokenizer_path, progress)
+    info = tokenizer_info(tokenizer_path, cfg.eos_token)
+    vocab, eos = info["vocab_size"], info["eos_id"]
+    nproc = int(num_proc or cfg.num_proc)
     try:
         from tqdm import tqdm
     except ImportError:  # the bar is a convenience, never a requirement
@@ -158,7 +187,7 @@ def prepare_data(cfg: DataConfig, output: Optional[str] = None, overwrite: bool 
             docs = _source_docs(src)
             batches = _batched(docs, int(cfg.batch_docs))
             done = False
-            for tokens, lens in encode_batches(batches, cfg.tokenizer, eos, nproc):
+            for tokens, lens in encode_batches(batches, tokenizer_path, eos, nproc):
                 pos = 0
                 for n in lens:
                     d = tokens[pos:pos + n]
@@ -198,8 +227,9 @@ def prepare_data(cfg: DataConfig, output: Optional[str] = None, overwrite: bool 
         "format": "bitmamba-token-shards",
         "version": MANIFEST_VERSION,
         "name": cfg.name,
-        "tokenizer": {"path": os.path.abspath(cfg.tokenizer), "sha256": _sha256(cfg.tokenizer),
-                      "vocab_size": vocab, "eos_id": eos, "eos_token": cfg.eos_token},
+        "tokenizer": {"path": os.path.abspath(tokenizer_path), "sha256": _sha256(tokenizer_path),
+                      "vocab_size": vocab, "eos_id": eos, "eos_token": cfg.eos_token,
+                      "trained": cfg.train_tokenizer},
         "dtype": "uint16" if vocab <= 1 << 16 else "uint32",
         "sources": sources,
         "totals": {

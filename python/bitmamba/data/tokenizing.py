@@ -97,3 +97,20 @@ def encode_batches(batches: Iterable[list], tokenizer_path: str, eos_id: int, nu
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(num_proc, initializer=_init, initargs=(tokenizer_path, eos_id, False)) as pool:
         yield from pool.imap(encode_docs, batches, chunksize=1)
+
+
+def train_bpe(docs: Iterable[str], vocab_size: int, eos_token: str, path, min_frequency: int = 2) -> None:
+    """Train a byte-level BPE with GPT-2's pre-tokenizer on `docs` and save it as tokenizer.json.
+    The EOS token is id 0; every byte has a token, so any text encodes without an unknown token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=int(vocab_size), min_frequency=int(min_frequency),
+                                  special_tokens=[eos_token], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(docs, trainer=trainer)
+    tmp = str(path) + ".tmp"
+    tok.save(tmp)
+    os.replace(tmp, path)

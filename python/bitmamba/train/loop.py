@@ -336,7 +336,9 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
             if not hasattr(m, "save_pretrained"):
                 raise TypeError("export needs a model with save_pretrained (bitmamba.nn.BitMambaLM)")
             m.save_pretrained(export_dir)
-            tok = Path(ds.manifest["tokenizer"]["path"])
+            tok = Path(cfg.data) / "tokenizer.json"  # a tokenizer trained by prepare-data lives there
+            if not tok.is_file():
+                tok = Path(ds.manifest["tokenizer"]["path"])
             if tok.is_file():
                 shutil.copyfile(tok, export_dir / "tokenizer.json")
             (export_dir / "training.json").write_text(json.dumps(
