@@ -153,8 +153,28 @@ def format_report(ck: Checkpoint, warnings: List[str], source_kind: str = "", ta
     return "\n".join(lines)
 
 
+def repair_tokenizer_json(text: str) -> str:
+    """Apply bitmamba.tokenizer's repairs of known defects in circulating GPT-2 tokenizer.json copies (see
+    assets/gpt2/README.md) so the embedded vocabulary is right for every GGUF reader; text that needs no
+    repair is returned unchanged (byte for byte)."""
+    import json
+
+    try:
+        from .tokenizer import _repair
+    except ImportError:  # pragma: no cover - older trees without the engine's tokenizer module
+        return text
+    before = json.loads(text)
+    after = _repair(json.loads(text))
+    return text if after == before else json.dumps(after, ensure_ascii=False)
+
+
 def resolve_tokenizer(ck: Checkpoint, tokenizer: Optional[str]) -> (Optional[str], str):
     """(tokenizer.json text or None, where it came from)."""
+    text, origin = _find_tokenizer(ck, tokenizer)
+    return (repair_tokenizer_json(text) if text is not None else None), origin
+
+
+def _find_tokenizer(ck: Checkpoint, tokenizer: Optional[str]) -> (Optional[str], str):
     if tokenizer:
         p = Path(tokenizer)
         if p.is_dir():

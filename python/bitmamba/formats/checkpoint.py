@@ -60,10 +60,14 @@ def quantize_ternary(w: np.ndarray, name: str = "weight") -> Ternary:
     if not np.isfinite(w).all():
         bad = int(np.count_nonzero(~np.isfinite(w)))
         raise NonFiniteError(f"{name}: {bad} NaN/Inf values in the weight")
-    mean = float(np.abs(w.astype(np.float64)).mean()) if w.size else 0.0
+    mean = float(np.abs(w).mean(dtype=np.float64)) if w.size else 0.0
     scale = np.float32(1.0 / max(mean, 1e-5))
-    codes = np.clip(np.rint(w.astype(np.float64) * np.float64(scale)), -1, 1).astype(np.int8)
-    return Ternary(codes, scale)
+    # float32 * float32 is exact in float64, so the rounding below sees the true product (as torch's
+    # w.double() * scale_w.double() does in bitmamba.nn).
+    t = w * np.float64(scale)
+    np.rint(t, out=t)
+    np.clip(t, -1, 1, out=t)
+    return Ternary(t.astype(np.int8), scale)
 
 
 Tensor = Union[np.ndarray, Ternary]

@@ -132,91 +132,87 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
 
 
 # ---- reading --------------------------------------------------------------------------------------
-def _field(reader, key, default=None):
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    return f.contents()
-
-
 def read_gguf(path) -> Checkpoint:
     """Read a bitmamba2 GGUF back into a Checkpoint (ternary codes + exact scales)."""
-    import gguf
+    from .gguf_reader import GGUFFile
 
     path = Path(path)
-    try:
-        r = gguf.GGUFReader(str(path))
-    except Exception as e:  # gguf-py raises assorted errors on corrupt files
-        raise ValueError(f"{path}: not a readable GGUF file ({e})") from None
-    arch = _field(r, "general.architecture")
+    r = GGUFFile(path)
+    f = r.fields
+    arch = f.get("general.architecture")
     if arch != ARCH:
         raise ValueError(f"{path}: general.architecture is {arch!r}, expected {ARCH!r}")
 
     def need(key):
-        v = _field(r, f"{ARCH}.{key}")
+        v = f.get(f"{ARCH}.{key}")
         if v is None:
             raise ValueError(f"{path}: missing metadata key {ARCH}.{key}")
         return v
 
     d_model = int(need("embedding_length"))
     d_inner = int(need("ssm.inner_size"))
-    if d_inner % d_model:
+    if d_model <= 0 or d_inner % d_model:
         raise ValueError(f"{path}: ssm.inner_size {d_inner} is not a multiple of embedding_length {d_model}")
-    eos = _field(r, "tokenizer.ggml.eos_token_id")
+    eos = f.get("tokenizer.ggml.eos_token_id")
     vocab = int(need("vocab_size"))
-    cfg = BitMambaConfig(
-        vocab_size=vocab, d_model=d_model, n_layers=int(need("block_count")),
-        n_heads=int(need("ssm.head_count")), d_state=int(need("ssm.state_size")),
-        n_groups=int(need("ssm.group_count")), expand=d_inner // d_model, d_conv=int(need("ssm.conv_kernel")),
-        layout=str(_field(r, f"{ARCH}.ssm.layout", "bitmamba2")),
-        norm_eps=float(_field(r, f"{ARCH}.bitlinear.norm_epsilon", 1e-6)),
-        ssm_norm_eps=float(_field(r, f"{ARCH}.ssm.norm_epsilon", 1e-5)),
-        eos_token_id=int(eos) if eos is not None else min(50256, vocab - 1),
-        context_length=int(_field(r, f"{ARCH}.context_length", 2048)),
-    )
-    # Keep float32 metadata values exact (contents() goes through Python floats, which hold f32 exactly).
-    cfg.norm_eps = float(np.float32(cfg.norm_eps))
-    cfg.ssm_norm_eps = float(np.float32(cfg.ssm_norm_eps))
-    tensors = {t.name: t for t in r.tensors}
-    Q = gguf.GGMLQuantizationType
+    try:
+        cfg = BitMambaConfig(
+            vocab_size=vocab, d_model=d_model, n_layers=int(need("block_count")),
+            n_heads=int(need("ssm.head_count")), d_state=int(need("ssm.state_size")),
+            n_groups=int(need("ssm.group_count")), expand=d_inner // d_model,
+            d_conv=int(need("ssm.conv_kernel")), layout=str(f.get(f"{ARCH}.ssm.layout", "bitmamba2")),
+            norm_eps=float(f.get(f"{ARCH}.bitlinear.norm_epsilon", 1e-6)),
+            ssm_norm_eps=float(f.get(f"{ARCH}.ssm.norm_epsilon", 1e-5)),
+            eos_token_id=int(eos) if eos is not None else min(50256, vocab - 1),
+            context_length=int(f.get(f"{ARCH}.context_length", 2048)),
+        )
+    except ValueError as e:
+        raise ValueError(f"{path}: bad hyperparameters: {e}") from None
     out = {}
-    a_log_all = _field(r, f"{ARCH}.ssm.a_log")
+    a_log_all = f.get(f"{ARCH}.ssm.a_log")
     H = cfg.n_heads
     for src, dst in gguf_tensor_names(cfg).items():
-        t = tensors.get(dst)
+        t = r.tensors.get(dst)
         if t is None:
             raise ValueError(f"{path}: missing tensor {dst}")
-        shape = tuple(int(x) for x in reversed(t.shape))  # GGUF lists dims fastest first
         if src.endswith(("in_proj.weight", "out_proj.weight")) or src == "lm_head.weight":
-            rows, cols = shape
-            if t.tensor_type == Q.TQ2_0:
+            if len(t.shape) != 2:
+                raise ValueError(f"{path}: {dst} should be 2-D, has shape {t.shape}")
+            rows, cols = t.shape
+            if t.type_name == "TQ2_0":
                 codes = unpack_tq2_0(t.data, rows, cols)
-            elif t.tensor_type == Q.TQ1_0:
+            elif t.type_name == "TQ1_0":
                 codes = unpack_tq1_0(t.data, rows, cols)
-            elif t.tensor_type == Q.I8:
-                codes = np.asarray(t.data, dtype=np.int8).reshape(rows, cols)
+            elif t.type_name == "I8":
+                codes = np.array(t.data, dtype=np.int8)
+                if codes.size and (codes.min() < -1 or codes.max() > 1):
+                    raise ValueError(f"{path}: {dst} holds I8 values outside {{-1, 0, 1}}")
             else:
-                raise ValueError(f"{path}: {dst} has type {t.tensor_type.name}, expected TQ2_0, TQ1_0 or I8")
-            st = tensors.get(dst[: -len(".weight")] + ".scale")
+                raise ValueError(f"{path}: {dst} has type {t.type_name}, expected TQ2_0, TQ1_0 or I8")
+            st = r.tensors.get(dst[: -len(".weight")] + ".scale")
             if st is not None:
-                scale = np.float32(np.asarray(st.data, np.float32).reshape(-1)[0])
+                if st.type_name != "F32" or st.data.size != 1:
+                    raise ValueError(f"{path}: {st.name} must be one F32 value")
+                scale = np.float32(st.data.reshape(-1)[0])
             else:  # a file from another tool: fall back to the fp16 block scale
-                if t.tensor_type == Q.I8:
+                if t.type_name == "I8":
                     raise ValueError(f"{path}: {dst} is I8 and has no .scale tensor")
-                bb = TQ2_BLOCK_BYTES if t.tensor_type == Q.TQ2_0 else TQ1_BLOCK_BYTES
+                bb = TQ2_BLOCK_BYTES if t.type_name == "TQ2_0" else TQ1_BLOCK_BYTES
                 scale = np.float32(1.0 / block_scales(t.data, bb)[0])
             out[src] = Ternary(codes, scale)
             continue
-        if t.tensor_type == Q.F32:
-            a = np.asarray(t.data, dtype=np.float32)
-        elif t.tensor_type == Q.F16:
-            a = np.asarray(t.data, dtype=np.float16).astype(np.float32)
-        elif t.tensor_type == Q.Q8_0:
-            a = gguf.quants.dequantize(np.asarray(t.data), Q.Q8_0)
+        if t.type_name in ("F32", "F16"):
+            a = np.array(t.data, dtype=np.float32)
+        elif t.type_name == "Q8_0":
+            import gguf
+
+            a = gguf.quants.dequantize(np.array(t.data), gguf.GGMLQuantizationType.Q8_0)
         else:
-            raise ValueError(f"{path}: {dst} has unsupported type {t.tensor_type.name}")
-        a = a.reshape(shape).copy()
+            raise ValueError(f"{path}: {dst} has unsupported type {t.type_name}")
+        a = a.reshape(t.shape)
         if src.endswith("conv1d.weight"):
+            if a.size != cfg.conv_dim * cfg.d_conv:
+                raise ValueError(f"{path}: {dst} has shape {t.shape}, expected {(cfg.conv_dim, cfg.d_conv)}")
             a = a.reshape(cfg.conv_dim, 1, cfg.d_conv)
         elif src.endswith("A_log"):
             i = int(src.split(".")[1])
@@ -225,7 +221,10 @@ def read_gguf(path) -> Checkpoint:
             else:
                 a = np.log(-a.astype(np.float64)).astype(np.float32)
         out[src] = a
-    tok = _field(r, "tokenizer.huggingface.json")
-    ck = Checkpoint(cfg, out, tokenizer_json=tok, name=str(_field(r, "general.name", path.stem)))
-    ck.validate()
+    tok = f.get("tokenizer.huggingface.json")
+    ck = Checkpoint(cfg, out, tokenizer_json=tok, name=str(f.get("general.name", path.stem)))
+    try:
+        ck.validate()
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     return ck

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 TOKEN_NORMAL = 1
 TOKEN_CONTROL = 3

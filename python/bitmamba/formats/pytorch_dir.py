@@ -17,14 +17,14 @@ _DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}
 def read_safetensors(path) -> dict:
     """name -> float32 array. Handles F32, F16, F64 and BF16 (which numpy lacks)."""
     path = Path(path)
-    buf = path.read_bytes()
+    buf = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else b""
     if len(buf) < 8:
         raise ValueError(f"{path}: too short for a safetensors file")
-    (n,) = struct.unpack_from("<Q", buf, 0)
+    (n,) = struct.unpack_from("<Q", buf[:8].tobytes(), 0)
     if 8 + n > len(buf):
         raise ValueError(f"{path}: header length {n} runs past the end of the file")
     try:
-        header = json.loads(buf[8:8 + n])
+        header = json.loads(bytes(buf[8:8 + n]))
     except ValueError:
         raise ValueError(f"{path}: corrupt safetensors header") from None
     base = 8 + n
@@ -32,14 +32,21 @@ def read_safetensors(path) -> dict:
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dt, shape, (a, b) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        try:
+            dt, shape, (a, b) = info["dtype"], tuple(int(x) for x in info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: malformed header entry for tensor {name}") from None
         if not (0 <= a <= b <= len(buf) - base):
             raise ValueError(f"{path}: tensor {name} has offsets outside the file")
-        raw = buf[base + a: base + b]
+        raw = np.asarray(buf[base + a: base + b])
+        if raw.size % {"BF16": 2, "F16": 2, "F32": 4, "F64": 8}.get(dt, 1):
+            raise ValueError(f"{path}: tensor {name} has a byte size that does not fit its dtype {dt}")
         if dt == "BF16":
-            arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+            arr = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+        elif dt == "F32":
+            arr = np.array(raw.view("<f4"))  # one copy out of the memory map
         elif dt in _DTYPES:
-            arr = np.frombuffer(raw, _DTYPES[dt]).astype(np.float32)
+            arr = raw.view(_DTYPES[dt]).astype(np.float32)
         else:
             raise ValueError(f"{path}: tensor {name} has unsupported dtype {dt}")
         if arr.size != int(np.prod(shape)):
