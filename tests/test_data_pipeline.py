@@ -194,6 +194,29 @@ def test_hf_source_needs_datasets():
         pytest.skip("datasets is installed; streaming needs the network, not exercised here")
 
 
+def test_hf_source_streams_with_datasets(monkeypatch):
+    """The Hub path with a stand-in `datasets` module: streaming=True, the gated token from the
+    environment, config/data_dir/split passed through, the field read from each row."""
+    import sys
+    import types
+
+    calls = []
+
+    def load_dataset(path, **kw):  # datasets.load_dataset(path, name=None, data_dir=None, ...)
+        calls.append((path, kw))
+        return iter([{"content": " a = 1 ", "x": 0}, {"content": "b = 2"}])
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    spec = InputSpec.from_dict({"hf": "bigcode/the-stack-dedup", "data_dir": "data/python", "field": "content"}, "t")
+    assert list(iter_documents(spec)) == ["a = 1", "b = 2"]
+    assert calls == [("bigcode/the-stack-dedup", {"name": None, "data_dir": "data/python", "split": "train",
+                                                  "streaming": True, "token": "hf_test"})]
+    bad = InputSpec.from_dict({"hf": "x/y", "field": "text"}, "t")
+    with pytest.raises(ValueError, match="no field 'text'"):
+        list(iter_documents(bad))
+
+
 def test_config_errors_and_expansion(tmp_path, monkeypatch):
     import sysconfig
 

@@ -153,6 +153,11 @@ def test_ddp_two_cpu_ranks_match_single_process(data, tmp_path):
     ls = [r["loss"] for r in read_log(tmp_path / "single" / "log.jsonl") if r["kind"] == "train"]
     ld = [r["loss"] for r in read_log(tmp_path / "ddp" / "log.jsonl") if r["kind"] == "train"]
     assert ls == pytest.approx(ld, rel=1e-5)
+    # the final validation is split over the ranks and summed back: same numbers as one process
+    vs = [r for r in read_log(tmp_path / "single" / "log.jsonl") if r["kind"] == "val"][-1]
+    vd = [r for r in read_log(tmp_path / "ddp" / "log.jsonl") if r["kind"] == "val"][-1]
+    assert vs["step"] == vd["step"] == steps
+    assert vd["val_loss"] == pytest.approx(vs["val_loss"], rel=1e-4)
 
 
 def test_shipped_train_config_parses():
