@@ -68,12 +68,13 @@ def test_config_errors(data, tmp_path):
 
 
 def test_exact_resume(data, tmp_path):
-    """6 steps straight == 3 steps, stop, resume, 3 more: identical weights, optimizer and losses."""
+    """6 steps straight == 3 steps, stop, resume, 3 more: identical weights, optimizer and losses
+    (log_every 2, so the resume lands inside a log interval)."""
     a, b = tmp_path / "a", tmp_path / "b"
-    ra = train(_cfg(data, a, checkpoint_every=3), quiet=True)
-    rb1 = train(_cfg(data, b, checkpoint_every=3), stop_at=3, quiet=True)
+    ra = train(_cfg(data, a, checkpoint_every=3, log_every=2), quiet=True)
+    rb1 = train(_cfg(data, b, checkpoint_every=3, log_every=2), stop_at=3, quiet=True)
     assert rb1["step"] == 3 and rb1["consumed_samples"] == 12
-    rb = train(_cfg(data, b, checkpoint_every=3), resume="auto", quiet=True)
+    rb = train(_cfg(data, b, checkpoint_every=3, log_every=2), resume="auto", quiet=True)
     assert ra["step"] == rb["step"] == 6
     wa, wb = _weights(a, 6), _weights(b, 6)
     assert wa.keys() == wb.keys()
@@ -160,6 +161,14 @@ def test_ddp_two_cpu_ranks_match_single_process(data, tmp_path):
     assert vd["val_loss"] == pytest.approx(vs["val_loss"], rel=1e-4)
 
 
-def test_shipped_train_config_parses():
-    cfg = TrainConfig.from_yaml(ROOT / "configs/train/tiny.yaml")
-    assert cfg.model == "configs/model/tiny.yaml" and (ROOT / cfg.model).is_file()
+@pytest.mark.parametrize("name", ["tiny", "tiny-bpe8k", "255m-curriculum"])
+def test_shipped_train_configs_parse(name):
+    from bitmamba.nn import BitMambaConfig
+
+    cfg = TrainConfig.from_yaml(ROOT / f"configs/train/{name}.yaml")
+    if isinstance(cfg.model, str):
+        assert (ROOT / cfg.model).is_file()
+        BitMambaConfig.from_yaml(ROOT / cfg.model)
+    else:
+        BitMambaConfig.from_dict(cfg.model)
+    cfg.grad_accum(1)

@@ -214,6 +214,7 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
     sched = Schedule.from_config(cfg)
 
     step, consumed, elapsed_before = 0, 0, 0.0
+    resumed_interval = {"loss": 0.0, "steps": 0}
     ckpt_path = None
     if resume == "auto":
         ckpt_path = latest_checkpoint(ckpt_dir)
@@ -228,6 +229,7 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step, consumed, elapsed_before = st["step"], st["consumed_samples"], st.get("elapsed_s", 0.0)
+        resumed_interval = st.get("log_interval", {"loss": 0.0, "steps": 0})
         rngs = st["rng"]
         _set_rng_state(rngs[d.rank] if len(rngs) == d.world else rngs[0])
         say(f"resumed from {ckpt_path} at step {step} ({consumed} samples consumed)")
@@ -256,6 +258,8 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
             state = {"step": step, "consumed_samples": consumed, "model": _unwrap(model).state_dict(),
                      "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "rng": rngs,
                      "world_size": d.world, "config": cfg.to_dict(), "elapsed_s": elapsed_before + run_time,
+                     # the part of a log interval before the checkpoint, so the resumed log matches
+                     "log_interval": {"loss": interval_loss, "steps": interval_steps},
                      "data": {"dir": str(cfg.data), "epochs": ds.epochs(consumed)}}
             save_checkpoint(state, ckpt_dir, step, cfg.keep_checkpoints)
         d.barrier()
@@ -274,7 +278,8 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
     start_step = step
     tok_per_step = cfg.batch_size * cfg.seq_len
     run_time = 0.0
-    interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
+    interval_loss, interval_steps, interval_time = resumed_interval["loss"], resumed_interval["steps"], 0.0
+    interval_timed = 0  # steps of this interval run in this process (the throughput denominator)
     last = {"loss": None, "val": None}
     saved_at = evaluated_at = None
     while step < end:
@@ -304,19 +309,22 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         run_time += dt
         interval_loss += step_loss
         interval_steps += 1
+        interval_timed += 1
         interval_time += dt
         if not math.isfinite(step_loss):
             raise FloatingPointError(f"loss became {step_loss} at step {step}; lower lr or check the data")
-        if step % cfg.log_every == 0 or step == end:
+        # Lines fall on multiples of log_every (and the last step of the schedule), never on a --stop-at
+        # step: a resumed run then writes exactly the lines a straight run would.
+        if step % cfg.log_every == 0 or step == cfg.steps:
             loss_avg = d.all_sum([interval_loss / interval_steps])[0] / d.world
-            tps = tok_per_step * interval_steps / interval_time
+            tps = tok_per_step * interval_timed / interval_time
             last["loss"] = loss_avg
             if lead:
                 log.write({"kind": "train", "step": step, "loss": loss_avg, "lr": lr, "weight_decay": wd,
                            "grad_norm": gnorm, "tokens": consumed * cfg.seq_len, "tokens_per_s": tps,
                            "elapsed_s": elapsed_before + run_time})
                 say(f"step {step:6d} | loss {loss_avg:.4f} | lr {lr:.2e} | gnorm {gnorm:.2f} | {tps:,.0f} tok/s")
-            interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
+            interval_loss, interval_steps, interval_time, interval_timed = 0.0, 0, 0.0, 0
         if cfg.eval_every and step % cfg.eval_every == 0:
             last["val"] = validate()
             evaluated_at = step
@@ -324,7 +332,9 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
             checkpoint()
             saved_at = step
 
-    if evaluated_at != step and step > 0:
+    if interval_steps and last["loss"] is None:
+        last["loss"] = d.all_sum([interval_loss / interval_steps])[0] / d.world
+    if evaluated_at != step and step == cfg.steps:
         last["val"] = validate()
     if saved_at != step and step > 0:
         checkpoint()
