@@ -246,9 +246,12 @@ def test_stdlib_glob_excludes_site_packages():
 
 
 def test_shipped_data_configs_resolve(data_dir, monkeypatch):
-    """The shipped configs parse; every local glob of offline-demo matches files; the shared GPT-2
-    tokenizer loads (one inconsistent merge dropped with a warning)."""
-    from bitmamba.data.tokenizing import tokenizer_info
+    """The shipped configs parse; every local glob of offline-demo matches files; the GPT-2 tokenizer
+    (bundled, and the shared copy with its defects) encodes exactly as bitmamba.Tokenizer does."""
+    import warnings
+
+    from bitmamba.data.tokenizing import load_tokenizer, tokenizer_info
+    from bitmamba.tokenizer import Tokenizer
 
     monkeypatch.setenv("BITMAMBA_SHARED", str(data_dir.parent))
     cur = DataConfig.from_yaml(ROOT / "configs/data/curriculum.yaml")
@@ -261,9 +264,14 @@ def test_shipped_data_configs_resolve(data_dir, monkeypatch):
         for spec in s.inputs:
             assert list_files(spec)
         assert s.val_fraction > 0
-    with pytest.warns(UserWarning, match="BPE merge"):
-        info = tokenizer_info(demo.tokenizer, demo.eos_token)
-    assert info == {"vocab_size": 50257, "eos_id": 50256}
+    text = "Hello world, Claude said:\n\tdef f(x):  return x  # ünïcode"
+    ref = Tokenizer.gpt2().encode(text)
+    for path in (demo.tokenizer, str(data_dir / "tokenizers/gpt2/tokenizer.json")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the known defects are repaired, not warned about
+            assert tokenizer_info(path, demo.eos_token) == {"vocab_size": 50257, "eos_id": 50256}
+            assert load_tokenizer(path).encode(text, add_special_tokens=False).ids == list(ref)
+    assert load_tokenizer(demo.tokenizer).encode(" Claude").ids == [40559]
 
 
 # ---------------------------------------------------------------- mixing

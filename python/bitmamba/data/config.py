@@ -3,7 +3,7 @@
 A data config is a YAML (or dict) like::
 
     name: offline-demo
-    tokenizer: ${BITMAMBA_SHARED:-../shared}/data/tokenizers/gpt2/tokenizer.json
+    tokenizer: gpt2
     output: data/offline-demo
     sources:
       - name: edu
@@ -37,7 +37,7 @@ from typing import Any, Optional
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-DEFAULT_TOKENIZER = "${BITMAMBA_SHARED:-../shared}/data/tokenizers/gpt2/tokenizer.json"
+DEFAULT_TOKENIZER = "gpt2"  # the GPT-2 tokenizer bundled with the package
 FORMATS = ("txt", "jsonl", "json", "parquet")
 SPLITS = ("file", "separator", "blank_line", "line")
 
@@ -149,7 +149,7 @@ class SourceSpec:
 class DataConfig:
     sources: list
     name: str = "data"
-    tokenizer: str = DEFAULT_TOKENIZER   # a tokenizer.json path
+    tokenizer: str = DEFAULT_TOKENIZER   # "gpt2" (bundled) or a tokenizer.json path
     eos_token: str = "<|endoftext|>"     # appended after every document
     output: str = "data/out"
     shard_tokens: int = 100_000_000      # tokens per shard file (uint16: 200 MB)
@@ -176,7 +176,9 @@ class DataConfig:
             raise ValueError(f"data config: duplicate source names in {names}")
         if sum(s.weight for s in cfg.sources) <= 0:
             raise ValueError("data config: at least one source needs a positive weight")
-        cfg.tokenizer = expand(str(cfg.tokenizer))
+        from .tokenizing import resolve_tokenizer
+
+        cfg.tokenizer = resolve_tokenizer(expand(str(cfg.tokenizer)))
         if cfg.train_tokenizer is not None:
             tt = cfg.train_tokenizer
             _check_keys("train_tokenizer", tt, {"vocab_size", "sample_chars", "min_frequency"})

@@ -17,6 +17,15 @@ _TOK = None
 _EOS = None
 
 
+def resolve_tokenizer(name: str) -> str:
+    """"gpt2" -> the GPT-2 tokenizer bundled with the package; anything else is a tokenizer.json path."""
+    if name == "gpt2":
+        from ..tokenizer import BUNDLED_GPT2
+
+        return str(BUNDLED_GPT2)
+    return name
+
+
 def load_tokenizer(path: str):
     try:
         from tokenizers import Tokenizer
@@ -26,20 +35,20 @@ def load_tokenizer(path: str):
         raise FileNotFoundError(f"tokenizer file not found: {path}")
     with open(path, encoding="utf-8") as f:
         spec = json.load(f)
+    # The same repairs bitmamba.tokenizer applies at inference (a missing model.type; the GPT-2 copy
+    # whose id 40559 was renamed from "ĠClaude"), so training data and generation tokenize alike.
+    from ..tokenizer import _repair
+
+    spec = _repair(spec)
     model = spec.get("model")
     if isinstance(model, dict) and "type" not in model:
-        # Files written by older `tokenizers` releases (the GPT-2 tokenizer.json in ../shared is one)
-        # leave out model.type; current releases refuse them. The fields say which model it is.
-        if "merges" in model:
-            model["type"] = "BPE"
-        elif "max_input_chars_per_word" in model:
+        if "max_input_chars_per_word" in model:
             model["type"] = "WordPiece"
         elif isinstance(model.get("vocab"), list):
             model["type"] = "Unigram"
     if isinstance(model, dict) and model.get("type") == "BPE" and isinstance(model.get("vocab"), dict):
-        # A merge whose result is not in the vocabulary makes `tokenizers` refuse the whole file. The
-        # shared GPT-2 copy has one ("ĠCla ude": its id 40559 holds "ĠLLMProvider" instead). Such a
-        # merge can never yield a valid id, so leaving it out is the only consistent reading.
+        # Any other merge whose result is missing from the vocabulary makes `tokenizers` refuse the
+        # whole file; such a merge can never yield a valid id, so it is left out, with a warning.
         vocab = model["vocab"]
         merges = model.get("merges") or []
         keep = [m for m in merges if _merged(m) in vocab]
