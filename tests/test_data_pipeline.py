@@ -417,3 +417,24 @@ def test_prepare_trains_a_bpe_tokenizer(tmp_path):
     assert tok.encode("zebra ünïcode ✓").ids  # byte fallback: any text encodes
     with pytest.raises(ValueError, match="vocab_size"):
         DataConfig.from_dict({**base, "train_tokenizer": {"vocab_size": 100}})
+
+
+def test_multiprocess_tokenizing_reads_lazily(tmp_path):
+    """With worker processes, only a bounded number of batches is read ahead of what the caller
+    consumed: a streamed source must not be drained past max_tokens."""
+    from bitmamba.data.tokenizing import encode_batches
+
+    tok = datagen.make_tokenizer(tmp_path / "tok.json")
+    pulled = []
+
+    def batches():
+        for i in range(1000):
+            pulled.append(i)
+            yield ["the cat sat"] * 2
+
+    got = []
+    for toks, lens in encode_batches(batches(), str(tok), 0, num_proc=2):
+        got.append(lens.tolist())
+        if len(got) == 3:
+            break
+    assert got == [[lens[0], lens[1]]] * 3 and len(pulled) <= 3 + 2 * 2 + 1

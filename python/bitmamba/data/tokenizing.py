@@ -5,6 +5,7 @@ stream is identical for any number of processes.
 """
 from __future__ import annotations
 
+import collections
 import json
 import multiprocessing as mp
 import os
@@ -104,8 +105,18 @@ def encode_batches(batches: Iterable[list], tokenizer_path: str, eos_id: int, nu
             yield encode_docs(b)
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # Not Pool.imap: its feeder thread drains the whole input iterator at once, which would read (and
+    # tokenize) an entire streamed dataset even when the caller stops after max_tokens. Here at most
+    # 2 batches per worker are in flight.
+    pending = collections.deque()
+    it = iter(batches)
     with ctx.Pool(num_proc, initializer=_init, initargs=(tokenizer_path, eos_id, False)) as pool:
-        yield from pool.imap(encode_docs, batches, chunksize=1)
+        for b in it:
+            pending.append(pool.apply_async(encode_docs, (b,)))
+            if len(pending) >= 2 * num_proc:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def train_bpe(docs: Iterable[str], vocab_size: int, eos_token: str, path, min_frequency: int = 2) -> None:
