@@ -438,3 +438,12 @@ def test_multiprocess_tokenizing_reads_lazily(tmp_path):
         if len(got) == 3:
             break
     assert got == [[lens[0], lens[1]]] * 3 and len(pulled) <= 3 + 2 * 2 + 1
+
+
+def test_batches_bounded_by_docs_and_chars():
+    from bitmamba.data.prepare import _batched
+
+    docs = ["a" * 5, "b" * 50, "c", "d", "e" * 200, "f"]
+    assert [len(b) for b in _batched(iter(docs), 3, 40)] == [2, 3, 1]
+    assert [len(b) for b in _batched(iter(docs), 2, 10**9)] == [2, 2, 2]
+    assert list(_batched(iter([]), 2, 10)) == []

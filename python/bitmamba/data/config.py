@@ -155,7 +155,8 @@ class DataConfig:
     shard_tokens: int = 100_000_000      # tokens per shard file (uint16: 200 MB)
     total_tokens: Optional[int] = None   # train-token budget; source max_tokens default to weight * this
     num_proc: int = 1                    # tokenizer worker processes
-    batch_docs: int = 128                # documents per tokenizer batch
+    batch_docs: int = 128                # documents per tokenizer batch...
+    batch_chars: int = 1_000_000         # ...or this many characters, whichever comes first
     # Train a byte-level BPE (GPT-2 pre-tokenizer and byte alphabet) on the mix instead of using
     # `tokenizer`: {vocab_size: 8192, sample_chars: 20000000, min_frequency: 2}. Written to
     # <output>/tokenizer.json and used for the shards. A small vocabulary makes small models much cheaper.
@@ -185,8 +186,8 @@ class DataConfig:
             if int(tt.get("vocab_size", 0)) < 258:
                 raise ValueError("data config: train_tokenizer.vocab_size must be >= 258 (256 bytes + EOS + 1)")
         cfg.output = expand(str(cfg.output))
-        if int(cfg.shard_tokens) < 1 or int(cfg.num_proc) < 1 or int(cfg.batch_docs) < 1:
-            raise ValueError("data config: shard_tokens, num_proc and batch_docs must be >= 1")
+        if min(int(cfg.shard_tokens), int(cfg.num_proc), int(cfg.batch_docs), int(cfg.batch_chars)) < 1:
+            raise ValueError("data config: shard_tokens, num_proc, batch_docs and batch_chars must be >= 1")
         if cfg.total_tokens is not None:
             tot = sum(s.weight for s in cfg.sources)
             for s in cfg.sources:

@@ -65,13 +65,18 @@ def _source_docs(src: SourceSpec) -> Iterator[str]:
             return
 
 
-def _batched(it, n: int):
-    it = iter(it)
-    while True:
-        b = list(itertools.islice(it, n))
-        if not b:
-            return
-        yield b
+def _batched(it, n: int, max_chars: int):
+    """Batches of up to n documents or max_chars characters (at least one document each), so a few
+    book-length documents do not make one huge batch that overshoots max_tokens."""
+    batch, chars = [], 0
+    for doc in it:
+        batch.append(doc)
+        chars += len(doc)
+        if len(batch) >= n or chars >= max_chars:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
 
 
 class _SplitWriter:
@@ -185,7 +190,7 @@ def prepare_data(cfg: DataConfig, output: Optional[str] = None, overwrite: bool 
         n_doc = 0
         try:
             docs = _source_docs(src)
-            batches = _batched(docs, int(cfg.batch_docs))
+            batches = _batched(docs, int(cfg.batch_docs), int(cfg.batch_chars))
             done = False
             for tokens, lens in encode_batches(batches, tokenizer_path, eos, nproc):
                 pos = 0
