@@ -1,0 +1,45 @@
+"""`bitmamba train CONFIG`: quantization-aware training of a BitMamba-2 model (single process or torchrun)."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train or resume a BitMamba-2 model on prepared data (QAT)",
+        description="Train a BitMamba-2 model from a training config (configs/train/*.yaml) on data made by "
+        "`bitmamba prepare-data`. Data-parallel: torchrun --nproc_per_node=N -m bitmamba train CONFIG "
+        "(or scripts/train.py). Writes log.jsonl, loss.png and checkpoints/ under the run directory.",
+    )
+    p.add_argument("config", help="training config YAML")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                   help="resume from CHECKPOINT, or (no value) from the latest checkpoint in the run directory")
+    p.add_argument("--out-dir", help="run directory (overrides out_dir)")
+    p.add_argument("--data", help="prepared data directory (overrides data)")
+    p.add_argument("--steps", type=int, help="total optimizer steps (overrides steps; sets the schedule length)")
+    p.add_argument("--stop-at", type=int, help="stop after this step (schedule still spans --steps); resume later")
+    p.add_argument("--export", help="save_pretrained directory written at the end (overrides export)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides device")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="overrides precision")
+    p.add_argument("--quiet", action="store_true", help="no per-step console output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    import yaml
+
+    from ..train import TrainConfig, train
+
+    with open(args.config, encoding="utf-8") as f:
+        d = yaml.safe_load(f) or {}
+    for key in ("out_dir", "data", "steps", "export", "device", "precision"):
+        v = getattr(args, key)
+        if v is not None:
+            d[key] = v
+    cfg = TrainConfig.from_dict(d)
+    summary = train(cfg, resume=args.resume, stop_at=args.stop_at, quiet=args.quiet)
+    if summary["world_size"] == 1 or __import__("os").environ.get("RANK", "0") == "0":
+        if not args.quiet:
+            print(json.dumps({k: v for k, v in summary.items() if k != "validation"}, default=str))
+    return 0
