@@ -47,14 +47,15 @@ class Scorer:
         out = []
         for cont in continuations:
             if context == "":
-                # The harness conditions an empty context on the prefix (EOS) token.
-                ctx, cids = [self.model.eos_token_id], self.encode(cont)
+                # The harness conditions an empty context on the prefix (EOS) token, unless the
+                # continuation already starts with it, which then serves as the context.
+                cids = self.encode(cont)
+                eos = self.model.eos_token_id
+                ctx, cids = ([eos], cids) if not cids or cids[0] != eos else (cids[:1], cids[1:])
             else:
                 ctx, cids = encode_pair(self.encode, context, cont)
                 if not ctx:  # an all-whitespace context: nothing left to condition on but the prefix
                     ctx = [self.model.eos_token_id]
-            if not cids:
-                raise ValueError(f"continuation {cont!r} encodes to no tokens")
             out.append((truncate_left(ctx, cids, self.max_length), cids))
         return out
 
@@ -83,6 +84,10 @@ class Scorer:
         return results
 
     def _continue(self, state, cont) -> tuple:
+        if not cont:
+            # An empty continuation (BPE merged it into the context) scores 0 and counts as greedy, as in
+            # the harness; the model is not called.
+            return 0.0, True
         lp, greedy = self.model.logprobs(list(cont), state)
         lp = np.asarray(lp, dtype=np.float64)
         if lp.shape != (len(cont),):
@@ -182,15 +187,21 @@ def _threads():
         return None
 
 
+def load_tasks(tasks, data_dir=None, limit: Optional[int] = None, source: str = "local") -> dict:
+    """{task: (docs, source description)}; every task's data is read up front, so a missing file fails
+    before any model time is spent."""
+    return {name: TASKS[name].load(data_dir, limit=limit, source=source) for name in resolve_tasks(tasks)}
+
+
 def evaluate(model, tasks="all", data_dir=None, limit: Optional[int] = None,
              max_length: int = DEFAULT_MAX_LENGTH, source: str = "local", progress: bool = False,
-             share_state: bool = True, model_name: Optional[str] = None, log=None) -> dict:
-    """Run the tasks on `model`; returns the results dict that `bitmamba eval --output` writes."""
+             share_state: bool = True, model_name: Optional[str] = None, log=None,
+             loaded: Optional[dict] = None) -> dict:
+    """Run the tasks on `model`; returns the results dict that `bitmamba eval --output` writes.
+    `loaded` may hold load_tasks(...) output, read before the (slow) model load."""
     names = resolve_tasks(tasks)
-    # Load every task's data first so a missing file fails before any model time is spent.
-    loaded = {}
-    for name in names:
-        loaded[name] = TASKS[name].load(data_dir, limit=limit, source=source)
+    if loaded is None:
+        loaded = load_tasks(names, data_dir, limit, source)
     t_all = time.perf_counter()
     results, meta = {}, {}
     for name in names:
