@@ -9,7 +9,7 @@ Local layout (what ../shared/data/eval holds; any of the listed alternatives per
     boolq/BoolQ-val.jsonl (or validation.jsonl)                question, passage, label
     wikitext2/wiki.test.raw                                    the raw test file of wikitext-2-raw-v1
     wikitext2/wikitext2_raw_test_rows.jsonl                    the 4358 HF rows {"text": ...}
-    wikitext2/*.parquet                                        HF rows ("text") or document-level ("page")
+    wikitext2/*.parquet, wikitext2/*.jsonl                     HF rows ("text") or document-level ("page")
 """
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def load_wikitext_pages(data_dir: Path) -> tuple:
 
     path = find_file("wikitext2", data_dir, [
         "wikitext2/wiki.test.raw", "wikitext2/wikitext2_raw_test_rows.jsonl", "wikitext2/test-*.parquet",
-        "wikitext2/*.parquet",
+        "wikitext2/*.parquet", "wikitext2/*.jsonl",
     ])
     if path.name.endswith(".raw"):
         with open_text(path) as f:
