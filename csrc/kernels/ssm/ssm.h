@@ -44,6 +44,9 @@ void selective_scan(const ScanShape& s, std::int64_t T,
                     float* h, float* y, std::int64_t ld_y,
                     ScanMethod method = ScanMethod::kAuto, std::int64_t chunk_size = 0);
 
+// The method kAuto resolves to for this shape and token count (a measured rule).
+ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T);
+
 // y[t, c] *= silu(z[t, c]) for T tokens of C channels (BitMamba-2 gating).
 void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,
                std::int64_t C);

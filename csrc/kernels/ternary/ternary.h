@@ -19,6 +19,10 @@
 
 namespace bitmamba::ternary {
 
+// K granularity of every packed layout and of the activation row stride: q rows are zero padded to a
+// multiple of kKBlock, so kernels never need a scalar tail over K.
+constexpr std::int64_t kKBlock = 128;
+
 // ---- weight quantization (absmean) -------------------------------------------------------------
 // scale_w = 1 / max(mean(|w|), 1e-5) over all n weights (mean accumulated in double), the BitNet b1.58
 // rule the PyTorch side uses too.
@@ -39,12 +43,49 @@ struct QuantizedActivations {
 void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::int64_t ld_x,
                           const float* g, float eps, QuantizedActivations& out);
 
+// ---- file encodings (codes in {-1, 0, +1} <-> bytes) ----------------------------------------------
+// BIT2: flat stream of n codes, 4 per byte, ceil(n/4) bytes (the last byte zero-weight padded).
+std::int64_t bit2_bytes(std::int64_t n);
+void pack_bit2(const std::int8_t* codes, std::int64_t n, std::uint8_t* out);
+void unpack_bit2(const std::uint8_t* data, std::int64_t n, std::int8_t* codes);
+// GGUF TQ2_0 (66 bytes / 256 codes) and TQ1_0 (54 bytes / 256 codes); rows of `cols` codes with
+// cols % 256 == 0. Every block's fp16 scale is `d` (callers pass 1/scale_w, see docs/formats.md).
+constexpr std::int64_t kTqBlock = 256;
+constexpr std::int64_t kTq2BlockBytes = 66;
+constexpr std::int64_t kTq1BlockBytes = 54;
+std::int64_t tq2_0_bytes(std::int64_t rows, std::int64_t cols);
+std::int64_t tq1_0_bytes(std::int64_t rows, std::int64_t cols);
+void pack_tq2_0(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, float d,
+                std::uint8_t* out);
+void pack_tq1_0(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, float d,
+                std::uint8_t* out);
+// Throws FormatError on a TQ2_0 2-bit value of 3 (not a ternary code).
+void unpack_tq2_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes);
+void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes);
+// IEEE binary16 conversions (round to nearest even), portable.
+std::uint16_t float_to_half(float f);
+float half_to_float(std::uint16_t h);
+
 // ---- packed weights ------------------------------------------------------------------------------
 // A [rows = out_features, cols = in_features] ternary matrix repacked into the kernel layout, plus
 // the per-tensor scale. Built once at load time from any of the file encodings below.
+// Kernel layouts a TernaryMatrix can hold (see packing.cpp for the byte order of each):
+//   kDecode: 2-bit offset codes (w+1), rows in groups of 4, K in blocks of 128 -> decode + multiply
+//   kLut:    4-bit indices of code pairs, rows in groups of 32 -> table lookup (T-MAC style)
+enum class Layout : int { kDecode = 0, kLut = 1 };
+// How from_* picks the layout: kAuto times both on the active kernel set (when it has a LUT kernel)
+// and keeps the faster one; the others force one. Process-wide, default kAuto.
+enum class LayoutPolicy : int { kAuto = 0, kDecode = 1, kLut = 2 };
+void set_layout_policy(LayoutPolicy p);
+LayoutPolicy layout_policy();
+const char* layout_name(Layout l);
+
 class TernaryMatrix {
  public:
   TernaryMatrix() = default;
+  // Builds the given layout regardless of the policy (tests, benchmarks).
+  static TernaryMatrix from_codes_layout(const std::int8_t* codes, std::int64_t rows,
+                                         std::int64_t cols, float scale_w, Layout layout);
   // codes: rows*cols values in {-1, 0, +1}, row-major [out, in].
   static TernaryMatrix from_codes(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
                                   float scale_w);
@@ -67,10 +108,17 @@ class TernaryMatrix {
   // Back to row-major codes (tests, export).
   std::vector<std::int8_t> to_codes() const;
 
+  Layout layout() const { return layout_; }
+  // Signed codes of one row into out[0, k_padded_) (zero past cols).
+  void decode_row(std::int64_t r, std::int8_t* out) const;
+
   // Implementation detail: the packed layout and its parameters (owned by the kernel code).
   AlignedBuffer<std::uint8_t> packed_;
   std::int64_t rows_ = 0, cols_ = 0;
   float scale_w_ = 1.0f;
+  Layout layout_ = Layout::kDecode;
+  std::int64_t rows_padded_ = 0;  // rows rounded up to the layout's row group
+  std::int64_t k_padded_ = 0;     // cols rounded up to kKBlock
 };
 
 // ---- products -----------------------------------------------------------------------------------
@@ -78,5 +126,9 @@ class TernaryMatrix {
 void matmul_int32(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc);
 // y[t, r] = acc[t, r] / (a.scale[t] * W.scale_w()), y row stride ld_y (>= rows).
 void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std::int64_t ld_y);
+// The plain reference the fast paths are tested against (single thread, any layout).
+void matmul_int32_reference(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc);
+// Name of the kernel matmul_int32 would use now for W (e.g. "avx2-decode", "avx2-lut", "scalar").
+const char* kernel_name(const TernaryMatrix& W);
 
 }  // namespace bitmamba::ternary

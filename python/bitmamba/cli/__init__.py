@@ -13,7 +13,7 @@ import sys
 from .._version import __version__
 
 # Order here is the order in `bitmamba --help`.
-COMMANDS = ["info", "eval"]
+COMMANDS = ["info", "generate", "chat", "bench", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,140 @@
+// The public SSM entry points (ssm.h): argument checks, the choice of kernel set (active_isa()) and
+// of scan method, and the split of the work over the shared thread pool.
+#include <algorithm>
+#include <functional>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/ssm/ssm_internal.h"
+
+namespace bitmamba::ssm {
+
+const SsmKernels& active_kernels() {
+  switch (active_isa()) {
+#if defined(BITMAMBA_HAVE_X86_KERNELS) && defined(BITMAMBA_SSM_SIMD)
+    case Isa::kAvx2:
+      return kernels_avx2();
+    case Isa::kAvx512:
+      return kernels_avx512();
+#endif
+#if defined(BITMAMBA_HAVE_ARM_KERNELS) && defined(BITMAMBA_SSM_SIMD)
+    case Isa::kNeon:
+    case Isa::kNeonDot:
+      return kernels_neon();
+#endif
+    default:
+      return kernels_scalar();
+  }
+}
+
+namespace {
+// Below this many multiply-adds a call runs on the calling thread: waking the pool costs a few
+// microseconds, more than a decode step's work per layer.
+constexpr std::int64_t kParallelWork = 1 << 15;
+
+void run_split(std::int64_t n, std::int64_t align, std::int64_t work,
+               const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  if (n <= 0) return;
+  if (work < kParallelWork || ThreadPool::global().num_threads() == 1) {
+    fn(0, n);
+  } else {
+    parallel_for(n, align, fn);
+  }
+}
+}  // namespace
+
+void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
+                   const float* weight, const float* bias, int W, float* conv_state, float* out,
+                   std::int64_t ld_out, bool apply_silu) {
+  BM_CHECK(T >= 0 && C >= 0, ShapeError, "causal_conv1d: negative size (T=", T, ", C=", C, ")");
+  BM_CHECK(W >= 1 && W <= 64, ArgumentError, "causal_conv1d: kernel width must be in [1, 64], got ", W);
+  BM_CHECK(ld_x >= C && ld_out >= C, ShapeError, "causal_conv1d: row strides (ld_x=", ld_x,
+           ", ld_out=", ld_out, ") must be >= C=", C);
+  if (T == 0 || C == 0) return;
+  BM_CHECK(x && out && weight && (conv_state || W == 1), ArgumentError, "causal_conv1d: null array");
+  const SsmKernels& k = active_kernels();
+  run_split(C, 16, T * C * W, [&](std::int64_t c0, std::int64_t c1) {
+    k.conv1d(x, T, ld_x, weight, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+  });
+}
+
+void selective_scan(const ScanShape& s, std::int64_t T, const float* x, std::int64_t ld_x,
+                    const float* dt_raw, std::int64_t ld_dt, const float* B, std::int64_t ld_B,
+                    const float* C, std::int64_t ld_C, const float* A, const float* D,
+                    const float* dt_bias, float* h, float* y, std::int64_t ld_y, ScanMethod method,
+                    std::int64_t chunk_size) {
+  BM_CHECK(s.n_heads > 0 && s.head_dim > 0 && s.d_state > 0 && s.n_groups > 0, ShapeError,
+           "selective_scan: n_heads, head_dim, d_state, n_groups must be positive (got ", s.n_heads,
+           ", ", s.head_dim, ", ", s.d_state, ", ", s.n_groups, ")");
+  BM_CHECK(s.n_heads % s.n_groups == 0, ShapeError, "selective_scan: n_heads=", s.n_heads,
+           " is not a multiple of n_groups=", s.n_groups);
+  BM_CHECK(T >= 0, ShapeError, "selective_scan: negative T=", T);
+  const std::int64_t HP = s.n_heads * s.head_dim, GN = s.n_groups * s.d_state;
+  BM_CHECK(ld_x >= HP && ld_y >= HP, ShapeError, "selective_scan: ld_x=", ld_x, ", ld_y=", ld_y,
+           " must be >= n_heads*head_dim=", HP);
+  BM_CHECK(ld_dt >= s.n_heads, ShapeError, "selective_scan: ld_dt=", ld_dt, " < n_heads=", s.n_heads);
+  BM_CHECK(ld_B >= GN && ld_C >= GN, ShapeError, "selective_scan: ld_B=", ld_B, ", ld_C=", ld_C,
+           " must be >= n_groups*d_state=", GN);
+  BM_CHECK(chunk_size >= 0, ArgumentError, "selective_scan: negative chunk_size=", chunk_size);
+  BM_CHECK(method == ScanMethod::kAuto || method == ScanMethod::kSequential ||
+               method == ScanMethod::kChunked,
+           ArgumentError, "selective_scan: unknown method ", static_cast<int>(method));
+  if (T == 0) return;
+  BM_CHECK(x && dt_raw && B && C && A && D && dt_bias && h && y, ArgumentError,
+           "selective_scan: null array");
+  ScanArgs a{s, T, x, ld_x, dt_raw, ld_dt, B, ld_B, C, ld_C, A, D, dt_bias, h, y, ld_y};
+  if (method == ScanMethod::kAuto) method = choose_scan_method(s, T);
+  const SsmKernels& k = active_kernels();
+  const std::int64_t hpg = s.n_heads / s.n_groups;
+  // Split on group boundaries when there are enough groups (the chunked method shares C.B per group).
+  const std::int64_t align =
+      (s.n_groups >= ThreadPool::global().num_threads() && s.n_groups > 1) ? hpg : 1;
+  const std::int64_t work = T * HP * s.d_state;
+  if (method == ScanMethod::kSequential) {
+    run_split(s.n_heads, align, work, [&](std::int64_t h0, std::int64_t h1) {
+      k.scan_sequential(a, h0, h1);
+    });
+  } else {
+    const std::int64_t L = std::min(chunk_size > 0 ? chunk_size : kDefaultChunk, T);
+    run_split(s.n_heads, align, work, [&](std::int64_t h0, std::int64_t h1) {
+      k.scan_chunked(a, L, h0, h1);
+    });
+  }
+}
+
+ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T) {
+  // Measured rule (docs/benchmarks_ssm.md): see the benchmark for the crossover.
+  if (s.d_state <= kChunkedMinState || T < kChunkedMinTokens) return ScanMethod::kSequential;
+  return ScanMethod::kChunked;
+}
+
+void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,
+               std::int64_t C) {
+  BM_CHECK(T >= 0 && C >= 0, ShapeError, "gate_silu: negative size (T=", T, ", C=", C, ")");
+  BM_CHECK(ld_y >= C && ld_z >= C, ShapeError, "gate_silu: row strides (", ld_y, ", ", ld_z,
+           ") must be >= C=", C);
+  if (T == 0 || C == 0) return;
+  BM_CHECK(y && z, ArgumentError, "gate_silu: null array");
+  const SsmKernels& k = active_kernels();
+  run_split(T, 1, T * C * 8, [&](std::int64_t t0, std::int64_t t1) { k.gate_silu(y, ld_y, z, ld_z, t0, t1, C); });
+}
+
+void gated_rmsnorm(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
+                   const float* weight, std::int64_t T, std::int64_t C, std::int64_t n_groups,
+                   float eps) {
+  BM_CHECK(T >= 0 && C >= 0, ShapeError, "gated_rmsnorm: negative size (T=", T, ", C=", C, ")");
+  BM_CHECK(n_groups > 0 && C % n_groups == 0, ShapeError, "gated_rmsnorm: C=", C,
+           " is not a positive multiple of n_groups=", n_groups);
+  BM_CHECK(ld_y >= C && ld_z >= C, ShapeError, "gated_rmsnorm: row strides (", ld_y, ", ", ld_z,
+           ") must be >= C=", C);
+  BM_CHECK(eps >= 0.0f, ArgumentError, "gated_rmsnorm: negative eps");
+  if (T == 0 || C == 0) return;
+  BM_CHECK(y && z && weight, ArgumentError, "gated_rmsnorm: null array");
+  const SsmKernels& k = active_kernels();
+  run_split(T, 1, T * C * 8, [&](std::int64_t t0, std::int64_t t1) {
+    k.gated_rmsnorm(y, ld_y, z, ld_z, weight, t0, t1, C, n_groups, eps);
+  });
+}
+
+}  // namespace bitmamba::ssm

@@ -1,0 +1,91 @@
+// Internals of the SSM kernels (not part of the public API in ssm.h): the plain reference
+// implementations every fast path is tested against, and the per-kernel-set function tables that
+// dispatch.cpp chooses from.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/ssm/ssm.h"
+
+namespace bitmamba::ssm {
+
+// All arguments of one selective_scan call, so range kernels take one pointer.
+struct ScanArgs {
+  ScanShape s;
+  std::int64_t T = 0;
+  const float* x = nullptr;
+  std::int64_t ld_x = 0;
+  const float* dt_raw = nullptr;
+  std::int64_t ld_dt = 0;
+  const float* B = nullptr;
+  std::int64_t ld_B = 0;
+  const float* C = nullptr;
+  std::int64_t ld_C = 0;
+  const float* A = nullptr;
+  const float* D = nullptr;
+  const float* dt_bias = nullptr;
+  float* h = nullptr;
+  float* y = nullptr;
+  std::int64_t ld_y = 0;
+};
+
+// softplus(v) = log(1 + exp(v)), and v itself above 20 (as DESIGN.md section 3 and mamba_ssm do).
+inline float softplus_ref(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
+inline float silu_ref(float v) { return v / (1.0f + std::exp(-v)); }
+
+// ---- Plain references (scan_scalar.cpp, conv1d.cpp): direct transcriptions of the formulas in
+// ssm.h, single-threaded, std::exp. Also the fallback the dispatcher uses for odd cases.
+namespace ref {
+void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
+                   const float* weight, const float* bias, int W, float* conv_state, float* out,
+                   std::int64_t ld_out, bool apply_silu);
+// Heads [h_begin, h_end) of the sequential recurrence, token by token.
+void selective_scan(const ScanArgs& a, std::int64_t h_begin, std::int64_t h_end);
+void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,
+               std::int64_t C);
+void gated_rmsnorm(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
+                   const float* weight, std::int64_t T, std::int64_t C, std::int64_t n_groups,
+                   float eps);
+}  // namespace ref
+
+// ---- One kernel set. Range kernels let dispatch.cpp split work over the thread pool.
+struct SsmKernels {
+  // Channels [c_begin, c_end) of causal_conv1d (out may alias x: rows are produced last to first).
+  void (*conv1d)(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
+                 const float* bias, int W, float* conv_state, std::int64_t C_total, float* out,
+                 std::int64_t ld_out, bool apply_silu, std::int64_t c_begin, std::int64_t c_end);
+  // Sequential scan of heads [h_begin, h_end): channels outer, tokens inner, state in registers.
+  void (*scan_sequential)(const ScanArgs& a, std::int64_t h_begin, std::int64_t h_end);
+  // Chunked SSD of heads [h_begin, h_end) (C.B products computed once per group and chunk).
+  void (*scan_chunked)(const ScanArgs& a, std::int64_t chunk, std::int64_t h_begin,
+                       std::int64_t h_end);
+  // Tokens [t_begin, t_end) of gate_silu / gated_rmsnorm.
+  void (*gate_silu)(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
+                    std::int64_t t_begin, std::int64_t t_end, std::int64_t C);
+  void (*gated_rmsnorm)(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
+                        const float* weight, std::int64_t t_begin, std::int64_t t_end,
+                        std::int64_t C, std::int64_t n_groups, float eps);
+  const char* name;
+};
+
+const SsmKernels& kernels_scalar();
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
+const SsmKernels& kernels_avx2();
+const SsmKernels& kernels_avx512();
+#endif
+#if defined(BITMAMBA_HAVE_ARM_KERNELS)
+const SsmKernels& kernels_neon();
+#endif
+
+// The kernel set for the active ISA (active_isa(); neondot uses the NEON set).
+const SsmKernels& active_kernels();
+
+// Default chunk length of the chunked method.
+constexpr std::int64_t kDefaultChunk = 64;
+// ScanMethod::kAuto uses the chunked method when d_state > kChunkedMinState and T >= kChunkedMinTokens
+// (measured crossover, docs/benchmarks_ssm.md).
+constexpr std::int64_t kChunkedMinState = 1;
+constexpr std::int64_t kChunkedMinTokens = 64;
+
+}  // namespace bitmamba::ssm

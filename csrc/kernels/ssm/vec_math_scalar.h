@@ -1,0 +1,25 @@
+// Width-1 "vector" operations for the scalar kernel set: the same kernel code (ssm_impl.h) as the
+// SIMD sets, with std::exp, so the scalar set differs from the plain reference only in summation order.
+#pragma once
+
+#include <cmath>
+
+namespace bitmamba::ssm::vm_scalar {
+
+struct Ops {
+  using V = float;
+  static constexpr int W = 1;
+  static V load(const float* p) { return *p; }
+  static void store(float* p, V v) { *p = v; }
+  static V set1(float f) { return f; }
+  static V zero() { return 0.0f; }
+  static V add(V a, V b) { return a + b; }
+  static V sub(V a, V b) { return a - b; }
+  static V mul(V a, V b) { return a * b; }
+  static V fma(V a, V b, V c) { return a * b + c; }  // a*b + c
+  static V exp(V a) { return std::exp(a); }
+  static V silu(V a) { return a / (1.0f + std::exp(-a)); }
+  static float hsum(V a) { return a; }
+};
+
+}  // namespace bitmamba::ssm::vm_scalar

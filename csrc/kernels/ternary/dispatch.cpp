@@ -1,0 +1,99 @@
+// Chooses the ternary kernel from the active kernel set (bitmamba::active_isa()) and the matrix
+// layout, splits the rows over the shared thread pool, and applies the layout policy at build time.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/ternary/kernels.h"
+#include "kernels/ternary/ternary.h"
+
+namespace bitmamba::ternary {
+
+namespace {
+
+std::atomic<int> g_policy{static_cast<int>(LayoutPolicy::kAuto)};
+
+struct Kernel {
+  detail::RowsFn fn;
+  const char* name;
+};
+
+Kernel select_kernel(const TernaryMatrix& W, Isa isa) {
+  (void)W;
+  switch (isa) {
+    default:
+      return {detail::rows_scalar, "scalar"};
+  }
+}
+
+void check_operands(const TernaryMatrix& W, const QuantizedActivations& a) {
+  BM_CHECK(W.cols() > 0, ArgumentError,
+           "ternary matmul: the weight matrix is empty (default-constructed)");
+  BM_CHECK(a.K == W.cols(), ShapeError, "ternary matmul: activations have K=", a.K,
+           " features but the matrix has ", W.cols(), " columns");
+  BM_CHECK(a.K_padded >= W.k_padded_ && a.K_padded % kKBlock == 0, ShapeError,
+           "ternary matmul: activation row stride K_padded=", a.K_padded,
+           " must be a multiple of ", kKBlock, " and >= ", W.k_padded_,
+           " (use quantize_activations)");
+  BM_CHECK(a.q.size() >= static_cast<std::size_t>(a.T * a.K_padded) &&
+               a.scale.size() >= static_cast<std::size_t>(a.T) &&
+               a.sum.size() >= static_cast<std::size_t>(a.T),
+           ShapeError, "ternary matmul: QuantizedActivations buffers are smaller than T=", a.T);
+}
+
+// Thread ranges are multiples of 32 rows: a whole LUT row group, 8 decode groups, and 128 bytes of
+// int32 output per token, so threads do not write the same output cache line (for T = 1).
+constexpr std::int64_t kRowAlign = 32;
+
+void run_rows(const Kernel& k, const TernaryMatrix& W, const QuantizedActivations& a,
+              std::int32_t* acc) {
+  if (a.T == 0 || W.rows() == 0) return;
+  parallel_for(W.rows(), kRowAlign, [&](std::int64_t r0, std::int64_t r1) {
+    k.fn(W, a, r0, r1, acc, W.rows());
+  });
+}
+
+}  // namespace
+
+void set_layout_policy(LayoutPolicy p) { g_policy.store(static_cast<int>(p)); }
+LayoutPolicy layout_policy() { return static_cast<LayoutPolicy>(g_policy.load()); }
+
+TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
+                                float scale_w) {
+  const LayoutPolicy p = layout_policy();
+  if (p == LayoutPolicy::kLut)
+    return TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kLut);
+  return TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kDecode);
+}
+
+const char* kernel_name(const TernaryMatrix& W) { return select_kernel(W, active_isa()).name; }
+
+void matmul_int32(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc) {
+  check_operands(W, a);
+  run_rows(select_kernel(W, active_isa()), W, a, acc);
+}
+
+void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std::int64_t ld_y) {
+  check_operands(W, a);
+  BM_CHECK(ld_y >= W.rows(), ArgumentError, "ternary matmul: output row stride ", ld_y, " < rows ",
+           W.rows());
+  if (a.T == 0 || W.rows() == 0) return;
+  // int32 scratch reused across calls (a decode step makes ~100 of these).
+  thread_local std::vector<std::int32_t> acc;
+  acc.resize(static_cast<std::size_t>(a.T * W.rows()));
+  run_rows(select_kernel(W, active_isa()), W, a, acc.data());
+  const std::int64_t rows = W.rows();
+  for (std::int64_t t = 0; t < a.T; ++t) {
+    // y = acc / (s * scale_w) exactly as the contract states (a true division, not a reciprocal).
+    const float den = a.scale[static_cast<std::size_t>(t)] * W.scale_w();
+    const std::int32_t* at = acc.data() + t * rows;
+    float* yt = y + t * ld_y;
+    for (std::int64_t r = 0; r < rows; ++r) yt[r] = static_cast<float>(at[r]) / den;
+  }
+}
+
+}  // namespace bitmamba::ternary

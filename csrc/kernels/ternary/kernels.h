@@ -1,0 +1,60 @@
+// Internal to the ternary kernels: layout constants, packed-byte addressing and the per-ISA entry
+// points the dispatcher (dispatch.cpp) chooses from. Not part of the public contract (ternary.h).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/ternary/ternary.h"
+
+namespace bitmamba::ternary::detail {
+
+inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
+
+// ---- kDecode layout ----------------------------------------------------------------------------
+// Rows in groups of kDecRows; per group, per 128-wide K block, kDecRows chunks of 32 bytes (one per
+// row), so a GEMV reads the matrix strictly sequentially. Within a row's chunk, byte j holds the
+// offset codes (w+1) of k = 32*i + j at bits 2i..2i+1 (i = 0..3): one shift + mask per i turns 32
+// bytes into the 32 weights that line up with q[32i .. 32i+32) (the TQ2_0 bit order, per 128).
+constexpr std::int64_t kDecRows = 4;
+constexpr std::int64_t kDecChunk = kKBlock / 4;  // 32 bytes per row per K block
+inline std::int64_t dec_chunk_offset(std::int64_t r, std::int64_t kb, std::int64_t n_kb) {
+  return (((r / kDecRows) * n_kb + kb) * kDecRows + (r % kDecRows)) * kDecChunk;
+}
+
+// ---- kLut layout ---------------------------------------------------------------------------------
+// Codes are taken in pairs (k = 2p, 2p+1) and each pair becomes a 4-bit index 3*(w0+1) + (w1+1) in
+// [0, 9). Rows in groups of kLutRows = 32; per group, per K block of 128 (64 pairs = 32 pair-pairs),
+// 32 bytes per pair-pair: byte r holds row r's index of pair 2u in the low nibble and of pair 2u+1 in
+// the high nibble. A kernel loads 32 bytes, masks / shifts out one nibble per pair and looks up the
+// 32 rows' partial sums of that pair with one byte shuffle per table byte (low, high).
+constexpr std::int64_t kLutRows = 32;
+constexpr std::int64_t kLutBlockBytes = kLutRows * kKBlock / 4;  // 1024 bytes per group per K block
+inline std::int64_t lut_byte_offset(std::int64_t r, std::int64_t pp, std::int64_t n_kb) {
+  // pp: pair-pair index along K (k = 4*pp .. 4*pp+3)
+  const std::int64_t kb = pp / (kKBlock / 4), u = pp % (kKBlock / 4);
+  return ((r / kLutRows) * n_kb + kb) * kLutBlockBytes + u * kLutRows + (r % kLutRows);
+}
+
+// A kernel computes acc[t * ld_acc + r] for every token t and rows r in [r0, r1); r0 is a multiple
+// of the layout's row group (the dispatcher aligns thread ranges to 32 rows).
+using RowsFn = void (*)(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
+                        std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc);
+
+void rows_scalar(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                 std::int32_t*, std::int64_t);
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
+void rows_avx2_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                      std::int32_t*, std::int64_t);
+void rows_avx2_lut(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                   std::int32_t*, std::int64_t);
+void rows_avx512_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
+                        std::int64_t, std::int32_t*, std::int64_t);
+#endif
+#if defined(BITMAMBA_HAVE_ARM_KERNELS)
+void rows_neon_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                      std::int32_t*, std::int64_t);
+void rows_neondot_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
+                         std::int64_t, std::int32_t*, std::int64_t);
+#endif
+
+}  // namespace bitmamba::ternary::detail

@@ -1,0 +1,322 @@
+// File encodings (BIT2, GGUF TQ2_0 / TQ1_0) and the kernel layouts a TernaryMatrix is repacked into.
+//
+// Every importer decodes to row-major codes first and then builds the kernel layout from codes: one
+// layout builder, and the file formats stay independent of the kernels. Load time is dominated by
+// reading the file, not by this repacking.
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/ternary/kernels.h"
+#include "kernels/ternary/ternary.h"
+
+namespace bitmamba::ternary {
+
+using detail::round_up;
+
+// ---- fp16 ------------------------------------------------------------------------------------------
+std::uint16_t float_to_half(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  std::uint32_t absx = x & 0x7fffffffu;
+  if (absx >= 0x7f800000u) {  // inf / nan
+    return static_cast<std::uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0u));
+  }
+  if (absx >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds to inf
+  if (absx < 0x38800000u) {  // subnormal half (or zero): value = m * 2^-24
+    // Round |f| * 2^24 to the nearest integer, ties to even, in exact float arithmetic.
+    float a;
+    std::memcpy(&a, &absx, 4);
+    const float m = std::nearbyint(a * 16777216.0f);  // exact scaling by a power of two
+    return static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(m));
+  }
+  // Normal: rebias exponent, round the 13 dropped mantissa bits to nearest even.
+  std::uint32_t h = ((absx - 0x38000000u) >> 13);
+  const std::uint32_t rem = absx & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // may carry into the exponent: correct
+  return static_cast<std::uint16_t>(sign | h);
+}
+
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
+  const std::uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  float out;
+  if (e == 0) {
+    out = std::ldexp(static_cast<float>(m), -24);
+    if (sign) out = -out;
+    return out;
+  }
+  std::uint32_t x;
+  if (e == 31) x = sign | 0x7f800000u | (m << 13);
+  else x = sign | ((e + 112u) << 23) | (m << 13);
+  std::memcpy(&out, &x, 4);
+  return out;
+}
+
+namespace {
+
+void check_codes(const std::int8_t* codes, std::int64_t n, const char* who) {
+  for (std::int64_t i = 0; i < n; ++i)
+    BM_CHECK(codes[i] >= -1 && codes[i] <= 1, ArgumentError, who, ": code ", int(codes[i]),
+             " at index ", i, " is not in {-1, 0, +1}");
+}
+
+void check_tq_shape(std::int64_t rows, std::int64_t cols, const char* who) {
+  BM_CHECK(rows >= 0 && cols > 0, ArgumentError, who, ": bad shape [", rows, ", ", cols, "]");
+  BM_CHECK(cols % kTqBlock == 0, ShapeError, who, ": row length ", cols,
+           " is not a multiple of 256 (TQ formats need whole 256-wide blocks)");
+}
+
+// TQ1_0 stores 5 base-3 digits per byte as a fixed-point fraction: byte = ceil(v * 256 / 243) for
+// v = sum_n d_n 3^(4-n); digit n comes back as ((byte * 3^n) mod 256) * 3 >> 8.
+inline std::uint8_t tq1_encode(int v) { return static_cast<std::uint8_t>((v * 256 + 242) / 243); }
+inline int tq1_digit(std::uint8_t b, int n) {
+  static const int pow3[5] = {1, 3, 9, 27, 81};
+  const std::uint8_t m = static_cast<std::uint8_t>(b * pow3[n]);
+  return (m * 3) >> 8;
+}
+
+}  // namespace
+
+// ---- BIT2 ----------------------------------------------------------------------------------------
+std::int64_t bit2_bytes(std::int64_t n) { return (n + 3) / 4; }
+
+void pack_bit2(const std::int8_t* codes, std::int64_t n, std::uint8_t* out) {
+  BM_CHECK(n >= 0, ArgumentError, "pack_bit2: negative count ", n);
+  check_codes(codes, n, "pack_bit2");
+  for (std::int64_t b = 0; b < bit2_bytes(n); ++b) {
+    std::uint8_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const std::int64_t k = 4 * b + i;
+      const int c = k < n ? codes[k] + 1 : 1;
+      v |= static_cast<std::uint8_t>(c << (2 * i));
+    }
+    out[b] = v;
+  }
+}
+
+void unpack_bit2(const std::uint8_t* data, std::int64_t n, std::int8_t* codes) {
+  BM_CHECK(n >= 0, ArgumentError, "unpack_bit2: negative count ", n);
+  for (std::int64_t k = 0; k < n; ++k) {
+    const int c = (data[k / 4] >> (2 * (k % 4))) & 3;
+    codes[k] = static_cast<std::int8_t>(c == 3 ? 1 : c - 1);  // 3 decodes to +1, as bitmamba.c does
+  }
+}
+
+// ---- TQ2_0 ---------------------------------------------------------------------------------------
+// Block of 256: qs[64] then fp16 d. Element 128*h + 32*l + m is (qs[32*h + m] >> 2l) & 3, minus 1.
+std::int64_t tq2_0_bytes(std::int64_t rows, std::int64_t cols) {
+  return rows * (cols / kTqBlock) * kTq2BlockBytes;
+}
+
+void pack_tq2_0(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, float d,
+                std::uint8_t* out) {
+  check_tq_shape(rows, cols, "pack_tq2_0");
+  check_codes(codes, rows * cols, "pack_tq2_0");
+  const std::uint16_t dh = float_to_half(d);
+  const std::int64_t nb = rows * cols / kTqBlock;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::int8_t* c = codes + b * kTqBlock;
+    std::uint8_t* o = out + b * kTq2BlockBytes;
+    for (int h = 0; h < 2; ++h)
+      for (int m = 0; m < 32; ++m) {
+        std::uint8_t v = 0;
+        for (int l = 0; l < 4; ++l) v |= static_cast<std::uint8_t>((c[128 * h + 32 * l + m] + 1) << (2 * l));
+        o[32 * h + m] = v;
+      }
+    o[64] = static_cast<std::uint8_t>(dh & 0xff);
+    o[65] = static_cast<std::uint8_t>(dh >> 8);
+  }
+}
+
+void unpack_tq2_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes) {
+  check_tq_shape(rows, cols, "unpack_tq2_0");
+  const std::int64_t nb = rows * cols / kTqBlock;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::uint8_t* s = data + b * kTq2BlockBytes;
+    std::int8_t* c = codes + b * kTqBlock;
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 4; ++l)
+        for (int m = 0; m < 32; ++m) {
+          const int v = (s[32 * h + m] >> (2 * l)) & 3;
+          BM_CHECK(v != 3, FormatError, "TQ2_0 data: 2-bit value 3 (not a ternary code) in block ", b,
+                   " (row ", b / (cols / kTqBlock), ")");
+          c[128 * h + 32 * l + m] = static_cast<std::int8_t>(v - 1);
+        }
+  }
+}
+
+// ---- TQ1_0 ---------------------------------------------------------------------------------------
+// Block of 256: qs[48] then qh[4] then fp16 d.
+//   qs[m],      m < 32: digits n = 0..4 of elements 32n + m            (elements 0..159)
+//   qs[32 + m], m < 16: digits n = 0..4 of elements 160 + 16n + m      (elements 160..239)
+//   qh[m],      m < 4:  digits n = 0..3 of elements 240 + 4n + m       (elements 240..255), digit 4 = 0
+// with digit n weighted 3^(4-n), i.e. the first element is the most significant digit.
+std::int64_t tq1_0_bytes(std::int64_t rows, std::int64_t cols) {
+  return rows * (cols / kTqBlock) * kTq1BlockBytes;
+}
+
+void pack_tq1_0(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, float d,
+                std::uint8_t* out) {
+  check_tq_shape(rows, cols, "pack_tq1_0");
+  check_codes(codes, rows * cols, "pack_tq1_0");
+  const std::uint16_t dh = float_to_half(d);
+  const std::int64_t nb = rows * cols / kTqBlock;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::int8_t* c = codes + b * kTqBlock;
+    std::uint8_t* o = out + b * kTq1BlockBytes;
+    for (int m = 0; m < 32; ++m) {
+      int v = 0;
+      for (int n = 0; n < 5; ++n) v = v * 3 + (c[32 * n + m] + 1);
+      o[m] = tq1_encode(v);
+    }
+    for (int m = 0; m < 16; ++m) {
+      int v = 0;
+      for (int n = 0; n < 5; ++n) v = v * 3 + (c[160 + 16 * n + m] + 1);
+      o[32 + m] = tq1_encode(v);
+    }
+    for (int m = 0; m < 4; ++m) {
+      int v = 0;
+      for (int n = 0; n < 4; ++n) v = v * 3 + (c[240 + 4 * n + m] + 1);
+      o[48 + m] = tq1_encode(v * 3);
+    }
+    o[52] = static_cast<std::uint8_t>(dh & 0xff);
+    o[53] = static_cast<std::uint8_t>(dh >> 8);
+  }
+}
+
+void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes) {
+  check_tq_shape(rows, cols, "unpack_tq1_0");
+  const std::int64_t nb = rows * cols / kTqBlock;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::uint8_t* s = data + b * kTq1BlockBytes;
+    std::int8_t* c = codes + b * kTqBlock;
+    for (int m = 0; m < 32; ++m)
+      for (int n = 0; n < 5; ++n) c[32 * n + m] = static_cast<std::int8_t>(tq1_digit(s[m], n) - 1);
+    for (int m = 0; m < 16; ++m)
+      for (int n = 0; n < 5; ++n)
+        c[160 + 16 * n + m] = static_cast<std::int8_t>(tq1_digit(s[32 + m], n) - 1);
+    for (int m = 0; m < 4; ++m)
+      for (int n = 0; n < 4; ++n)
+        c[240 + 4 * n + m] = static_cast<std::int8_t>(tq1_digit(s[48 + m], n) - 1);
+  }
+}
+
+// ---- kernel layouts ------------------------------------------------------------------------------
+const char* layout_name(Layout l) { return l == Layout::kLut ? "lut" : "decode"; }
+
+TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::int64_t rows,
+                                               std::int64_t cols, float scale_w, Layout layout) {
+  BM_CHECK(rows >= 0 && cols > 0, ArgumentError, "TernaryMatrix: bad shape [", rows, ", ", cols, "]");
+  BM_CHECK(std::isfinite(scale_w) && scale_w > 0.0f, ArgumentError,
+           "TernaryMatrix: scale_w must be finite and > 0, got ", scale_w);
+  check_codes(codes, rows * cols, "TernaryMatrix");
+  TernaryMatrix W;
+  W.rows_ = rows;
+  W.cols_ = cols;
+  W.scale_w_ = scale_w;
+  W.layout_ = layout;
+  W.k_padded_ = round_up(cols, kKBlock);
+  const std::int64_t n_kb = W.k_padded_ / kKBlock;
+  if (layout == Layout::kDecode) {
+    W.rows_padded_ = round_up(rows, detail::kDecRows);
+    // 0x55 = four offset codes of 1, i.e. zero weights, in padding rows and past cols.
+    W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ * W.k_padded_ / 4), false);
+    std::memset(W.packed_.data(), 0x55, W.packed_.size());
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+        std::uint8_t* o = W.packed_.data() + detail::dec_chunk_offset(r, kb, n_kb);
+        for (int j = 0; j < detail::kDecChunk; ++j) {
+          std::uint8_t v = 0;
+          for (int i = 0; i < 4; ++i) {
+            const std::int64_t k = kb * kKBlock + 32 * i + j;
+            const int c = k < cols ? codes[r * cols + k] + 1 : 1;
+            v |= static_cast<std::uint8_t>(c << (2 * i));
+          }
+          o[j] = v;
+        }
+      }
+  } else {
+    W.rows_padded_ = round_up(rows, detail::kLutRows);
+    // Index 4 = 3*1 + 1: the pair (0, 0), zero weights, in padding.
+    W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ * W.k_padded_ / 4), false);
+    std::memset(W.packed_.data(), 0x44, W.packed_.size());
+    auto code = [&](std::int64_t r, std::int64_t k) { return k < cols ? codes[r * cols + k] + 1 : 1; };
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t pp = 0; pp < W.k_padded_ / 4; ++pp) {
+        const int lo = 3 * code(r, 4 * pp) + code(r, 4 * pp + 1);
+        const int hi = 3 * code(r, 4 * pp + 2) + code(r, 4 * pp + 3);
+        W.packed_[static_cast<std::size_t>(detail::lut_byte_offset(r, pp, n_kb))] =
+            static_cast<std::uint8_t>(lo | (hi << 4));
+      }
+  }
+  return W;
+}
+
+void TernaryMatrix::decode_row(std::int64_t r, std::int8_t* out) const {
+  const std::int64_t n_kb = k_padded_ / kKBlock;
+  if (layout_ == Layout::kDecode) {
+    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+      const std::uint8_t* s = packed_.data() + detail::dec_chunk_offset(r, kb, n_kb);
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < detail::kDecChunk; ++j)
+          out[kb * kKBlock + 32 * i + j] = static_cast<std::int8_t>(((s[j] >> (2 * i)) & 3) - 1);
+    }
+  } else {
+    for (std::int64_t pp = 0; pp < k_padded_ / 4; ++pp) {
+      const std::uint8_t b = packed_[static_cast<std::size_t>(detail::lut_byte_offset(r, pp, n_kb))];
+      const int lo = b & 15, hi = b >> 4;
+      out[4 * pp + 0] = static_cast<std::int8_t>(lo / 3 - 1);
+      out[4 * pp + 1] = static_cast<std::int8_t>(lo % 3 - 1);
+      out[4 * pp + 2] = static_cast<std::int8_t>(hi / 3 - 1);
+      out[4 * pp + 3] = static_cast<std::int8_t>(hi % 3 - 1);
+    }
+  }
+}
+
+std::vector<std::int8_t> TernaryMatrix::to_codes() const {
+  std::vector<std::int8_t> out(static_cast<std::size_t>(rows_ * cols_));
+  std::vector<std::int8_t> row(static_cast<std::size_t>(k_padded_));
+  for (std::int64_t r = 0; r < rows_; ++r) {
+    decode_row(r, row.data());
+    std::memcpy(out.data() + r * cols_, row.data(), static_cast<std::size_t>(cols_));
+  }
+  return out;
+}
+
+// Defined in dispatch.cpp: applies the layout policy (and the autotune) to freshly decoded codes.
+TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
+                                float scale_w);
+
+TernaryMatrix TernaryMatrix::from_codes(const std::int8_t* codes, std::int64_t rows,
+                                        std::int64_t cols, float scale_w) {
+  return build_with_policy(codes, rows, cols, scale_w);
+}
+
+TernaryMatrix TernaryMatrix::from_bit2(const std::uint8_t* data, std::int64_t rows,
+                                       std::int64_t cols, float scale_w) {
+  BM_CHECK(rows >= 0 && cols > 0, ArgumentError, "from_bit2: bad shape [", rows, ", ", cols, "]");
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
+  unpack_bit2(data, rows * cols, codes.data());
+  return build_with_policy(codes.data(), rows, cols, scale_w);
+}
+
+TernaryMatrix TernaryMatrix::from_tq2_0(const std::uint8_t* data, std::int64_t rows,
+                                        std::int64_t cols, float scale_w) {
+  check_tq_shape(rows, cols, "from_tq2_0");
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
+  unpack_tq2_0(data, rows, cols, codes.data());
+  return build_with_policy(codes.data(), rows, cols, scale_w);
+}
+
+TernaryMatrix TernaryMatrix::from_tq1_0(const std::uint8_t* data, std::int64_t rows,
+                                        std::int64_t cols, float scale_w) {
+  check_tq_shape(rows, cols, "from_tq1_0");
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
+  unpack_tq1_0(data, rows, cols, codes.data());
+  return build_with_policy(codes.data(), rows, cols, scale_w);
+}
+
+}  // namespace bitmamba::ternary

@@ -1,0 +1,80 @@
+// Weight ternarization (absmean) and activation quantization (RMSNorm + per-token absmax int8).
+//
+// Rounding is round-half-to-even everywhere (std::nearbyint under the default FE_TONEAREST mode),
+// the rule torch.round / jnp.round / np.rint use, so codes and q match the training side exactly.
+// The float operations are spelled out in a fixed order so a numpy reference can reproduce q bit for
+// bit (tests/test_ternary.py):
+//   inv = float(1 / sqrt(sum_double(x^2) / K + eps))     (sum and root in double)
+//   xn  = (x * inv) * g                                   (float)
+//   s   = 127 / (max|xn| + 1e-5)                          (float)
+//   q   = clamp(nearbyint(xn * s), -128, 127)
+// This is O(T*K) work next to the O(rows*T*K) product, so it stays plain C++.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/ternary/kernels.h"
+#include "kernels/ternary/ternary.h"
+
+namespace bitmamba::ternary {
+
+float absmean_scale(const float* w, std::int64_t n) {
+  BM_CHECK(n > 0, ArgumentError, "absmean_scale: need at least one weight, got n=", n);
+  double s = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) s += std::fabs(static_cast<double>(w[i]));
+  const double mean = s / static_cast<double>(n);
+  return static_cast<float>(1.0 / std::max(mean, 1e-5));
+}
+
+void ternarize(const float* w, std::int64_t n, float scale_w, std::int8_t* codes) {
+  BM_CHECK(n >= 0, ArgumentError, "ternarize: negative count ", n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(w[i] * scale_w);
+    codes[i] = static_cast<std::int8_t>(v > 1.0f ? 1 : (v < -1.0f ? -1 : static_cast<int>(v)));
+  }
+}
+
+void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::int64_t ld_x,
+                          const float* g, float eps, QuantizedActivations& out) {
+  BM_CHECK(T >= 0, ArgumentError, "quantize_activations: negative token count ", T);
+  BM_CHECK(K > 0, ArgumentError, "quantize_activations: need K >= 1 features, got ", K);
+  BM_CHECK(ld_x >= K, ArgumentError, "quantize_activations: row stride ", ld_x, " < K=", K);
+  BM_CHECK(eps >= 0.0f, ArgumentError, "quantize_activations: negative eps ", eps);
+  out.T = T;
+  out.K = K;
+  out.K_padded = detail::round_up(K, kKBlock);
+  const std::size_t need = static_cast<std::size_t>(T * out.K_padded);
+  // The padding past K must be zero: every kernel runs over K_padded. Reuse the buffer when it fits
+  // (decode calls this once per layer per token) and clear only the tails.
+  if (out.q.size() < need || out.q.size() == 0) out.q.resize(need, true);
+  out.scale.assign(static_cast<std::size_t>(T), 0.0f);
+  out.sum.assign(static_cast<std::size_t>(T), 0);
+  for (std::int64_t t = 0; t < T; ++t) {
+    const float* xt = x + t * ld_x;
+    std::int8_t* qt = out.q.data() + t * out.K_padded;
+    double ss = 0.0;
+    for (std::int64_t k = 0; k < K; ++k) ss += static_cast<double>(xt[k]) * static_cast<double>(xt[k]);
+    const float inv =
+        static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(K) + static_cast<double>(eps)));
+    float amax = 0.0f;
+    for (std::int64_t k = 0; k < K; ++k) {
+      const float xn = g ? (xt[k] * inv) * g[k] : xt[k] * inv;
+      amax = std::max(amax, std::fabs(xn));
+    }
+    const float s = 127.0f / (amax + 1e-5f);
+    std::int32_t sum = 0;
+    for (std::int64_t k = 0; k < K; ++k) {
+      const float xn = g ? (xt[k] * inv) * g[k] : xt[k] * inv;
+      float v = std::nearbyint(xn * s);
+      v = std::min(127.0f, std::max(-128.0f, v));
+      const auto qi = static_cast<std::int8_t>(v);
+      qt[k] = qi;
+      sum += qi;
+    }
+    for (std::int64_t k = K; k < out.K_padded; ++k) qt[k] = 0;
+    out.scale[static_cast<std::size_t>(t)] = s;
+    out.sum[static_cast<std::size_t>(t)] = sum;
+  }
+}
+
+}  // namespace bitmamba::ternary

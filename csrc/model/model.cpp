@@ -1,0 +1,775 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/ssm/ssm.h"
+#include "model/gguf.h"
+
+namespace bitmamba::model {
+
+// ---------------------------------------------------------------------------------------------
+// fp16
+float half_to_float(std::uint16_t h) {
+  std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000) << 16;
+  std::uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  std::uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while (!(mant & 0x400));
+      bits = sign | static_cast<std::uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ff) << 13;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | mant << 13;
+  } else {
+    bits = sign | (exp + 112) << 23 | mant << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+std::uint16_t float_to_half(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, 4);
+  std::uint32_t sign = (x >> 16) & 0x8000;
+  std::int32_t exp = static_cast<std::int32_t>((x >> 23) & 0xff) - 127 + 15;
+  std::uint32_t mant = x & 0x7fffff;
+  if (((x >> 23) & 0xff) == 0xff) return static_cast<std::uint16_t>(sign | 0x7c00 | (mant ? 0x200 : 0));
+  if (exp >= 31) return static_cast<std::uint16_t>(sign | 0x7c00);
+  if (exp <= 0) {
+    if (exp < -10) return static_cast<std::uint16_t>(sign);
+    mant |= 0x800000;
+    std::uint32_t shift = static_cast<std::uint32_t>(14 - exp);
+    std::uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) ++h;
+    return static_cast<std::uint16_t>(sign | h);
+  }
+  std::uint32_t h = sign | static_cast<std::uint32_t>(exp) << 10 | mant >> 13;
+  std::uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;  // may carry into the exponent: correct
+  return static_cast<std::uint16_t>(h);
+}
+
+// ---------------------------------------------------------------------------------------------
+// config
+void ModelConfig::validate() const {
+  auto in = [](std::int64_t v, std::int64_t lo, std::int64_t hi) { return v >= lo && v <= hi; };
+  BM_CHECK(in(vocab_size, 1, 1 << 24), FormatError, "vocab_size ", vocab_size, " out of range");
+  BM_CHECK(in(d_model, 1, 1 << 16), FormatError, "d_model ", d_model, " out of range");
+  BM_CHECK(in(n_layers, 1, 1024), FormatError, "n_layers ", n_layers, " out of range");
+  BM_CHECK(in(n_heads, 1, 1 << 16), FormatError, "n_heads ", n_heads, " out of range");
+  BM_CHECK(in(d_inner, 1, 1 << 18), FormatError, "d_inner ", d_inner, " out of range");
+  BM_CHECK(d_inner % n_heads == 0, FormatError, "d_inner ", d_inner, " is not a multiple of n_heads ", n_heads);
+  BM_CHECK(in(d_state, 1, 4096), FormatError, "d_state ", d_state, " out of range");
+  BM_CHECK(in(n_groups, 1, n_heads) && n_heads % n_groups == 0, FormatError, "n_groups ", n_groups,
+           " must divide n_heads ", n_heads);
+  BM_CHECK(in(conv_kernel, 1, 16), FormatError, "conv_kernel ", conv_kernel, " out of range");
+  BM_CHECK(in(context_length, 1, std::int64_t{1} << 40), FormatError, "context_length ", context_length, " out of range");
+  BM_CHECK(std::isfinite(norm_eps) && norm_eps >= 0 && std::isfinite(ssm_norm_eps) && ssm_norm_eps >= 0,
+           FormatError, "norm epsilon must be finite and >= 0");
+  BM_CHECK(eos_token_id >= -1 && eos_token_id < vocab_size, FormatError, "eos_token_id ", eos_token_id,
+           " outside the vocabulary of ", vocab_size);
+  BM_CHECK(bos_token_id >= -1 && bos_token_id < vocab_size, FormatError, "bos_token_id ", bos_token_id,
+           " outside the vocabulary of ", vocab_size);
+}
+
+ModelConfig ModelConfig::preset(const std::string& name) {
+  ModelConfig c;
+  c.vocab_size = 50257;
+  if (name == "1b") {
+    c.d_model = 2048, c.n_layers = 32, c.n_heads = 32;
+  } else if (name == "255m") {
+    c.d_model = 1024, c.n_layers = 24, c.n_heads = 16;
+  } else {
+    throw ArgumentError(detail::concat("unknown model shape '", name, "' (expected 255m or 1b)"));
+  }
+  c.d_inner = 2 * c.d_model;
+  c.n_groups = c.n_heads;
+  c.name = "random-" + name;
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// embedding
+void Embedding::row(std::int64_t id, float* out) const {
+  BM_CHECK(id >= 0 && id < rows, ArgumentError, "token id ", id, " is outside the vocabulary [0, ", rows, ")");
+  const std::uint8_t* r = data + id * row_bytes;
+  switch (type) {
+    case EmbedType::kF32:
+      std::memcpy(out, r, cols * sizeof(float));
+      break;
+    case EmbedType::kF16:
+      for (std::int64_t i = 0; i < cols; ++i) {
+        std::uint16_t h;
+        std::memcpy(&h, r + 2 * i, 2);
+        out[i] = half_to_float(h);
+      }
+      break;
+    case EmbedType::kQ8_0:
+      for (std::int64_t b = 0; b < cols / 32; ++b) {
+        const std::uint8_t* blk = r + b * 34;
+        std::uint16_t h;
+        std::memcpy(&h, blk, 2);
+        float d = half_to_float(h);
+        const std::int8_t* q = reinterpret_cast<const std::int8_t*>(blk + 2);
+        for (int i = 0; i < 32; ++i) out[b * 32 + i] = d * q[i];
+      }
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// state
+namespace {
+constexpr char kStateMagic[8] = {'B', 'M', 'S', 'T', 'A', 'T', 'E', '1'};
+
+std::uint64_t fnv1a(const std::uint8_t* p, std::size_t n, std::uint64_t h = 1469598103934665603ull) {
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+}  // namespace
+
+void State::save(const std::string& path) const {
+  std::vector<std::uint8_t> buf;
+  auto put = [&](const void* p, std::size_t n) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    buf.insert(buf.end(), b, b + n);
+  };
+  put(kStateMagic, 8);
+  std::int64_t hdr[7] = {n_layers, conv_rows, conv_dim, ssm_size, vocab, n_tokens, has_logits ? 1 : 0};
+  put(hdr, sizeof(hdr));
+  put(conv.data(), conv.size() * 4);
+  put(ssm.data(), ssm.size() * 4);
+  put(logits.data(), logits.size() * 4);
+  std::uint64_t h = fnv1a(buf.data(), buf.size());
+  put(&h, 8);
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    BM_CHECK(f.good(), ArgumentError, "cannot write state file '", path, "'");
+    f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    BM_CHECK(f.good(), Error, "error writing state file '", path, "'");
+  }
+  BM_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, Error, "cannot move state file into '", path, "'");
+}
+
+State State::load(const std::string& path) {
+  MappedFile f(path);
+  const std::uint64_t hdr_bytes = 8 + 7 * 8;
+  BM_CHECK(f.size() >= hdr_bytes + 8, FormatError, "state file '", path, "' is truncated");
+  BM_CHECK(std::memcmp(f.data(), kStateMagic, 8) == 0, FormatError, "'", path, "' is not a bitmamba state file");
+  std::int64_t h[7];
+  std::memcpy(h, f.data() + 8, sizeof(h));
+  for (int i = 0; i < 5; ++i)
+    BM_CHECK(h[i] >= 0 && h[i] <= (std::int64_t{1} << 26), FormatError, "state file '", path, "': bad shape field ", i);
+  BM_CHECK(h[5] >= 0 && (h[6] == 0 || h[6] == 1), FormatError, "state file '", path, "': bad header");
+  std::uint64_t n_floats = static_cast<std::uint64_t>(h[0]) * (h[1] * h[2] + h[3]) + h[4];
+  BM_CHECK(n_floats <= f.size() / 4 && f.size() == hdr_bytes + 4 * n_floats + 8, FormatError,
+           "state file '", path, "' has ", f.size(), " bytes, its header describes ", hdr_bytes + 4 * n_floats + 8);
+  std::uint64_t stored;
+  std::memcpy(&stored, f.data() + f.size() - 8, 8);
+  BM_CHECK(fnv1a(f.data(), f.size() - 8) == stored, FormatError, "state file '", path, "' is corrupt (checksum mismatch)");
+  State s;
+  s.n_layers = h[0], s.conv_rows = h[1], s.conv_dim = h[2], s.ssm_size = h[3], s.vocab = h[4];
+  s.n_tokens = h[5];
+  s.has_logits = h[6] == 1;
+  const float* p = reinterpret_cast<const float*>(f.data() + hdr_bytes);
+  s.conv.assign(p, p + s.n_layers * s.conv_rows * s.conv_dim);
+  p += s.conv.size();
+  s.ssm.assign(p, p + s.n_layers * s.ssm_size);
+  p += s.ssm.size();
+  s.logits.assign(p, p + s.vocab);
+  return s;
+}
+
+State Model::new_state() const {
+  State s;
+  s.n_layers = cfg_.n_layers;
+  s.conv_rows = cfg_.conv_kernel - 1;
+  s.conv_dim = cfg_.conv_dim();
+  s.ssm_size = cfg_.d_inner * cfg_.d_state;
+  s.vocab = cfg_.vocab_size;
+  s.conv.assign(s.n_layers * s.conv_rows * s.conv_dim, 0.0f);
+  s.ssm.assign(s.n_layers * s.ssm_size, 0.0f);
+  s.logits.assign(s.vocab, 0.0f);
+  return s;
+}
+
+void Model::check_state(const State& s) const {
+  State ref = new_state();
+  BM_CHECK(s.n_layers == ref.n_layers && s.conv_rows == ref.conv_rows && s.conv_dim == ref.conv_dim &&
+               s.ssm_size == ref.ssm_size && s.vocab == ref.vocab &&
+               s.conv.size() == ref.conv.size() && s.ssm.size() == ref.ssm.size() &&
+               s.logits.size() == ref.logits.size(),
+           ArgumentError, "the state does not belong to a model of this shape");
+}
+
+State Model::load_state(const std::string& path) const {
+  State s = State::load(path);
+  State ref = new_state();
+  BM_CHECK(s.n_layers == ref.n_layers && s.conv_rows == ref.conv_rows && s.conv_dim == ref.conv_dim &&
+               s.ssm_size == ref.ssm_size && s.vocab == ref.vocab,
+           FormatError, "state file '", path, "' was saved from a model of another shape");
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// loaders
+namespace {
+
+void check_finite(const std::vector<float>& v, const std::string& what) {
+  for (float x : v) BM_CHECK(std::isfinite(x), FormatError, what, " contains a non-finite value");
+}
+
+// BIT2 reader: bounds-checked records, in file order.
+class Bit2Reader {
+ public:
+  Bit2Reader(const MappedFile& f) : f_(f) {}
+  std::uint64_t pos() const { return pos_; }
+  std::int32_t i32(const std::string& what) {
+    BM_CHECK(f_.size() - pos_ >= 4, FormatError, "BIT2 file '", f_.path(), "' is truncated in ", what);
+    std::int32_t v;
+    std::memcpy(&v, f_.data() + pos_, 4);
+    pos_ += 4;
+    return v;
+  }
+  // A float record with the expected shape (alternatives allowed); returns the data offset.
+  std::uint64_t float_record(const std::string& what, const std::vector<std::vector<std::int64_t>>& shapes,
+                             std::int64_t* n_out) {
+    std::int32_t kind = i32(what);
+    BM_CHECK(kind == 0, FormatError, "BIT2 '", f_.path(), "': ", what, " should be a float record (type 0), got type ", kind);
+    std::int32_t nd = i32(what);
+    BM_CHECK(nd >= 1 && nd <= 4, FormatError, "BIT2 '", f_.path(), "': ", what, " has ", nd, " dims");
+    std::vector<std::int64_t> dims;
+    for (int i = 0; i < nd; ++i) dims.push_back(i32(what));
+    bool ok = false;
+    for (auto& s : shapes) ok |= (s == dims);
+    if (!ok) {
+      std::string got, want;
+      for (auto d : dims) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      for (auto d : shapes[0]) want += (want.empty() ? "" : ", ") + std::to_string(d);
+      throw FormatError(detail::concat("BIT2 '", f_.path(), "': ", what, " has shape [", got, "], expected [", want, "]"));
+    }
+    std::int64_t n = 1;
+    for (auto d : dims) n *= d;
+    BM_CHECK(static_cast<std::uint64_t>(n) <= (f_.size() - pos_) / 4, FormatError, "BIT2 file '", f_.path(),
+             "' is truncated in ", what, " (needs ", n * 4, " bytes, ", f_.size() - pos_, " remain)");
+    std::uint64_t off = pos_;
+    pos_ += static_cast<std::uint64_t>(n) * 4;
+    *n_out = n;
+    return off;
+  }
+  std::vector<float> floats(const std::string& what, const std::vector<std::vector<std::int64_t>>& shapes) {
+    std::int64_t n = 0;
+    std::uint64_t off = float_record(what, shapes, &n);
+    std::vector<float> v(n);
+    std::memcpy(v.data(), f_.data() + off, n * 4);
+    check_finite(v, "BIT2 '" + f_.path() + "': " + what);
+    return v;
+  }
+  ternary::TernaryMatrix ternary(const std::string& what, std::int64_t rows, std::int64_t cols) {
+    std::int32_t kind = i32(what);
+    BM_CHECK(kind == 2, FormatError, "BIT2 '", f_.path(), "': ", what, " should be a ternary record (type 2), got type ", kind);
+    std::int32_t r = i32(what), c = i32(what);
+    BM_CHECK(r == rows && c == cols, FormatError, "BIT2 '", f_.path(), "': ", what, " is [", r, ", ", c,
+             "], expected [", rows, ", ", cols, "]");
+    BM_CHECK(f_.size() - pos_ >= 4, FormatError, "BIT2 file '", f_.path(), "' is truncated in ", what);
+    float scale;
+    std::memcpy(&scale, f_.data() + pos_, 4);
+    pos_ += 4;
+    BM_CHECK(std::isfinite(scale) && scale > 0, FormatError, "BIT2 '", f_.path(), "': ", what, " scale_w ", scale,
+             " is not a positive finite number");
+    BM_CHECK((rows * cols) % 4 == 0, FormatError, "BIT2 '", f_.path(), "': ", what, " element count ", rows * cols,
+             " is not a multiple of 4");
+    std::uint64_t n = static_cast<std::uint64_t>(rows * cols / 4);
+    BM_CHECK(n <= f_.size() - pos_, FormatError, "BIT2 file '", f_.path(), "' is truncated in ", what,
+             " (needs ", n, " bytes, ", f_.size() - pos_, " remain)");
+    auto m = ternary::TernaryMatrix::from_bit2(f_.data() + pos_, rows, cols, scale);
+    f_.release(pos_, n);
+    pos_ += n;
+    return m;
+  }
+
+ private:
+  const MappedFile& f_;
+  std::uint64_t pos_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<Model> Model::load(const std::string& path) {
+  MappedFile probe(path);
+  BM_CHECK(probe.size() >= 4, FormatError, "'", path, "' is too small to be a model file (", probe.size(), " bytes)");
+  if (std::memcmp(probe.data(), "GGUF", 4) == 0) return load_gguf(path);
+  std::int32_t magic;
+  std::memcpy(&magic, probe.data(), 4);
+  if (magic == 0x42495432) return load_bit2(path);
+  throw FormatError(detail::concat("'", path, "' is neither a GGUF nor a BIT2 model file (unknown magic)"));
+}
+
+std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
+  auto m = std::make_shared<Model>();
+  m->file_ = std::make_shared<MappedFile>(path);
+  const MappedFile& f = *m->file_;
+  m->format_ = "bit2";
+  Bit2Reader r(f);
+  std::int32_t magic = r.i32("header");
+  BM_CHECK(magic == 0x42495432, FormatError, "'", path, "' is not a BIT2 file (bad magic)");
+  ModelConfig& c = m->cfg_;
+  c.vocab_size = r.i32("header");
+  c.d_model = r.i32("header");
+  c.n_layers = r.i32("header");
+  c.n_heads = r.i32("header");
+  BM_CHECK(c.d_model >= 1 && c.d_model <= (1 << 16), FormatError, "BIT2 '", path, "': d_model ", c.d_model, " out of range");
+  c.d_inner = 2 * c.d_model;
+  c.n_groups = c.n_heads;
+  c.d_state = 1;
+  c.conv_kernel = 4;
+  c.layout = Layout::kBitMamba2;
+  c.eos_token_id = c.vocab_size == 50257 ? 50256 : -1;
+  c.bos_token_id = c.eos_token_id;
+  c.name = path.substr(path.find_last_of('/') + 1);
+  try {
+    c.validate();
+  } catch (const FormatError& e) {
+    throw FormatError(detail::concat("BIT2 '", path, "' header: ", e.what()));
+  }
+  const std::int64_t V = c.vocab_size, d = c.d_model, di = c.d_inner, H = c.n_heads;
+  std::int64_t n = 0;
+  std::uint64_t emb_off = r.float_record("embedding", {{V, d}}, &n);
+  m->embed_.type = EmbedType::kF32;
+  m->embed_.rows = V;
+  m->embed_.cols = d;
+  m->embed_.row_bytes = d * 4;
+  m->embed_.data = f.data() + emb_off;
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    std::string p = "layer " + std::to_string(l) + " ";
+    LayerWeights L;
+    L.in_norm = r.floats(p + "in_proj.norm", {{d}});
+    L.in_proj = r.ternary(p + "in_proj", c.in_proj_rows(), d);
+    L.conv_w = r.floats(p + "conv1d.weight", {{di, 1, 4}, {di, 4}});
+    L.conv_b = r.floats(p + "conv1d.bias", {{di}});
+    L.dt_bias = r.floats(p + "dt_bias", {{H}});
+    std::vector<float> a_log = r.floats(p + "A_log", {{H}});
+    L.A.resize(H);
+    for (std::int64_t h = 0; h < H; ++h) L.A[h] = -std::exp(a_log[h]);
+    std::vector<float> D = r.floats(p + "D", {{di}, {H}});
+    if (static_cast<std::int64_t>(D.size()) == di) {
+      L.D = std::move(D);
+    } else {
+      L.D.resize(di);
+      for (std::int64_t ch = 0; ch < di; ++ch) L.D[ch] = D[ch / c.head_dim()];
+    }
+    L.out_norm = r.floats(p + "out_proj.norm", {{di}});
+    L.out_proj = r.ternary(p + "out_proj", d, di);
+    m->layers_.push_back(std::move(L));
+  }
+  m->norm_f_ = r.floats("norm_f", {{d}});
+  m->lm_norm_ = r.floats("lm_head.norm", {{d}});
+  m->lm_head_ = r.ternary("lm_head", V, d);
+  BM_CHECK(r.pos() == f.size(), FormatError, "BIT2 '", path, "': ", f.size() - r.pos(),
+           " unexpected trailing bytes after lm_head");
+  f.release(0, emb_off);  // header pages; the embedding stays mapped
+  return m;
+}
+
+namespace {
+
+std::string shape_str(const std::vector<std::int64_t>& ne) {
+  std::string s;
+  for (auto it = ne.rbegin(); it != ne.rend(); ++it) s += (s.empty() ? "" : ", ") + std::to_string(*it);
+  return "[" + s + "]";
+}
+
+// Shape given row-major (as in docs/formats.md); GGUF stores it reversed.
+const GgufTensor& need_tensor(const GgufFile& g, const std::string& name, std::vector<std::int64_t> shape,
+                              std::initializer_list<GgmlType> types) {
+  const GgufTensor* t = g.find_tensor(name);
+  BM_CHECK(t, FormatError, "GGUF: missing tensor '", name, "'");
+  std::vector<std::int64_t> ne(shape.rbegin(), shape.rend());
+  BM_CHECK(t->ne == ne, FormatError, "GGUF tensor '", name, "' has shape ", shape_str(t->ne), ", expected ",
+           shape_str(ne));
+  bool ok = false;
+  std::string allowed;
+  for (GgmlType ty : types) {
+    ok |= t->type == static_cast<std::uint32_t>(ty);
+    allowed += (allowed.empty() ? "" : "/") + std::string(ggml_type_name(static_cast<std::uint32_t>(ty)));
+  }
+  BM_CHECK(ok, FormatError, "GGUF tensor '", name, "' has type ", ggml_type_name(t->type), " (", t->type,
+           "), expected ", allowed);
+  return *t;
+}
+
+std::vector<float> f32_tensor(const GgufFile& g, const std::string& name, std::vector<std::int64_t> shape) {
+  const GgufTensor& t = need_tensor(g, name, shape, {GgmlType::F32});
+  std::vector<float> v(t.n_elements());
+  std::memcpy(v.data(), g.tensor_data(t), v.size() * 4);
+  check_finite(v, "GGUF tensor '" + name + "'");
+  return v;
+}
+
+ternary::TernaryMatrix ternary_tensor(const GgufFile& g, const std::string& base, std::int64_t rows,
+                                      std::int64_t cols) {
+  const std::string name = base + ".weight";
+  std::vector<float> sc = f32_tensor(g, base + ".scale", {1});
+  BM_CHECK(sc[0] > 0, FormatError, "GGUF tensor '", base, ".scale' = ", sc[0], " is not positive");
+  const GgufTensor* t = g.find_tensor(name);
+  BM_CHECK(t, FormatError, "GGUF: missing tensor '", name, "'");
+  if (t->type == static_cast<std::uint32_t>(GgmlType::I8) || cols % 256 != 0) {
+    need_tensor(g, name, {rows, cols}, {GgmlType::I8});
+  } else {
+    need_tensor(g, name, {rows, cols}, {GgmlType::TQ2_0, GgmlType::TQ1_0, GgmlType::I8});
+  }
+  const std::uint8_t* p = g.tensor_data(*t);
+  ternary::TernaryMatrix m;
+  switch (static_cast<GgmlType>(t->type)) {
+    case GgmlType::I8: {
+      const std::int8_t* c = reinterpret_cast<const std::int8_t*>(p);
+      for (std::uint64_t i = 0; i < t->n_bytes; ++i)
+        BM_CHECK(c[i] >= -1 && c[i] <= 1, FormatError, "GGUF tensor '", name, "': I8 value ", int(c[i]),
+                 " at element ", i, " is not in {-1, 0, +1}");
+      m = ternary::TernaryMatrix::from_codes(c, rows, cols, sc[0]);
+      break;
+    }
+    case GgmlType::TQ2_0: {
+      // 2-bit fields hold w+1 in {0, 1, 2}; 3 is not a ternary value.
+      const std::int64_t blocks = t->n_bytes / 66;
+      for (std::int64_t b = 0; b < blocks; ++b)
+        for (int i = 0; i < 64; ++i) {
+          std::uint8_t q = p[b * 66 + i];
+          BM_CHECK(((q & (q >> 1)) & 0x55) == 0, FormatError, "GGUF tensor '", name, "': TQ2_0 block ", b,
+                   " holds the invalid 2-bit code 3");
+        }
+      m = ternary::TernaryMatrix::from_tq2_0(p, rows, cols, sc[0]);
+      break;
+    }
+    case GgmlType::TQ1_0:
+      m = ternary::TernaryMatrix::from_tq1_0(p, rows, cols, sc[0]);
+      break;
+    default:
+      throw FormatError("unreachable");
+  }
+  g.file().release(t->offset, t->n_bytes);
+  return m;
+}
+
+std::int64_t key_int(const GgufFile& g, const std::string& key, std::int64_t def, bool required) {
+  if (!g.has(key)) {
+    BM_CHECK(!required, FormatError, "GGUF: missing metadata key '", key, "'");
+    return def;
+  }
+  std::uint64_t v = g.get_uint(key);
+  BM_CHECK(v <= (std::uint64_t{1} << 40), FormatError, "GGUF key '", key, "' = ", v, " is out of range");
+  return static_cast<std::int64_t>(v);
+}
+
+}  // namespace
+
+std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
+  GgufFile g(path);
+  auto m = std::make_shared<Model>();
+  m->file_ = g.shared_file();
+  m->format_ = "gguf";
+  const std::string arch = g.get_string("general.architecture");
+  BM_CHECK(arch == "bitmamba2", FormatError, "GGUF '", path, "': general.architecture is '", arch,
+           "', this engine runs 'bitmamba2'");
+  const std::string a = "bitmamba2.";
+  ModelConfig& c = m->cfg_;
+  c.vocab_size = key_int(g, a + "vocab_size", 0, true);
+  c.d_model = key_int(g, a + "embedding_length", 0, true);
+  c.n_layers = key_int(g, a + "block_count", 0, true);
+  c.d_inner = key_int(g, a + "ssm.inner_size", 0, true);
+  c.n_heads = key_int(g, a + "ssm.head_count", 0, true);
+  c.d_state = key_int(g, a + "ssm.state_size", 1, false);
+  c.n_groups = key_int(g, a + "ssm.group_count", c.n_heads, false);
+  c.conv_kernel = key_int(g, a + "ssm.conv_kernel", 4, false);
+  c.context_length = key_int(g, a + "context_length", 2048, false);
+  std::string layout = g.has(a + "ssm.layout") ? g.get_string(a + "ssm.layout") : "bitmamba2";
+  BM_CHECK(layout == "bitmamba2" || layout == "mamba2", FormatError, "GGUF key '", a,
+           "ssm.layout' = '", layout, "' (expected bitmamba2 or mamba2)");
+  c.layout = layout == "mamba2" ? Layout::kMamba2 : Layout::kBitMamba2;
+  if (g.has(a + "bitlinear.norm_epsilon")) c.norm_eps = static_cast<float>(g.get_float(a + "bitlinear.norm_epsilon"));
+  if (g.has(a + "ssm.norm_epsilon")) c.ssm_norm_eps = static_cast<float>(g.get_float(a + "ssm.norm_epsilon"));
+  c.eos_token_id = key_int(g, "tokenizer.ggml.eos_token_id", c.vocab_size == 50257 ? 50256 : -1, false);
+  c.bos_token_id = key_int(g, "tokenizer.ggml.bos_token_id", c.eos_token_id, false);
+  if (g.has("general.name")) c.name = g.get_string("general.name");
+  try {
+    c.validate();
+  } catch (const FormatError& e) {
+    throw FormatError(detail::concat("GGUF '", path, "': ", e.what()));
+  }
+  for (auto& [k, v] : g.metadata())
+    if (v.type == GgufValueType::STRING) m->meta_[k] = v.s;
+
+  const std::int64_t V = c.vocab_size, d = c.d_model, di = c.d_inner, H = c.n_heads, K = c.conv_kernel;
+  const GgufTensor& e = need_tensor(g, "token_embd.weight", {V, d}, {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0});
+  m->embed_.type = static_cast<EmbedType>(e.type);
+  m->embed_.rows = V;
+  m->embed_.cols = d;
+  m->embed_.row_bytes = static_cast<std::int64_t>(e.n_bytes / V);
+  m->embed_.data = g.tensor_data(e);
+
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.in_norm = f32_tensor(g, p + "ssm_in_norm.weight", {d});
+    L.in_proj = ternary_tensor(g, p + "ssm_in", c.in_proj_rows(), d);
+    L.conv_w = f32_tensor(g, p + "ssm_conv1d.weight", {c.conv_dim(), K});
+    L.conv_b = f32_tensor(g, p + "ssm_conv1d.bias", {c.conv_dim()});
+    L.dt_bias = f32_tensor(g, p + "ssm_dt.bias", {H});
+    L.A = f32_tensor(g, p + "ssm_a", {H});
+    const GgufTensor* dt = g.find_tensor(p + "ssm_d");
+    bool per_head = dt && dt->ne.size() == 1 && dt->ne[0] == H && H != di;
+    std::vector<float> D = f32_tensor(g, p + "ssm_d", {per_head ? H : di});
+    if (per_head) {
+      L.D.resize(di);
+      for (std::int64_t ch = 0; ch < di; ++ch) L.D[ch] = D[ch / c.head_dim()];
+    } else {
+      L.D = std::move(D);
+    }
+    if (c.layout == Layout::kMamba2) L.ssm_norm = f32_tensor(g, p + "ssm_norm.weight", {di});
+    L.out_norm = f32_tensor(g, p + "ssm_out_norm.weight", {di});
+    L.out_proj = ternary_tensor(g, p + "ssm_out", d, di);
+    m->layers_.push_back(std::move(L));
+  }
+  m->norm_f_ = f32_tensor(g, "output_norm.weight", {d});
+  m->lm_norm_ = f32_tensor(g, "output_in_norm.weight", {d});
+  m->lm_head_ = ternary_tensor(g, "output", V, d);
+  // Drop every page but the embedding's: headers, metadata and small tensors were copied.
+  g.file().release(0, e.offset);
+  g.file().release(e.offset + e.n_bytes, g.file().size());
+  return m;
+}
+
+std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, std::uint64_t seed) {
+  cfg.validate();
+  auto m = std::make_shared<Model>();
+  m->cfg_ = cfg;
+  m->format_ = "random";
+  std::uint64_t st = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  auto next = [&st]() {  // xorshift64*: fast, deterministic
+    st ^= st >> 12;
+    st ^= st << 25;
+    st ^= st >> 27;
+    return st * 0x2545F4914F6CDD1Dull;
+  };
+  auto uniform = [&](float lo, float hi) { return lo + (hi - lo) * static_cast<float>((next() >> 40) * (1.0 / (1 << 24))); };
+  auto vec = [&](std::int64_t n, float lo, float hi) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = uniform(lo, hi);
+    return v;
+  };
+  // 81 bytes encode every combination of 4 trits in the BIT2 layout.
+  std::uint8_t trit_bytes[81];
+  for (int i = 0; i < 81; ++i) {
+    int v = i;
+    std::uint8_t b = 0;
+    for (int k = 0; k < 4; ++k) {
+      b |= static_cast<std::uint8_t>(v % 3) << (2 * k);
+      v /= 3;
+    }
+    trit_bytes[i] = b;
+  }
+  auto tern = [&](std::int64_t rows, std::int64_t cols) {
+    std::vector<std::uint8_t> bytes(rows * cols / 4);
+    for (auto& b : bytes) b = trit_bytes[next() % 81];
+    return ternary::TernaryMatrix::from_bit2(bytes.data(), rows, cols, 1.5f);
+  };
+  const std::int64_t V = cfg.vocab_size, d = cfg.d_model, di = cfg.d_inner, H = cfg.n_heads;
+  BM_CHECK(d % 32 == 0 && (d * cfg.in_proj_rows()) % 4 == 0 && (d * V) % 4 == 0, ArgumentError,
+           "random models need d_model a multiple of 32");
+  Embedding& E = m->embed_;
+  E.type = embed;
+  E.rows = V;
+  E.cols = d;
+  E.row_bytes = embed == EmbedType::kF32 ? d * 4 : embed == EmbedType::kF16 ? d * 2 : d / 32 * 34;
+  E.owned.resize(V * E.row_bytes, false);
+  for (std::int64_t r = 0; r < V; ++r) {
+    std::uint8_t* row = E.owned.data() + r * E.row_bytes;
+    for (std::int64_t i = 0; i < d; ++i) {
+      float v = uniform(-1.f, 1.f);
+      if (embed == EmbedType::kF32) {
+        std::memcpy(row + 4 * i, &v, 4);
+      } else if (embed == EmbedType::kF16) {
+        std::uint16_t h = float_to_half(v);
+        std::memcpy(row + 2 * i, &h, 2);
+      } else {
+        std::uint8_t* blk = row + (i / 32) * 34;
+        if (i % 32 == 0) {
+          std::uint16_t h = float_to_half(1.0f / 127);
+          std::memcpy(blk, &h, 2);
+        }
+        blk[2 + i % 32] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::lround(v * 127)));
+      }
+    }
+  }
+  E.data = E.owned.data();
+  for (std::int64_t l = 0; l < cfg.n_layers; ++l) {
+    LayerWeights L;
+    L.in_norm = vec(d, 0.5f, 1.5f);
+    L.in_proj = tern(cfg.in_proj_rows(), d);
+    L.conv_w = vec(cfg.conv_dim() * cfg.conv_kernel, -0.5f, 0.5f);
+    L.conv_b = vec(cfg.conv_dim(), -0.1f, 0.1f);
+    L.dt_bias = vec(H, -4.f, -1.f);
+    L.A = vec(H, -8.f, -1.f);
+    L.D = vec(di, 0.5f, 1.5f);
+    if (cfg.layout == Layout::kMamba2) L.ssm_norm = vec(di, 0.5f, 1.5f);
+    L.out_norm = vec(di, 0.5f, 1.5f);
+    L.out_proj = tern(d, di);
+    m->layers_.push_back(std::move(L));
+  }
+  m->norm_f_ = vec(d, 0.5f, 1.5f);
+  m->lm_norm_ = vec(d, 0.5f, 1.5f);
+  m->lm_head_ = tern(V, d);
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward
+std::int64_t Model::packed_weight_bytes() const {
+  std::int64_t b = lm_head_.packed_bytes() + 4 * static_cast<std::int64_t>(norm_f_.size() + lm_norm_.size());
+  for (auto& L : layers_)
+    b += L.in_proj.packed_bytes() + L.out_proj.packed_bytes() +
+         4 * static_cast<std::int64_t>(L.in_norm.size() + L.conv_w.size() + L.conv_b.size() + L.dt_bias.size() +
+                                       L.A.size() + L.D.size() + L.ssm_norm.size() + L.out_norm.size());
+  return b;
+}
+
+std::int64_t Model::bytes_per_token() const { return packed_weight_bytes() + embed_.row_bytes; }
+
+namespace {
+void rmsnorm_rows(const float* x, std::int64_t T, std::int64_t d, const float* g, float eps, float* out) {
+  for (std::int64_t t = 0; t < T; ++t) {
+    const float* r = x + t * d;
+    double ss = 0;
+    for (std::int64_t i = 0; i < d; ++i) ss += static_cast<double>(r[i]) * r[i];
+    float inv = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
+    for (std::int64_t i = 0; i < d; ++i) out[t * d + i] = r[i] * inv * g[i];
+  }
+}
+}  // namespace
+
+void Model::forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, bool all_logits,
+                          float* logits_out) const {
+  const ModelConfig& c = cfg_;
+  const std::int64_t d = c.d_model, di = c.d_inner, n_in = c.in_proj_rows(), cd = c.conv_dim(), gn = c.gn();
+  std::vector<float> x(T * d), p(T * n_in), xc(T * cd), y(T * di), o(T * d);
+  for (std::int64_t t = 0; t < T; ++t) embed_.row(ids[t], x.data() + t * d);
+  ternary::QuantizedActivations qa;
+  ssm::ScanShape shape;
+  shape.n_heads = c.n_heads;
+  shape.head_dim = c.head_dim();
+  shape.d_state = c.d_state;
+  shape.n_groups = c.n_groups;
+  const bool mamba2 = c.layout == Layout::kMamba2;
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = layers_[l];
+    ternary::quantize_activations(x.data(), T, d, d, L.in_norm.data(), c.norm_eps, qa);
+    ternary::matmul(L.in_proj, qa, p.data(), n_in);
+    const float* z = p.data();
+    const float* xbc = p.data() + di;
+    const float* dt = p.data() + 2 * di + 2 * gn;
+    ssm::causal_conv1d(xbc, T, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
+                       s.conv_layer(l), xc.data(), cd, true);
+    const float *B, *C;
+    std::int64_t ldbc;
+    if (mamba2) {
+      B = xc.data() + di, C = B + gn, ldbc = cd;
+    } else {
+      B = p.data() + 2 * di, C = B + gn, ldbc = n_in;
+    }
+    ssm::selective_scan(shape, T, xc.data(), cd, dt, n_in, B, ldbc, C, ldbc, L.A.data(), L.D.data(),
+                        L.dt_bias.data(), s.ssm_layer(l), y.data(), di);
+    if (mamba2)
+      ssm::gated_rmsnorm(y.data(), di, z, n_in, L.ssm_norm.data(), T, di, c.n_groups, c.ssm_norm_eps);
+    else
+      ssm::gate_silu(y.data(), di, z, n_in, T, di);
+    ternary::quantize_activations(y.data(), T, di, di, L.out_norm.data(), c.norm_eps, qa);
+    ternary::matmul(L.out_proj, qa, o.data(), d);
+    for (std::int64_t i = 0; i < T * d; ++i) x[i] += o[i];
+  }
+  const std::int64_t rows = all_logits ? T : 1;
+  const float* xr = x.data() + (T - rows) * d;
+  std::vector<float> xn(rows * d);
+  rmsnorm_rows(xr, rows, d, norm_f_.data(), c.norm_eps, xn.data());
+  ternary::quantize_activations(xn.data(), rows, d, d, lm_norm_.data(), c.norm_eps, qa);
+  ternary::matmul(lm_head_, qa, logits_out, c.vocab_size);
+}
+
+void Model::forward(State& s, const std::int32_t* ids, std::int64_t n, const LogitsFn& on_logits) const {
+  check_state(s);
+  BM_CHECK(n >= 0, ArgumentError, "negative token count");
+  if (n == 0) return;
+  for (std::int64_t i = 0; i < n; ++i)
+    BM_CHECK(ids[i] >= 0 && ids[i] < cfg_.vocab_size, ArgumentError, "token id ", ids[i], " at position ", i,
+             " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  const std::int64_t V = cfg_.vocab_size;
+  std::vector<float> chunk_logits;
+  for (std::int64_t t0 = 0; t0 < n; t0 += kChunk) {
+    const std::int64_t T = std::min(kChunk, n - t0);
+    if (on_logits) {
+      chunk_logits.resize(T * V);
+      forward_chunk(s, ids + t0, T, true, chunk_logits.data());
+      std::memcpy(s.logits.data(), chunk_logits.data() + (T - 1) * V, V * sizeof(float));
+      on_logits(t0, T, chunk_logits.data());
+    } else {
+      forward_chunk(s, ids + t0, T, false, s.logits.data());
+    }
+    s.n_tokens += T;
+    s.has_logits = true;
+  }
+}
+
+namespace {
+// log softmax of logits at `id`, and whether id is the argmax (first max wins ties).
+void score(const float* logits, std::int64_t V, std::int32_t id, double* lp, std::uint8_t* greedy) {
+  float mx = logits[0];
+  std::int64_t arg = 0;
+  for (std::int64_t i = 1; i < V; ++i)
+    if (logits[i] > mx) mx = logits[i], arg = i;
+  double sum = 0;
+  for (std::int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  *lp = static_cast<double>(logits[id]) - mx - std::log(sum);
+  *greedy = logits[id] == mx ? 1 : 0;
+  (void)arg;
+}
+}  // namespace
+
+void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* lp, std::uint8_t* greedy) const {
+  check_state(s);
+  BM_CHECK(s.has_logits, ArgumentError,
+           "logprobs needs a state that has seen at least one token (feed a context or the EOS token first)");
+  if (n == 0) return;
+  for (std::int64_t i = 0; i < n; ++i)
+    BM_CHECK(ids[i] >= 0 && ids[i] < cfg_.vocab_size, ArgumentError, "token id ", ids[i], " at position ", i,
+             " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  const std::int64_t V = cfg_.vocab_size;
+  score(s.logits.data(), V, ids[0], lp, greedy);
+  if (n == 1) {
+    forward(s, ids, 1);
+    return;
+  }
+  forward(s, ids, n, [&](std::int64_t t0, std::int64_t T, const float* L) {
+    for (std::int64_t j = 0; j < T; ++j) {
+      std::int64_t i = t0 + j + 1;  // logits after position t0+j predict ids[t0+j+1]
+      if (i < n) score(L + j * V, V, ids[i], lp + i, greedy + i);
+    }
+  });
+}
+
+}  // namespace bitmamba::model

@@ -1,0 +1,153 @@
+// The BitMamba-2 / Mamba-2 language model: configuration, weights (loaded from GGUF or BIT2, or
+// random for benchmarks), per-sequence State, batched prefill and single-token decode
+// (DESIGN.md section 3). One Model object is immutable after loading and may be shared by any
+// number of States; all per-call scratch is allocated per call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "kernels/ternary/ternary.h"
+#include "model/mapped_file.h"
+
+namespace bitmamba::model {
+
+enum class Layout { kBitMamba2 = 0, kMamba2 = 1 };
+
+struct ModelConfig {
+  std::int64_t vocab_size = 0;
+  std::int64_t d_model = 0;
+  std::int64_t n_layers = 0;
+  std::int64_t d_inner = 0;
+  std::int64_t n_heads = 0;
+  std::int64_t d_state = 1;
+  std::int64_t n_groups = 0;
+  std::int64_t conv_kernel = 4;
+  std::int64_t context_length = 2048;
+  Layout layout = Layout::kBitMamba2;
+  float norm_eps = 1e-6f;      // BitLinear RMSNorms and norm_f
+  float ssm_norm_eps = 1e-5f;  // gated RMSNorm (mamba2 layout)
+  std::int64_t eos_token_id = 50256;
+  std::int64_t bos_token_id = 50256;
+  std::string name;
+
+  std::int64_t head_dim() const { return d_inner / n_heads; }
+  std::int64_t gn() const { return n_groups * d_state; }
+  std::int64_t in_proj_rows() const { return 2 * d_inner + 2 * gn() + n_heads; }
+  std::int64_t conv_dim() const { return layout == Layout::kMamba2 ? d_inner + 2 * gn() : d_inner; }
+  // Throws FormatError (from loaders) naming the inconsistency.
+  void validate() const;
+  // The published shapes ("255m", "1b"); ArgumentError otherwise.
+  static ModelConfig preset(const std::string& name);
+};
+
+enum class EmbedType { kF32 = 0, kF16 = 1, kQ8_0 = 8 };
+
+// The token embedding table, kept in its file encoding (memory-mapped or owned): decode reads one
+// row per token, so a 50257-row table costs resident memory only for the rows used.
+class Embedding {
+ public:
+  EmbedType type = EmbedType::kF32;
+  std::int64_t rows = 0, cols = 0;
+  std::int64_t row_bytes = 0;
+  const std::uint8_t* data = nullptr;     // into the mapping or into owned
+  AlignedBuffer<std::uint8_t> owned;
+  void row(std::int64_t id, float* out) const;
+  std::int64_t bytes() const { return rows * row_bytes; }
+};
+
+struct LayerWeights {
+  std::vector<float> in_norm;            // [d_model]
+  ternary::TernaryMatrix in_proj;        // [in_proj_rows, d_model]
+  std::vector<float> conv_w;             // [conv_dim, K]
+  std::vector<float> conv_b;             // [conv_dim]
+  std::vector<float> dt_bias;            // [H]
+  std::vector<float> A;                  // [H]  = -exp(A_log)
+  std::vector<float> D;                  // [d_inner] (per-head values broadcast at load)
+  std::vector<float> ssm_norm;           // [d_inner]  mamba2 layout only
+  std::vector<float> out_norm;           // [d_inner]
+  ternary::TernaryMatrix out_proj;       // [d_model, d_inner]
+};
+
+// Everything a sequence carries between calls: per layer the conv window and the SSM state, the
+// logits after the last token fed, and how many tokens it has seen. Plain data: copying is cheap.
+class State {
+ public:
+  std::int64_t n_layers = 0, conv_rows = 0, conv_dim = 0, ssm_size = 0, vocab = 0;
+  std::int64_t n_tokens = 0;
+  bool has_logits = false;
+  std::vector<float> conv;    // [n_layers, conv_rows, conv_dim]
+  std::vector<float> ssm;     // [n_layers, ssm_size]  (H * P * N each)
+  std::vector<float> logits;  // [vocab]
+
+  float* conv_layer(std::int64_t l) { return conv.data() + l * conv_rows * conv_dim; }
+  float* ssm_layer(std::int64_t l) { return ssm.data() + l * ssm_size; }
+  // Small validated binary file ("BMSTATE1" magic, shape, payload, FNV-1a checksum).
+  void save(const std::string& path) const;
+  static State load(const std::string& path);
+};
+
+class Model {
+ public:
+  // Detects the format from the magic bytes (GGUF or BIT2).
+  static std::shared_ptr<Model> load(const std::string& path);
+  static std::shared_ptr<Model> load_gguf(const std::string& path);
+  static std::shared_ptr<Model> load_bit2(const std::string& path);
+  // Random weights of the given shape, built in memory (benchmarks; speed does not depend on the
+  // values). Ternary codes uniform in {-1, 0, +1}; other parameters in plausible ranges.
+  static std::shared_ptr<Model> random(const ModelConfig& cfg, EmbedType embed, std::uint64_t seed);
+
+  const ModelConfig& config() const { return cfg_; }
+  const std::string& format() const { return format_; }
+  // String metadata from the file (GGUF string keys; e.g. tokenizer.huggingface.json).
+  const std::map<std::string, std::string>& metadata() const { return meta_; }
+
+  State new_state() const;
+  // A state restored from disk, checked to match this model's shapes.
+  State load_state(const std::string& path) const;
+  void check_state(const State& s) const;
+
+  // Feeds n tokens through the model (batched prefill; n = 1 is the decode step). The state's
+  // logits become those after the last token. When on_logits is given, logits for every position
+  // are computed and passed chunk by chunk: on_logits(t0, count, logits[count, vocab]).
+  using LogitsFn = std::function<void(std::int64_t, std::int64_t, const float*)>;
+  void forward(State& s, const std::int32_t* ids, std::int64_t n, const LogitsFn& on_logits = {}) const;
+  // lp[i] = log p(ids[i] | everything before), greedy[i] = ids[i] is the argmax. Needs a state that
+  // has logits (has seen at least one token).
+  void logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* lp, std::uint8_t* greedy) const;
+
+  // Bytes of weights one decode step reads (packed ternary matrices, one embedding row, small
+  // parameters): the numerator of the roofline fraction.
+  std::int64_t bytes_per_token() const;
+  // Bytes of weights held in memory (packed matrices + parameters; the embedding counted separately).
+  std::int64_t packed_weight_bytes() const;
+  const Embedding& embedding() const { return embed_; }
+
+  // Chunk of tokens processed at once by forward() (bounds scratch memory).
+  static constexpr std::int64_t kChunk = 256;
+
+ private:
+  void forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, bool all_logits,
+                     float* logits_out) const;
+
+  ModelConfig cfg_;
+  std::string format_;
+  std::map<std::string, std::string> meta_;
+  std::shared_ptr<MappedFile> file_;  // keeps the embedding mapping alive
+  Embedding embed_;
+  std::vector<LayerWeights> layers_;
+  std::vector<float> norm_f_;
+  std::vector<float> lm_norm_;
+  ternary::TernaryMatrix lm_head_;
+};
+
+// fp16 -> fp32 (portable, exact for all values including subnormals, inf, nan).
+float half_to_float(std::uint16_t h);
+std::uint16_t float_to_half(float f);
+
+}  // namespace bitmamba::model

@@ -1,0 +1,49 @@
+// Token sampling from a logits vector. Order of operations (each step optional):
+//   1. repetition penalty over the last `repeat_window` accepted tokens: a logit l of such a token
+//      becomes l / penalty when l > 0, l * penalty otherwise (CTRL / llama.cpp rule);
+//   2. temperature <= 0: greedy argmax (lowest id wins ties), nothing else applies;
+//   3. top-k (k <= 0: off), 4. softmax at `temperature`, 5. top-p nucleus (smallest set of most
+//      likely tokens with mass >= top_p; 1: off), 6. min-p (drop tokens with p < min_p * p_max;
+//      0: off), 7. draw from the renormalised remainder.
+// The random stream is a 64-bit Mersenne Twister with our own uniform mapping, so a seed gives the
+// same tokens on every platform and build.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <vector>
+
+namespace bitmamba::model {
+
+struct SamplerParams {
+  float temperature = 0.8f;
+  std::int64_t top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.0f;
+  std::int64_t repeat_window = 64;
+  std::uint64_t seed = 0;
+  void validate() const;  // ArgumentError on out-of-range values
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplerParams& p);
+  const SamplerParams& params() const { return p_; }
+  // Picks a token from logits [vocab] (not modified) and records it in the history.
+  std::int32_t sample(const float* logits, std::int64_t vocab);
+  // Records a token (prompt tokens count towards the repetition penalty too).
+  void accept(std::int32_t id);
+  // The probabilities step 7 draws from (after every filter), for tests: [vocab], zeros where masked.
+  std::vector<double> probabilities(const float* logits, std::int64_t vocab) const;
+
+ private:
+  std::vector<float> penalised(const float* logits, std::int64_t vocab) const;
+  double uniform();
+  SamplerParams p_;
+  std::mt19937_64 rng_;
+  std::deque<std::int32_t> history_;
+};
+
+}  // namespace bitmamba::model

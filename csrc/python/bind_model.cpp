@@ -1,0 +1,226 @@
+// Bindings for csrc/model: Model (load / random / forward), State, Sampler. Thin: numpy in/out,
+// the GIL released around every forward pass.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "python/registry.h"
+
+namespace py = pybind11;
+using namespace bitmamba;
+using namespace bitmamba::model;
+
+namespace {
+
+using IdArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+std::vector<std::int32_t> to_ids(const IdArray& a, std::int64_t vocab) {
+  BM_CHECK(a.ndim() == 1, ShapeError, "token ids must be a 1-D sequence, got ", a.ndim(), " dimensions");
+  std::vector<std::int32_t> out(a.shape(0));
+  const std::int64_t* p = a.data();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    BM_CHECK(p[i] >= 0 && p[i] < vocab, ArgumentError, "token id ", p[i], " at position ", i,
+             " is outside the vocabulary [0, ", vocab, ")");
+    out[i] = static_cast<std::int32_t>(p[i]);
+  }
+  return out;
+}
+
+py::dict config_dict(const ModelConfig& c) {
+  py::dict d;
+  d["vocab_size"] = c.vocab_size;
+  d["d_model"] = c.d_model;
+  d["n_layers"] = c.n_layers;
+  d["d_inner"] = c.d_inner;
+  d["n_heads"] = c.n_heads;
+  d["head_dim"] = c.head_dim();
+  d["d_state"] = c.d_state;
+  d["n_groups"] = c.n_groups;
+  d["conv_kernel"] = c.conv_kernel;
+  d["context_length"] = c.context_length;
+  d["layout"] = c.layout == Layout::kMamba2 ? "mamba2" : "bitmamba2";
+  d["norm_eps"] = c.norm_eps;
+  d["ssm_norm_eps"] = c.ssm_norm_eps;
+  d["eos_token_id"] = c.eos_token_id;
+  d["bos_token_id"] = c.bos_token_id;
+  d["name"] = c.name;
+  return d;
+}
+
+EmbedType parse_embed(const std::string& s) {
+  if (s == "f32") return EmbedType::kF32;
+  if (s == "f16") return EmbedType::kF16;
+  if (s == "q8_0" || s == "q8") return EmbedType::kQ8_0;
+  throw ArgumentError("embedding type must be f32, f16 or q8_0, got '" + s + "'");
+}
+
+const char* embed_name(EmbedType t) {
+  return t == EmbedType::kF32 ? "f32" : t == EmbedType::kF16 ? "f16" : "q8_0";
+}
+
+}  // namespace
+
+BITMAMBA_BINDINGS(model) {
+  py::class_<State>(m, "State", "Per-sequence inference state (conv windows, SSM states, last logits).")
+      .def("copy", [](const State& s) { return State(s); }, "An independent copy (cheap: the state is small).")
+      .def_readonly("n_tokens", &State::n_tokens, "Tokens this state has consumed.")
+      .def_readonly("has_logits", &State::has_logits)
+      .def_property_readonly("logits", [](const State& s) {
+        return py::array_t<float>(static_cast<py::ssize_t>(s.logits.size()), s.logits.data());
+      }, "Copy of the logits after the last token fed (float32 [vocab]).")
+      .def_property_readonly("nbytes", [](const State& s) {
+        return 4 * (s.conv.size() + s.ssm.size() + s.logits.size());
+      })
+      .def("save", [](const State& s, const std::string& path) {
+        py::gil_scoped_release nogil;
+        s.save(path);
+      }, py::arg("path"), "Write the state to a small validated binary file.")
+      .def("__copy__", [](const State& s) { return State(s); })
+      .def("__deepcopy__", [](const State& s, py::dict) { return State(s); }, py::arg("memo"));
+
+  py::class_<Sampler>(m, "Sampler", "Token sampler (greedy, temperature, top-k, top-p, min-p, repetition penalty).")
+      .def(py::init([](float temperature, std::int64_t top_k, float top_p, float min_p, float repeat_penalty,
+                       std::int64_t repeat_window, std::uint64_t seed) {
+             SamplerParams p;
+             p.temperature = temperature;
+             p.top_k = top_k;
+             p.top_p = top_p;
+             p.min_p = min_p;
+             p.repeat_penalty = repeat_penalty;
+             p.repeat_window = repeat_window;
+             p.seed = seed;
+             return Sampler(p);
+           }),
+           py::arg("temperature") = 0.8f, py::arg("top_k") = 40, py::arg("top_p") = 0.95f,
+           py::arg("min_p") = 0.05f, py::arg("repeat_penalty") = 1.0f, py::arg("repeat_window") = 64,
+           py::arg("seed") = 0)
+      .def("sample", [](Sampler& s, py::array_t<float, py::array::c_style | py::array::forcecast> logits) {
+        BM_CHECK(logits.ndim() == 1, ShapeError, "logits must be 1-D");
+        return s.sample(logits.data(), logits.shape(0));
+      }, py::arg("logits"))
+      .def("accept", &Sampler::accept, py::arg("id"))
+      .def("probabilities", [](const Sampler& s, py::array_t<float, py::array::c_style | py::array::forcecast> logits) {
+        BM_CHECK(logits.ndim() == 1, ShapeError, "logits must be 1-D");
+        auto p = s.probabilities(logits.data(), logits.shape(0));
+        return py::array_t<double>(static_cast<py::ssize_t>(p.size()), p.data());
+      }, py::arg("logits"));
+
+  py::class_<Model, std::shared_ptr<Model>>(m, "Model", "A loaded BitMamba-2 / Mamba-2 model (immutable).")
+      .def_static("load", [](const std::string& path) {
+        py::gil_scoped_release nogil;
+        return Model::load(path);
+      }, py::arg("path"), "Load a GGUF or BIT2 file (format detected from its magic).")
+      .def_static("random", [](const std::string& shape, const std::string& embed, std::uint64_t seed,
+                               py::object overrides) {
+        ModelConfig c;
+        if (shape != "custom") c = ModelConfig::preset(shape);
+        if (!overrides.is_none()) {
+          py::dict o = overrides.cast<py::dict>();
+          for (auto item : o) {
+            std::string k = item.first.cast<std::string>();
+            if (k == "vocab_size") c.vocab_size = item.second.cast<std::int64_t>();
+            else if (k == "d_model") c.d_model = item.second.cast<std::int64_t>();
+            else if (k == "n_layers") c.n_layers = item.second.cast<std::int64_t>();
+            else if (k == "d_inner") c.d_inner = item.second.cast<std::int64_t>();
+            else if (k == "n_heads") c.n_heads = item.second.cast<std::int64_t>();
+            else if (k == "d_state") c.d_state = item.second.cast<std::int64_t>();
+            else if (k == "n_groups") c.n_groups = item.second.cast<std::int64_t>();
+            else if (k == "layout") c.layout = item.second.cast<std::string>() == "mamba2" ? Layout::kMamba2 : Layout::kBitMamba2;
+            else throw ArgumentError("unknown config key '" + k + "'");
+          }
+        }
+        py::gil_scoped_release nogil;
+        return Model::random(c, parse_embed(embed), seed);
+      }, py::arg("shape"), py::arg("embed") = "q8_0", py::arg("seed") = 0, py::arg("overrides") = py::none(),
+      "Random weights of a preset shape ('255m', '1b', or 'custom' + overrides), built in memory.")
+      .def_property_readonly("config", [](const Model& mdl) { return config_dict(mdl.config()); })
+      .def_property_readonly("format", &Model::format)
+      .def_property_readonly("embedding_type", [](const Model& mdl) { return std::string(embed_name(mdl.embedding().type)); })
+      .def_property_readonly("embedding_bytes", [](const Model& mdl) { return mdl.embedding().bytes(); })
+      .def_property_readonly("bytes_per_token", &Model::bytes_per_token)
+      .def_property_readonly("packed_weight_bytes", &Model::packed_weight_bytes)
+      .def("metadata", [](const Model& mdl, const std::string& key) -> py::object {
+        auto it = mdl.metadata().find(key);
+        if (it == mdl.metadata().end()) return py::none();
+        return py::str(it->second);
+      }, py::arg("key"), "A string metadata value from the file, or None.")
+      .def("metadata_keys", [](const Model& mdl) {
+        std::vector<std::string> k;
+        for (auto& kv : mdl.metadata()) k.push_back(kv.first);
+        return k;
+      })
+      .def("new_state", &Model::new_state)
+      .def("load_state", [](const Model& mdl, const std::string& path) {
+        py::gil_scoped_release nogil;
+        return mdl.load_state(path);
+      }, py::arg("path"))
+      .def("feed", [](const Model& mdl, State& s, const IdArray& ids) {
+        auto v = to_ids(ids, mdl.config().vocab_size);
+        py::gil_scoped_release nogil;
+        mdl.forward(s, v.data(), static_cast<std::int64_t>(v.size()));
+      }, py::arg("state"), py::arg("ids"), "Consume ids (batched prefill); the state keeps the last logits.")
+      .def("forward_logits", [](const Model& mdl, State& s, const IdArray& ids) {
+        auto v = to_ids(ids, mdl.config().vocab_size);
+        const std::int64_t V = mdl.config().vocab_size, n = static_cast<std::int64_t>(v.size());
+        py::array_t<float> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(V)});
+        float* o = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          mdl.forward(s, v.data(), n, [&](std::int64_t t0, std::int64_t T, const float* L) {
+            std::copy(L, L + T * V, o + t0 * V);
+          });
+        }
+        return out;
+      }, py::arg("state"), py::arg("ids"), "Consume ids; float32 [len(ids), vocab]: the logits after each.")
+      .def("logprobs", [](const Model& mdl, State& s, const IdArray& ids) {
+        auto v = to_ids(ids, mdl.config().vocab_size);
+        const py::ssize_t n = static_cast<py::ssize_t>(v.size());
+        py::array_t<double> lp(n);
+        py::array_t<bool> greedy(n);
+        std::vector<std::uint8_t> g(n);
+        {
+          py::gil_scoped_release nogil;
+          mdl.logprobs(s, v.data(), n, lp.mutable_data(), g.data());
+        }
+        bool* gp = greedy.mutable_data();
+        for (py::ssize_t i = 0; i < n; ++i) gp[i] = g[i] != 0;
+        return py::make_tuple(lp, greedy);
+      }, py::arg("state"), py::arg("ids"))
+      .def("step", [](const Model& mdl, State& s, Sampler& sampler) {
+        py::gil_scoped_release nogil;
+        BM_CHECK(s.has_logits, ArgumentError, "the state has seen no token: feed a prompt first");
+        mdl.check_state(s);
+        std::int32_t id = sampler.sample(s.logits.data(), mdl.config().vocab_size);
+        mdl.forward(s, &id, 1);
+        return id;
+      }, py::arg("state"), py::arg("sampler"),
+      "Sample the next token from the state's logits, feed it, return its id.")
+      .def("sample_and_feed", [](const Model& mdl, State& s, Sampler& sampler, std::int64_t n,
+                                 std::vector<std::int64_t> stop_ids) {
+        // n decode steps in C++ without returning to Python (benchmarks and fast generation).
+        std::vector<std::int32_t> out;
+        py::gil_scoped_release nogil;
+        BM_CHECK(s.has_logits, ArgumentError, "the state has seen no token: feed a prompt first");
+        mdl.check_state(s);
+        for (std::int64_t i = 0; i < n; ++i) {
+          std::int32_t id = sampler.sample(s.logits.data(), mdl.config().vocab_size);
+          mdl.forward(s, &id, 1);
+          out.push_back(id);
+          if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) break;
+        }
+        return out;
+      }, py::arg("state"), py::arg("sampler"), py::arg("n"), py::arg("stop_ids") = std::vector<std::int64_t>{});
+}
+
+#include "model/bandwidth.h"
+
+BITMAMBA_BINDINGS(model_bandwidth) {
+  m.def("engine_read_bandwidth", [](std::int64_t n_bytes, int threads, int repeats) {
+    py::gil_scoped_release nogil;
+    return bitmamba::model::measure_read_bandwidth(n_bytes, threads, repeats);
+  }, py::arg("n_bytes") = std::int64_t{256} << 20, py::arg("threads") = 0, py::arg("repeats") = 3,
+  "Measured memory read bandwidth in bytes/s (best of repeats); the engine's own measurement, used by "
+  "`bitmamba bench` when the kernels' measure_read_bandwidth is not available.");
+}

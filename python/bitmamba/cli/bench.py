@@ -1,0 +1,121 @@
+"""`bitmamba bench [MODEL | --shape 255m|1b]`: decode and prefill speed, peak memory, roofline.
+
+Without MODEL, random weights of the real shape are built in memory (speed does not depend on the
+values; the embedding is stored as Q8_0 by default so resident memory is what a converted file
+costs). Prints one figure a line (`decode: 123.4 tok/s`) or JSON with --json. Timings on shared
+machines are noisy: each figure is the median of --repeats runs.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measure decode / prefill speed, peak RSS and roofline fraction",
+                       description=__doc__.split("\n\n")[0] + " Roofline fraction = decode tok/s x weight bytes "
+                       "read per token / measured memory read bandwidth.")
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None, help="model file (omit with --shape)")
+    p.add_argument("--shape", choices=["255m", "1b"], default=None, help="random weights of this shape")
+    p.add_argument("--embed", choices=["q8_0", "f16", "f32"], default="q8_0",
+                   help="embedding storage for random weights (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="C++ thread count (default: physical cores)")
+    p.add_argument("--prompt-tokens", type=int, default=512, help="prefill prompt length (default %(default)s)")
+    p.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode run (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per figure, median reported (default %(default)s)")
+    p.add_argument("--bandwidth-mib", type=int, default=256, help="buffer for the bandwidth test (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def peak_rss_bytes() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r) if sys.platform == "darwin" else int(r) * 1024
+
+
+def read_bandwidth(C, n_bytes: int, threads: int):
+    """(bytes/s, source): the kernels' measure_read_bandwidth when present, else the engine's own."""
+    if hasattr(C, "measure_read_bandwidth"):
+        return float(C.measure_read_bandwidth(n_bytes, threads, 3)), "measure_read_bandwidth"
+    return float(C.engine_read_bandwidth(n_bytes, threads, 3)), "engine_read_bandwidth"
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from .._native import native
+    from ..model import Model, load
+    from ..system import set_num_threads
+    from ._common import resolve_model_path
+
+    if args.repeats < 1 or args.prompt_tokens < 1 or args.decode_tokens < 1:
+        raise ValueError("--repeats, --prompt-tokens and --decode-tokens must be >= 1")
+    C = native()
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    if args.shape and args.model:
+        raise ValueError("give either MODEL or --shape, not both")
+    if args.shape:
+        model = Model.random(args.shape, embed=args.embed, seed=1)
+        source = f"random {args.shape} weights (embedding {args.embed})"
+    else:
+        model = load(resolve_model_path(args.model))
+        source = str(args.model)
+    load_s = time.perf_counter() - t0
+    m = model.native
+    V = model.vocab_size
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(0, V, size=args.prompt_tokens)
+
+    prefill = []
+    for _ in range(args.repeats):
+        st = model.new_state()
+        t = time.perf_counter()
+        m.feed(st, prompt)
+        prefill.append(args.prompt_tokens / (time.perf_counter() - t))
+    decode = []
+    sampler = C.Sampler(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_window=0, seed=0)
+    for _ in range(args.repeats):
+        st = model.new_state()
+        m.feed(st, prompt[:16])
+        t = time.perf_counter()
+        out = m.sample_and_feed(st, sampler, args.decode_tokens, [])
+        decode.append(len(out) / (time.perf_counter() - t))
+    rss = peak_rss_bytes()  # before the bandwidth buffer is allocated
+    threads = C.get_num_threads()
+    bw, bw_source = read_bandwidth(C, args.bandwidth_mib << 20, threads)
+    dec = statistics.median(decode)
+    res = {
+        "model": source,
+        "isa": C.get_isa(),
+        "threads": threads,
+        "decode_tok_s": round(dec, 2),
+        "prefill_tok_s": round(statistics.median(prefill), 2),
+        "prompt_tokens": args.prompt_tokens,
+        "decode_tokens": args.decode_tokens,
+        "peak_rss_mb": round(rss / 1e6, 1),
+        "load_s": round(load_s, 2),
+        "bytes_per_token": int(m.bytes_per_token),
+        "read_bandwidth_gb_s": round(bw / 1e9, 2),
+        "bandwidth_source": bw_source,
+        "roofline_fraction": round(dec * m.bytes_per_token / bw, 3),
+        "decode_runs": [round(x, 2) for x in decode],
+        "prefill_runs": [round(x, 2) for x in prefill],
+    }
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"model: {res['model']}")
+    print(f"isa: {res['isa']}")
+    print(f"threads: {threads}")
+    print(f"decode: {res['decode_tok_s']:.1f} tok/s")
+    print(f"prefill: {res['prefill_tok_s']:.1f} tok/s")
+    print(f"peak_rss: {res['peak_rss_mb']:.1f} MB")
+    print(f"weights_per_token: {res['bytes_per_token'] / 1e6:.1f} MB")
+    print(f"bandwidth: {res['read_bandwidth_gb_s']:.2f} GB/s")
+    print(f"roofline: {res['roofline_fraction']:.3f}")
+    return 0

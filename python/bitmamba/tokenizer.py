@@ -1,0 +1,125 @@
+"""Exact GPT-2 byte-level BPE tokenization through the Hugging Face `tokenizers` package.
+
+Where the tokenizer comes from (first that applies):
+  1. `tokenizer=` given to `bitmamba.load`: a path to a tokenizer.json (or a directory holding one),
+     a JSON string, a `tokenizers.Tokenizer`, or a `bitmamba.Tokenizer`;
+  2. GGUF files: their `tokenizer.huggingface.json` metadata;
+  3. a `tokenizer.json` beside the model file;
+  4. the GPT-2 tokenizer bundled with the package (BIT2 files carry no tokenizer).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, List, Optional, Union
+
+BUNDLED_GPT2 = Path(__file__).resolve().parent / "assets" / "gpt2" / "tokenizer.json"
+
+
+def _repair(spec: dict) -> dict:
+    """Fix two known defects of circulating GPT-2 tokenizer.json copies (see assets/gpt2/README.md)."""
+    model = spec.get("model")
+    if isinstance(model, dict) and "type" not in model and "vocab" in model and "merges" in model:
+        spec["model"] = {"type": "BPE", **model}
+        model = spec["model"]
+    if isinstance(model, dict):
+        vocab = model.get("vocab")
+        if isinstance(vocab, dict) and vocab.get("ĠLLMProvider") == 40559 and "ĠClaude" not in vocab:
+            vocab["ĠClaude"] = vocab.pop("ĠLLMProvider")
+    return spec
+
+
+class Tokenizer:
+    """Text <-> token ids. `encode` adds no special tokens; `decode` keeps them (exact round trip)."""
+
+    def __init__(self, backend, source: str = ""):
+        self._tok = backend
+        self.source = source
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_json_string(cls, text: str, source: str = "json") -> "Tokenizer":
+        from tokenizers import Tokenizer as HFTokenizer
+
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"tokenizer ({source}) is not valid JSON: {e}") from None
+        try:
+            return cls(HFTokenizer.from_str(json.dumps(_repair(spec))), source)
+        except Exception as e:  # tokenizers raises plain Exception
+            raise ValueError(f"cannot build a tokenizer from {source}: {e}") from None
+
+    @classmethod
+    def from_file(cls, path: Union[str, os.PathLike]) -> "Tokenizer":
+        p = Path(path)
+        if p.is_dir():
+            p = p / "tokenizer.json"
+        if not p.is_file():
+            raise FileNotFoundError(f"tokenizer file not found: {p}")
+        return cls.from_json_string(p.read_text(encoding="utf-8"), source=str(p))
+
+    @classmethod
+    def gpt2(cls) -> "Tokenizer":
+        """The bundled GPT-2 tokenizer (MIT)."""
+        return cls.from_file(BUNDLED_GPT2)
+
+    @classmethod
+    def coerce(cls, obj) -> "Tokenizer":
+        """A Tokenizer from whatever `tokenizer=` was given."""
+        if isinstance(obj, Tokenizer):
+            return obj
+        if isinstance(obj, (str, os.PathLike)):
+            s = str(obj)
+            if s.lstrip().startswith("{"):
+                return cls.from_json_string(s)
+            return cls.from_file(s)
+        if hasattr(obj, "encode") and hasattr(obj, "decode") and hasattr(obj, "get_vocab_size"):
+            return cls(obj, source=type(obj).__name__)
+        raise TypeError(f"tokenizer must be a path, a JSON string or a tokenizers.Tokenizer, got {type(obj).__name__}")
+
+    # -- use ----------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> List[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects str, got {type(text).__name__}")
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def encode_batch(self, texts: Iterable[str]) -> List[List[int]]:
+        return [list(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        return self._tok.token_to_id(token)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, source={self.source!r})"
+
+
+class StreamDecoder:
+    """Turns a stream of token ids into text pieces. Byte-level BPE tokens can end inside a UTF-8
+    character; such bytes are held back until the character is complete (at most 4 tokens, after
+    which the replacement character is emitted, as a full decode would)."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tok = tokenizer
+        self.pending: List[int] = []
+
+    def push(self, token_id: int) -> str:
+        self.pending.append(int(token_id))
+        text = self.tok.decode(self.pending)
+        if text.endswith("\ufffd") and len(self.pending) < 4:
+            return ""
+        self.pending = []
+        return text
+
+    def flush(self) -> str:
+        text = self.tok.decode(self.pending) if self.pending else ""
+        self.pending = []
+        return text

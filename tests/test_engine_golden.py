@@ -1,0 +1,76 @@
+"""The engine reproduces ../shared/golden/bit2-random-*.json (an independent numpy reference of
+DESIGN.md section 3) from the BIT2 files, on every kernel set this CPU runs.
+
+Tolerance: greedy ids must match wherever the reference's top-1/top-2 margin exceeds 1e-3, and
+top-5 logits agree within 1e-3. The one allowed exception is an int8 rounding-boundary flip: when
+x * s lands within float rounding of a .5 boundary, float32 and the reference's arithmetic may round
+one activation differently, which moves the logits of that step (and, through the state, a few
+following ones, up to ~20 when the state decays slowly) by up to ~2e-2. With ~1e5 quantized values per
+prompt such flips are expected every few prompts: our float64 numpy reference (tests/engine_reference.py)
+differs from the golden file in the same way at other steps, and the engine matches that reference
+exactly between flips. So: most steps (>= 60% of a file's) within 1e-3, none beyond 3e-2 (a real bug,
+such as a wrong gate or swapped B/C, moves every step by 0.1 or more).
+"""
+import json
+
+import numpy as np
+import pytest
+
+import bitmamba
+
+GOLDEN = ["bit2-random-d128-l2-h2-v512", "bit2-random-d256-l4-h4-v2048"]
+
+
+def _isas():
+    try:
+        return bitmamba.cpu_info()["supported_isas"]
+    except ImportError:
+        return ["scalar"]
+
+
+@pytest.fixture(params=_isas())
+def isa(request):
+    before = bitmamba.get_isa()
+    bitmamba.set_isa(request.param)
+    yield request.param
+    bitmamba.set_isa(before)
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_logits_and_greedy(golden_dir, name, isa):
+    model = bitmamba.load(golden_dir / f"{name}.bin")
+    gold = json.loads((golden_dir / f"{name}.json").read_text())
+    assert model.vocab_size == int(name.split("-v")[1])
+    errs = []
+    for case in gold["cases"]:
+        prompt, greedy, top5 = case["prompt"], case["greedy"], case["top5"]
+        logits = model.logits(prompt + greedy)  # feed the golden ids (teacher forcing)
+        for i, pairs in enumerate(top5):
+            row = logits[len(prompt) - 1 + i]
+            errs.append(max(abs(float(row[t]) - v) for t, v in pairs))
+            vals = sorted((v for _, v in pairs), reverse=True)
+            if vals[0] - vals[1] > 1e-3:
+                assert int(np.argmax(row)) == greedy[i], f"{name} step {i}: greedy id differs"
+    errs = np.array(errs)
+    assert errs.max() < 3e-2, f"{name}: logits off by {errs.max():.4g}"
+    assert np.mean(errs > 1e-3) <= 0.4, f"{name}: {np.sum(errs > 1e-3)} of {errs.size} steps beyond 1e-3"
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_greedy_decode_path(golden_dir, name, isa):
+    """Single-token decode (the generate path) gives the golden greedy ids up to the first near-tie."""
+    from bitmamba._native import native
+
+    model = bitmamba.load(golden_dir / f"{name}.bin")
+    gold = json.loads((golden_dir / f"{name}.json").read_text())
+    for case in gold["cases"]:
+        st = model.new_state()
+        model.feed(case["prompt"], st)
+        sampler = native().Sampler(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
+                                   repeat_window=0, seed=0)
+        ids = model.native.sample_and_feed(st, sampler, len(case["greedy"]), [])
+        for i, pairs in enumerate(case["top5"]):
+            vals = sorted((v for _, v in pairs), reverse=True)
+            if vals[0] - vals[1] <= 1e-3:
+                break  # near-tie: the continuation may legitimately diverge from here
+            assert ids[i] == case["greedy"][i], f"{name}: decode step {i}"
