@@ -39,6 +39,16 @@ class Scorer:
         self.tokens_fed = 0      # context tokens run through the model
         self.tokens_scored = 0   # continuation tokens scored
 
+    @property
+    def prefix_token(self) -> int:
+        """The token an empty context / the first perplexity window is conditioned on (EOS, as in the
+        harness)."""
+        eos = getattr(self.model, "eos_token_id", None)
+        if eos is None:
+            raise ValueError("the model has no EOS token, which perplexity and empty contexts are "
+                             "conditioned on")
+        return int(eos)
+
     def encode(self, text: str) -> list:
         return list(self.model.tokenizer.encode(text))
 
@@ -50,12 +60,12 @@ class Scorer:
                 # The harness conditions an empty context on the prefix (EOS) token, unless the
                 # continuation already starts with it, which then serves as the context.
                 cids = self.encode(cont)
-                eos = self.model.eos_token_id
+                eos = self.prefix_token
                 ctx, cids = ([eos], cids) if not cids or cids[0] != eos else (cids[:1], cids[1:])
             else:
                 ctx, cids = encode_pair(self.encode, context, cont)
                 if not ctx:  # an all-whitespace context: nothing left to condition on but the prefix
-                    ctx = [self.model.eos_token_id]
+                    ctx = [self.prefix_token]
             out.append((truncate_left(ctx, cids, self.max_length), cids))
         return out
 
@@ -103,7 +113,7 @@ class Scorer:
         run from a fresh state (the harness scores every window independently)."""
         tokens = self.encode(text)
         total = []
-        for ctx, pred in rolling_windows(tokens, self.model.eos_token_id, self.max_length):
+        for ctx, pred in rolling_windows(tokens, self.prefix_token, self.max_length):
             st = self.model.new_state()
             self.model.feed(ctx, st)
             self.tokens_fed += len(ctx)
