@@ -128,7 +128,7 @@ def test_cli_end_to_end(mock, eval_dir, tmp_path, monkeypatch, capsys):
     import bitmamba.cli.eval as cli_eval
     from bitmamba.cli import main
 
-    monkeypatch.setattr(cli_eval, "load_model", lambda path: mock)
+    monkeypatch.setattr(cli_eval, "load_model", lambda path, tok=None: mock)
     out = tmp_path / "res" / "results.json"
     rc = main(["eval", "mock-model", "--tasks", "piqa,boolq,wikitext", "--limit", "2",
                "--data-dir", str(eval_dir), "--output", str(out), "--max-length", "512"])
@@ -157,3 +157,16 @@ def test_harness_adapter(mock):
     assert ad.loglikelihood(pairs) == [s.loglikelihood(c, [t])[0] for c, t in pairs]
     assert ad.loglikelihood_rolling(["a b c", "d e"]) == [
         s.loglikelihood_rolling("a b c")[0], s.loglikelihood_rolling("d e")[0]]
+
+
+def test_tokenizer_vocab_mismatch_is_reported(shared_dir):
+    small = make_mock(shared_dir, vocab_size=2048, eos_token_id=2047)
+    with pytest.raises(ValueError, match="vocabulary has 2048 entries"):
+        Scorer(small).loglikelihood("Question: What is photosynthesis?\nAnswer:", [" light"])
+
+
+def test_model_without_eos(shared_dir):
+    m = make_mock(shared_dir)
+    m.eos_token_id = None
+    with pytest.raises(ValueError, match="no EOS"):
+        Scorer(m).loglikelihood_rolling("some text")

@@ -27,6 +27,8 @@ def register(sub) -> None:
                    help="read local files (default) or the Hugging Face hub via `datasets`")
     p.add_argument("--max-length", type=int, default=2048,
                    help="rolling window for perplexity and context truncation limit, in tokens (default 2048)")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer.json (or its folder) for a model file that has none embedded (BIT2 .bin)")
     p.add_argument("--threads", type=int, default=None, help="C++ thread pool size (default: all cores)")
     p.add_argument("--output", default=None, help="write the results as JSON to this file")
     p.add_argument("--no-state-sharing", action="store_true",
@@ -35,7 +37,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_model(path: str):
+def load_model(path: str, tokenizer=None):
     """bitmamba.load(path), with a clear error where this build has no model loader."""
     import bitmamba
 
@@ -44,7 +46,7 @@ def load_model(path: str):
         raise ValueError("this bitmamba build has no model loader (bitmamba.load); it comes with the engine")
     if not Path(path).exists():
         raise FileNotFoundError(f"model not found: {path}")
-    return load(path)
+    return load(path, tokenizer=tokenizer) if tokenizer is not None else load(path)
 
 
 def run(args) -> int:
@@ -60,7 +62,7 @@ def run(args) -> int:
         set_num_threads(args.threads)
     # Task names and data files are checked before the model loads (which can take a while).
     loaded = load_tasks(args.tasks, args.data_dir, args.limit, args.source)
-    model = load_model(args.model)
+    model = load_model(args.model, args.tokenizer)
     results = evaluate(
         model, args.tasks, data_dir=args.data_dir, limit=args.limit, max_length=args.max_length,
         source=args.source, progress=not args.no_progress and sys.stderr.isatty(),

@@ -50,7 +50,12 @@ class Scorer:
         return int(eos)
 
     def encode(self, text: str) -> list:
-        return list(self.model.tokenizer.encode(text))
+        ids = list(self.model.tokenizer.encode(text))
+        vocab = getattr(self.model, "vocab_size", None)
+        if ids and vocab is not None and max(ids) >= vocab:
+            raise ValueError(f"the tokenizer produced token id {max(ids)} but the model's vocabulary has "
+                             f"{vocab} entries: the tokenizer does not belong to this model")
+        return ids
 
     def requests_for(self, context: str, continuations) -> list:
         """[(context_ids, continuation_ids)] with the harness's split and left truncation."""
