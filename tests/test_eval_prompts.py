@@ -197,3 +197,34 @@ def test_real_files_load(data_dir, name, n, first_gold):
     if first_gold is not None:
         assert docs[0].gold == first_gold
     assert TASKS[name].load(data_dir / "eval", limit=3)[0] == docs[:3]
+
+
+def test_hub_rows_are_converted(monkeypatch):
+    """--source hub: rows in the hub datasets' schemas (as `datasets` returns them) become the same docs."""
+    import sys
+    import types
+
+    rows = {
+        ("allenai/ai2_arc", "ARC-Easy"): [{"id": "a", "question": "Q?", "answerKey": "B",
+                                           "choices": {"text": ["x", "y"], "label": ["A", "B"]}}],
+        ("baber/piqa", None): [{"goal": "g", "sol1": "s1", "sol2": "s2", "label": 1}],
+        ("Rowan/hellaswag", None): [{"activity_label": "Act", "ctx_a": "One.", "ctx_b": "two",
+                                     "endings": ["e [title] f", "g"], "label": "0"}],
+        ("super_glue", "boolq"): [{"passage": "P", "question": "q", "label": 0}],
+        ("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1"): [{"page": " = T = \n a @-@ b \n"}],
+    }
+    fake = types.ModuleType("datasets")
+    fake.load_dataset = lambda path, name=None, split=None: rows[(path, name)]
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    d, where = TASKS["arc_easy"].load(source="hub")
+    assert (d[0].context, d[0].choices, d[0].gold) == ("Question: Q?\nAnswer:", ["x", "y"], 1)
+    assert where == "hub:allenai/ai2_arc/ARC-Easy/test"
+    assert TASKS["piqa"].load(source="hub")[0][0].gold == 1
+    h = TASKS["hellaswag"].load(source="hub")[0][0]
+    assert (h.context, h.choices, h.gold) == ("Act: One. Two", ["e. f", "g"], 0)
+    b = TASKS["boolq"].load(source="hub")[0][0]
+    assert (b.context, b.gold) == ("P\nQuestion: q?\nAnswer:", 0)
+    w = TASKS["wikitext2"].load(source="hub")[0][0]
+    assert (w.text, w.words) == (" = T =\na-b\n", 8)  # "", =, T, =, a, @-@, b, ""
+    with pytest.raises(ValueError, match="unknown data source"):
+        TASKS["piqa"].load(source="ftp")
