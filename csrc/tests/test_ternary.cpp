@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -293,4 +294,21 @@ TEST(TernaryMatmul, EmptyAndThreadCounts) {
     EXPECT_EQ(got, want) << nt << " threads";
   }
   ThreadPool::global().set_num_threads(before);
+}
+
+TEST(TernaryMatmul, DispatchPicksTheActiveKernelSet) {
+  // Guards against a fast path silently falling back to scalar (the product tests would still pass).
+  std::vector<std::int8_t> codes(8 * 256, 1);
+  auto Wd = TernaryMatrix::from_codes_layout(codes.data(), 8, 256, 1.f, Layout::kDecode);
+  auto Wl = TernaryMatrix::from_codes_layout(codes.data(), 8, 256, 1.f, Layout::kLut);
+  std::string want_d = "scalar", want_l = "scalar";
+  switch (active_isa()) {
+    case Isa::kAvx2: want_d = "avx2-decode"; want_l = "avx2-lut"; break;
+    case Isa::kAvx512: want_d = "avx512-vnni-decode"; want_l = "avx2-lut"; break;
+    case Isa::kNeon: want_d = "neon-decode"; break;
+    case Isa::kNeonDot: want_d = "neondot-decode"; break;
+    default: break;
+  }
+  EXPECT_EQ(std::string(kernel_name(Wd)), want_d);
+  EXPECT_EQ(std::string(kernel_name(Wl)), want_l);
 }
