@@ -178,6 +178,27 @@ BITMAMBA_BINDINGS(ternary) {
     }
   });
 
+  t.def("time_matmul_int32_rotation", [](const std::vector<const TernaryMatrix*>& mats,
+                                          const carray<std::int8_t>& q, int rounds) {
+    BM_CHECK(!mats.empty() && rounds >= 1, ArgumentError, "need at least one matrix and one round");
+    for (const TernaryMatrix* W : mats)
+      BM_CHECK(W->rows() == mats[0]->rows() && W->cols() == mats[0]->cols(), ShapeError,
+               "all matrices of a rotation must have one shape");
+    QuantizedActivations a = acts_from_q(q, mats[0]->cols());
+    std::vector<std::int32_t> acc(static_cast<std::size_t>(a.T * mats[0]->rows()));
+    std::vector<double> secs;
+    py::gil_scoped_release nogil;
+    for (int r = 0; r <= rounds; ++r)  // round 0 warms up (page faults, thread pool)
+      for (const TernaryMatrix* W : mats) {
+        const double t0 = wall_seconds();
+        matmul_int32(*W, a, acc.data());
+        if (r) secs.push_back(wall_seconds() - t0);
+      }
+    return secs;
+  }, py::arg("mats"), py::arg("q"), py::arg("rounds") = 5,
+     "Wall seconds of each matmul_int32 call while cycling over `mats` (copies of one shape whose total "
+     "size exceeds the caches, so every call streams its weights from memory).");
+
   py::class_<TernaryMatrix>(t, "TernaryMatrix", "Ternary weight matrix [rows=out, cols=in] in a kernel layout.")
       .def_static("from_codes", [](const carray<std::int8_t>& codes, float scale_w, const py::object& layout) {
         BM_CHECK(codes.ndim() == 2, ShapeError, "codes must be 2-D [rows, cols], got ", codes.ndim(), "-D");
