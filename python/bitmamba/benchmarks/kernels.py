@@ -5,8 +5,8 @@ For each shape (in_features -> out_features of the 255M and 1B models):
     the L3 cache (>= 8x), so weights stream from DRAM as they do in a real decode step (a whole model never fits in
     L3); "hot": the same matrix again and again (whatever part of it stays cached).
   * effective weight GB/s = packed bytes / cold GEMV time, next to the machine's streaming read
-    bandwidth measured right before it in the same run (bitmamba._C.measure_read_bandwidth), and
-    their ratio (the fraction of the memory roofline reached).
+    bandwidth (bitmamba._C.measure_read_bandwidth, same thread count) measured in alternation with
+    the GEMV rounds, and their ratio (the fraction of the memory roofline reached).
   * GEMM with T tokens (default 128): GMAC/s and the per-token speedup over the cold GEMV.
   * the same products with numpy float32 (BLAS) on float32 weights, and our speedup over it.
 All times are medians over repeats. The machines we develop on are shared: compare the ratios, which
@@ -104,8 +104,12 @@ def bench_shape(name, k, m, args, rng, C):
     target = max(8 * args.l3_bytes, args.rotation_mb << 20)
     n_copies = max(1, -(-target // nbytes))
     copies = [W] + [T.TernaryMatrix.from_codes(codes, 1.0, W.layout) for _ in range(n_copies - 1)]
-    bw = C.measure_read_bandwidth(args.bandwidth_mb << 20, args.threads, args.bw_repeats)
-    cold = C.ternary.time_matmul_int32_rotation([Wc._m for Wc in copies], q1, args.repeats)
+    # Bandwidth and cold GEMV interleaved round by round, so both see the same machine load.
+    bws, cold = [], []
+    for _ in range(args.repeats):
+        bws.append(C.measure_read_bandwidth(args.bandwidth_mb << 20, args.threads, 1))
+        cold += C.ternary.time_matmul_int32_rotation([Wc._m for Wc in copies], q1, 1)
+    bw = statistics.median(bws)
     t_cold, t_cold_best = statistics.median(cold), min(cold)
     t_hot = statistics.median(W.time_matmul_int32(q1, args.repeats * 4))
     gemm = W.time_matmul_int32(qT, args.gemm_repeats)
@@ -144,7 +148,8 @@ def to_markdown(rows, machine, args, cmd) -> str:
         out.append(f"Load average before / after: {machine['loadavg_before'][0]:.1f} / "
                    f"{machine['loadavg_after'][0]:.1f} (other jobs shared the machine).  ")
     out.append(f"GEMV: {args.repeats} rounds over a rotation of copies totalling >= "
-               f"{max(8 * args.l3_bytes, args.rotation_mb << 20) >> 20} MiB (cold: weights from DRAM) and "
+               f"{max(8 * args.l3_bytes, args.rotation_mb << 20) >> 20} MiB (cold: weights from DRAM), each round "
+               f"preceded by one {args.bandwidth_mb} MiB read-bandwidth pass, and "
                f"{4 * args.repeats} calls on one copy (hot); GEMM: T={args.tokens}, {args.gemm_repeats} calls. "
                "Medians unless marked best (minimum).")
     out.append("")
@@ -176,7 +181,6 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=10, help="GEMV repeats (each over all copies)")
     p.add_argument("--gemm-repeats", type=int, default=3)
     p.add_argument("--bandwidth-mb", type=int, default=256)
-    p.add_argument("--bw-repeats", type=int, default=3)
     p.add_argument("--rotation-mb", type=int, default=256,
                    help="total size of the matrix copies the cold GEMV cycles over (at least 8x L3)")
     p.add_argument("--layout", default="auto", choices=["auto", "decode", "lut"])
