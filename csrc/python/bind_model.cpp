@@ -49,6 +49,9 @@ py::dict config_dict(const ModelConfig& c) {
   return d;
 }
 
+// str or os.PathLike -> std::string
+std::string fspath(const py::object& p) { return py::module_::import("os").attr("fspath")(p).cast<std::string>(); }
+
 EmbedType parse_embed(const std::string& s) {
   if (s == "f32") return EmbedType::kF32;
   if (s == "f16") return EmbedType::kF16;
@@ -73,7 +76,8 @@ BITMAMBA_BINDINGS(model) {
       .def_property_readonly("nbytes", [](const State& s) {
         return 4 * (s.conv.size() + s.ssm.size() + s.logits.size());
       })
-      .def("save", [](const State& s, const std::string& path) {
+      .def("save", [](const State& s, const py::object& p) {
+        std::string path = fspath(p);
         py::gil_scoped_release nogil;
         s.save(path);
       }, py::arg("path"), "Write the state to a small validated binary file.")
@@ -108,7 +112,8 @@ BITMAMBA_BINDINGS(model) {
       }, py::arg("logits"));
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model", "A loaded BitMamba-2 / Mamba-2 model (immutable).")
-      .def_static("load", [](const std::string& path) {
+      .def_static("load", [](const py::object& p) {
+        std::string path = fspath(p);
         py::gil_scoped_release nogil;
         return Model::load(path);
       }, py::arg("path"), "Load a GGUF or BIT2 file (format detected from its magic).")
@@ -131,6 +136,7 @@ BITMAMBA_BINDINGS(model) {
             else throw ArgumentError("unknown config key '" + k + "'");
           }
         }
+        c.eos_token_id = c.bos_token_id = c.vocab_size == 50257 ? 50256 : -1;
         py::gil_scoped_release nogil;
         return Model::random(c, parse_embed(embed), seed);
       }, py::arg("shape"), py::arg("embed") = "q8_0", py::arg("seed") = 0, py::arg("overrides") = py::none(),
@@ -152,7 +158,8 @@ BITMAMBA_BINDINGS(model) {
         return k;
       })
       .def("new_state", &Model::new_state)
-      .def("load_state", [](const Model& mdl, const std::string& path) {
+      .def("load_state", [](const Model& mdl, const py::object& p) {
+        std::string path = fspath(p);
         py::gil_scoped_release nogil;
         return mdl.load_state(path);
       }, py::arg("path"))
