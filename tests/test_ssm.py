@@ -216,6 +216,7 @@ def test_auto_rule_is_sequential_for_bitmamba_shape():
     assert ssm.scan_method_for(32, 128, 1, 32, 512) == "sequential"
     assert ssm.scan_method_for(32, 128, 1, 32, 1) == "sequential"
     assert ssm.scan_method_for(64, 64, 128, 1, 1) == "sequential"
+    assert ssm.scan_method_for(64, 64, 128, 1, 1024) == "chunked"
 
 
 # ---------------------------------------------------------------- conv

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -138,4 +139,43 @@ TEST(SsmGate, SiluAndGatedNormMatchReference) {
   }
   float f = 0;
   EXPECT_THROW(gated_rmsnorm(&f, 3, &f, 3, &f, 1, 3, 2, 1e-5f), ShapeError);
+}
+
+// The stated error bounds of the vector exp / silu (vec_math_*.h): exp relative error <= 2.5e-7 on
+// [-87.33654, 88.37626]; silu relative error <= 5e-7 where |silu(v)| >= 1e-30. Dense grid + edges.
+TEST(SsmVecMath, ExpAndSiluWithinStatedBounds) {
+  const SsmKernels& k = active_kernels();
+  std::vector<float> in;
+  for (double v = -87.3; v <= 88.3; v += 0.00731) in.push_back(static_cast<float>(v));
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 0.3465736f, -0.3465736f, 88.37f, -87.33f}) in.push_back(v);
+  std::vector<float> out(in.size());
+  k.exp_array(in.data(), out.data(), static_cast<std::int64_t>(in.size()));
+  double worst = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const double ref = std::exp(static_cast<double>(in[i]));
+    worst = std::max(worst, std::fabs(out[i] - ref) / ref);
+  }
+  EXPECT_LE(worst, 2.5e-7) << k.name;
+  std::printf("[%s] exp max relative error %.3g\n", k.name, worst);
+  // Saturation outside the range, no inf / nan.
+  float big[3] = {100.0f, -100.0f, -1e30f}, ob[3];
+  k.exp_array(big, ob, 3);
+  EXPECT_TRUE(ob[0] > 1e38f);  // inf (std::exp) or saturated (vector sets)
+  EXPECT_TRUE(ob[1] >= 0.0f && ob[1] < 1.2e-38f && ob[2] >= 0.0f && ob[2] < 1.2e-38f);
+
+  in.clear();
+  for (double v = -80.0; v <= 80.0; v += 0.00513) in.push_back(static_cast<float>(v));
+  in.push_back(-200.0f);
+  in.push_back(200.0f);
+  out.resize(in.size());
+  k.silu_array(in.data(), out.data(), static_cast<std::int64_t>(in.size()));
+  worst = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const double v = in[i], ref = v / (1.0 + std::exp(-v));
+    ASSERT_TRUE(std::isfinite(out[i])) << in[i];
+    if (std::fabs(ref) >= 1e-30) worst = std::max(worst, std::fabs(out[i] - ref) / std::fabs(ref));
+    else EXPECT_LE(std::fabs(out[i]), 1e-30);
+  }
+  EXPECT_LE(worst, 5e-7) << k.name;
+  std::printf("[%s] silu max relative error %.3g\n", k.name, worst);
 }

@@ -12,13 +12,13 @@ namespace bitmamba::ssm {
 
 const SsmKernels& active_kernels() {
   switch (active_isa()) {
-#if defined(BITMAMBA_HAVE_X86_KERNELS) && defined(BITMAMBA_SSM_SIMD)
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
     case Isa::kAvx2:
       return kernels_avx2();
     case Isa::kAvx512:
       return kernels_avx512();
 #endif
-#if defined(BITMAMBA_HAVE_ARM_KERNELS) && defined(BITMAMBA_SSM_SIMD)
+#if defined(BITMAMBA_HAVE_ARM_KERNELS)
     case Isa::kNeon:
     case Isa::kNeonDot:
       return kernels_neon();
@@ -104,8 +104,8 @@ void selective_scan(const ScanShape& s, std::int64_t T, const float* x, std::int
 }
 
 ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T) {
-  // Measured rule (docs/benchmarks_ssm.md): see the benchmark for the crossover.
-  if (s.d_state <= kChunkedMinState || T < kChunkedMinTokens) return ScanMethod::kSequential;
+  // Measured crossover (ssm_internal.h, docs/benchmarks_ssm.md).
+  if (s.d_state < kChunkedMinState || T < kChunkedMinTokens) return ScanMethod::kSequential;
   return ScanMethod::kChunked;
 }
 

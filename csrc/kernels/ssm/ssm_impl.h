@@ -145,80 +145,105 @@ inline void head_dt(const ScanArgs& a, std::int64_t hd, float* dt, float* dA) {
   }
 }
 
+// dt and dA of heads [h0, h1) at token t.
+template <class VM>
+void head_params_row(const ScanArgs& a, std::int64_t t, std::int64_t h0, std::int64_t h1, float* dt,
+                     float* dA) {
+  const float* raw = a.dt_raw + t * a.ld_dt;
+  for (std::int64_t hd = h0; hd < h1; ++hd) {
+    dt[hd - h0] = softplus_ref(raw[hd] + a.dt_bias[hd]);
+    dA[hd - h0] = std::exp(a.A[hd] * dt[hd - h0]);
+  }
+}
+
 // Sequential scan, heads [h0, h1): per head, channels outer and tokens inner with the state held in
 // registers (N = 1: 4 vectors of channels; N > 1: 4 rows of the state at a time, kept in L1).
+// d_state 1 (BitMamba-2): the whole state of the range is one float per channel (8 KB for 2048
+// channels), so it stays in L1 and the tokens go outermost: x and y are then read and written as
+// contiguous row segments. (Channels outer with tokens inner was measured 2-3x slower here: every
+// token row is H*P floats apart, a power-of-two stride that defeats the prefetcher and the L1 sets.)
+template <class VM>
+void scan_state1_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
+  using V = typename VM::V;
+  const std::int64_t P = a.s.head_dim;
+  const std::int64_t hpg = a.s.n_heads / a.s.n_groups;
+  const std::int64_t nh = h1 - h0;
+  Scratch buf(2 * nh);
+  float* dt = buf.p;
+  float* dA = buf.p + nh;
+  for (std::int64_t t = 0; t < a.T; ++t) {
+    head_params_row<VM>(a, t, h0, h1, dt, dA);
+    const float* xr = a.x + t * a.ld_x;
+    float* yr = a.y + t * a.ld_y;
+    const float* Bt = a.B + t * a.ld_B;
+    const float* Ct = a.C + t * a.ld_C;
+    for (std::int64_t hd = h0; hd < h1; ++hd) {
+      const std::int64_t g = hd / hpg;
+      const V da = VM::set1(dA[hd - h0]);
+      const V db = VM::set1(dt[hd - h0] * Bt[g]);
+      const V cc = VM::set1(Ct[g]);
+      const std::int64_t c0 = hd * P, c1 = c0 + P;
+      std::int64_t c = c0;
+      for (; c + VM::W <= c1; c += VM::W) {
+        const V xv = VM::load(xr + c);
+        const V st = VM::fma(VM::load(a.h + c), da, VM::mul(db, xv));
+        VM::store(a.h + c, st);
+        VM::store(yr + c, VM::fma(st, cc, VM::mul(VM::load(a.D + c), xv)));
+      }
+      if (c < c1) {
+        const std::int64_t n = c1 - c;
+        const V xv = load_part<VM>(xr + c, n);
+        const V st = VM::fma(load_part<VM>(a.h + c, n), da, VM::mul(db, xv));
+        store_part<VM>(a.h + c, st, n);
+        store_part<VM>(yr + c, VM::fma(st, cc, VM::mul(load_part<VM>(a.D + c, n), xv)), n);
+      }
+    }
+  }
+}
+
 template <class VM>
 void scan_sequential_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
   using V = typename VM::V;
   const std::int64_t P = a.s.head_dim, N = a.s.d_state, T = a.T;
   const std::int64_t hpg = a.s.n_heads / a.s.n_groups;
-  Scratch buf(2 * T);
+  if (N == 1) {
+    scan_state1_range<VM>(a, h0, h1);
+    return;
+  }
+  constexpr std::int64_t kTile = 64;
+  Scratch buf(2 * T + 2 * kTile * P);
   float* dt = buf.p;
   float* dA = buf.p + T;
+  // The head's x and y rows of a token tile, contiguous: token rows are H*P floats apart (often a
+  // multiple of 4 KB), and reading one cache line per row defeats the prefetchers; copying whole
+  // row segments first keeps many misses in flight.
+  float* xt = buf.p + 2 * T;
+  float* yt = xt + kTile * P;
   for (std::int64_t hd = h0; hd < h1; ++hd) {
     const std::int64_t g = hd / hpg;
     head_dt(a, hd, dt, dA);
     float* hs = a.h + hd * P * N;
-    const float* xh = a.x + hd * P;
-    float* yh = a.y + hd * P;
     const float* Dh = a.D + hd * P;
-    if (N == 1) {
-      const float* Bg = a.B + g;
-      const float* Cg = a.C + g;
-      std::int64_t p = 0;
-      // 4 vectors of channels per pass: 4 independent recurrences hide the FMA latency.
-      for (; p + 4 * VM::W <= P; p += 4 * VM::W) {
-        V s0 = VM::load(hs + p), s1 = VM::load(hs + p + VM::W);
-        V s2 = VM::load(hs + p + 2 * VM::W), s3 = VM::load(hs + p + 3 * VM::W);
-        const V d0 = VM::load(Dh + p), d1 = VM::load(Dh + p + VM::W);
-        const V d2 = VM::load(Dh + p + 2 * VM::W), d3 = VM::load(Dh + p + 3 * VM::W);
-        for (std::int64_t t = 0; t < T; ++t) {
-          const float* xr = xh + t * a.ld_x + p;
-          float* yr = yh + t * a.ld_y + p;
-          const V da = VM::set1(dA[t]);
-          const V db = VM::set1(dt[t] * Bg[t * a.ld_B]);
-          const V cc = VM::set1(Cg[t * a.ld_C]);
-          const V x0 = VM::load(xr), x1 = VM::load(xr + VM::W);
-          const V x2 = VM::load(xr + 2 * VM::W), x3 = VM::load(xr + 3 * VM::W);
-          s0 = VM::fma(s0, da, VM::mul(db, x0));
-          s1 = VM::fma(s1, da, VM::mul(db, x1));
-          s2 = VM::fma(s2, da, VM::mul(db, x2));
-          s3 = VM::fma(s3, da, VM::mul(db, x3));
-          VM::store(yr, VM::fma(s0, cc, VM::mul(d0, x0)));
-          VM::store(yr + VM::W, VM::fma(s1, cc, VM::mul(d1, x1)));
-          VM::store(yr + 2 * VM::W, VM::fma(s2, cc, VM::mul(d2, x2)));
-          VM::store(yr + 3 * VM::W, VM::fma(s3, cc, VM::mul(d3, x3)));
-        }
-        VM::store(hs + p, s0);
-        VM::store(hs + p + VM::W, s1);
-        VM::store(hs + p + 2 * VM::W, s2);
-        VM::store(hs + p + 3 * VM::W, s3);
-      }
-      for (; p < P; p += VM::W) {  // remaining vectors, the last possibly partial
-        const std::int64_t n = (P - p < VM::W) ? P - p : VM::W;
-        V s = load_part<VM>(hs + p, n);
-        const V d = load_part<VM>(Dh + p, n);
-        for (std::int64_t t = 0; t < T; ++t) {
-          const V da = VM::set1(dA[t]);
-          const V db = VM::set1(dt[t] * Bg[t * a.ld_B]);
-          const V cc = VM::set1(Cg[t * a.ld_C]);
-          const V xv = load_part<VM>(xh + t * a.ld_x + p, n);
-          s = VM::fma(s, da, VM::mul(db, xv));
-          store_part<VM>(yh + t * a.ld_y + p, VM::fma(s, cc, VM::mul(d, xv)), n);
-        }
-        store_part<VM>(hs + p, s, n);
-      }
-      continue;
-    }
     // N > 1: rows of 4 channels; per token the B and C vectors are loaded once for the 4 rows.
     const std::int64_t Nv = N / VM::W * VM::W;  // vector part of the state row; the rest scalar
-    for (std::int64_t p0 = 0; p0 < P; p0 += 4) {
-      const std::int64_t nr = (P - p0 < 4) ? P - p0 : 4;
-      for (std::int64_t t = 0; t < T; ++t) {
+    // Tiles of 64 tokens (their B and C rows stay in L1/L2) x blocks of 16 rows (8 KB of state at
+    // N = 128, in L1); inside, 4 rows at a time share each load of B and C.
+    for (std::int64_t tb = 0; tb < T; tb += kTile) {
+     const std::int64_t te = (T - tb < kTile) ? T : tb + kTile;
+     for (std::int64_t t = tb; t < te; ++t)
+       std::memcpy(xt + (t - tb) * P, a.x + t * a.ld_x + hd * P, static_cast<std::size_t>(P) * sizeof(float));
+     // Indexed by absolute t below: xh + t * P is row t - tb of the tile.
+     const float* xh = xt - tb * P;
+     float* yh = yt - tb * P;
+     for (std::int64_t pb = 0; pb < P; pb += 16) {
+     const std::int64_t pe = (P - pb < 16) ? P : pb + 16;
+     for (std::int64_t t = tb; t < te; ++t) {
+      for (std::int64_t p0 = pb; p0 < pe; p0 += 4) {
+        const std::int64_t nr = (pe - p0 < 4) ? pe - p0 : 4;
         const float* Bt = a.B + t * a.ld_B + g * N;
         const float* Ct = a.C + t * a.ld_C + g * N;
-        const float* xr = xh + t * a.ld_x + p0;
-        float* yr = yh + t * a.ld_y + p0;
+        const float* xr = xh + t * P + p0;
+        float* yr = yh + t * P + p0;
         const V da = VM::set1(dA[t]);
         if (nr == 4) {
           const V c0 = VM::set1(dt[t] * xr[0]), c1 = VM::set1(dt[t] * xr[1]);
@@ -271,6 +296,10 @@ void scan_sequential_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) 
           }
         }
       }
+     }
+     }
+     for (std::int64_t t = tb; t < te; ++t)
+       std::memcpy(a.y + t * a.ld_y + hd * P, yt + (t - tb) * P, static_cast<std::size_t>(P) * sizeof(float));
     }
   }
 }
@@ -358,6 +387,7 @@ void gemm_acc(std::int64_t M, std::int64_t K, std::int64_t Nc, const float* a, s
 // The state is kept transposed (hT [N, P]) during the call so all four products are row-major GEMMs.
 template <class VM>
 void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, std::int64_t h1) {
+  using V = typename VM::V;
   const std::int64_t P = a.s.head_dim, N = a.s.d_state, T = a.T;
   const std::int64_t hpg = a.s.n_heads / a.s.n_groups;
   const std::int64_t L = chunk;
@@ -410,8 +440,18 @@ void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, 
             Xs[t * P + p] = dtv[t] * xr[p];
             Y[t * P + p] = Dh[p] * xr[p];
           }
-          for (std::int64_t s = 0; s <= t; ++s) Mw[t * Lc + s] = CB[t * Lc + s] * std::exp(cum[t] - cum[s]);
-          for (std::int64_t s = t + 1; s < Lc; ++s) Mw[t * Lc + s] = 0.0f;
+          // Mw[t, s] = CB[t, s] exp(cum[t] - cum[s]) for s <= t, 0 above the diagonal.
+          const V ct = VM::set1(cum[t]);
+          float* mrow = Mw + t * Lc;
+          const float* cbrow = CB + t * Lc;
+          std::int64_t s = 0;
+          for (; s + VM::W <= t + 1; s += VM::W)
+            VM::store(mrow + s, VM::mul(VM::load(cbrow + s), VM::exp(VM::sub(ct, VM::load(cum + s)))));
+          if (s < t + 1) {
+            const std::int64_t n = t + 1 - s;
+            store_part<VM>(mrow + s, VM::mul(load_part<VM>(cbrow + s, n), VM::exp(VM::sub(ct, load_part<VM>(cum + s, n)))), n);
+          }
+          for (s = t + 1; s < Lc; ++s) mrow[s] = 0.0f;
           const float* Ct = a.C + (t0 + t) * a.ld_C + g * N;
           for (std::int64_t n = 0; n < N; ++n) Ce[t * N + n] = ecum[t] * Ct[n];
         }
@@ -425,7 +465,7 @@ void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, 
         for (std::int64_t s = 0; s < Lc; ++s) wlast[s] = std::exp(clast - cum[s]);
         for (std::int64_t n = 0; n < N; ++n) {
           for (std::int64_t s = 0; s < Lc; ++s)
-            BwT[n * Lc + s] = wlast[s] * a.B[(t0 + s) * a.ld_B + g * N + n];
+            BwT[n * Lc + s] = wlast[s] * BcT[n * Lc + s];
           for (std::int64_t p = 0; p < P; ++p) hT[n * P + p] *= elast;
         }
         gemm_acc<VM>(N, Lc, P, BwT, Lc, Xs, P, hT, P);
@@ -440,6 +480,19 @@ void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, 
   }
 }
 
+template <class VM>
+void exp_array(const float* in, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::exp(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, VM::exp(load_part<VM>(in + i, n - i)), n - i);
+}
+template <class VM>
+void silu_array(const float* in, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::silu(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, VM::silu(load_part<VM>(in + i, n - i)), n - i);
+}
+
 // The kernel table of this set.
 template <class VM>
 SsmKernels make_kernels(const char* name) {
@@ -449,6 +502,8 @@ SsmKernels make_kernels(const char* name) {
   k.scan_chunked = &scan_chunked_range<VM>;
   k.gate_silu = &gate_silu_rows<VM>;
   k.gated_rmsnorm = &gated_rmsnorm_rows<VM>;
+  k.exp_array = &exp_array<VM>;
+  k.silu_array = &silu_array<VM>;
   k.name = name;
   return k;
 }

@@ -31,8 +31,9 @@ struct ScanArgs {
 };
 
 // softplus(v) = log(1 + exp(v)), and v itself above 20 (as DESIGN.md section 3 and mamba_ssm do).
-inline float softplus_ref(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
-inline float silu_ref(float v) { return v / (1.0f + std::exp(-v)); }
+// static: each translation unit (compiled with its own ISA flags) keeps its own copy.
+static inline float softplus_ref(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
+static inline float silu_ref(float v) { return v / (1.0f + std::exp(-v)); }
 
 // ---- Plain references (scan_scalar.cpp, conv1d.cpp): direct transcriptions of the formulas in
 // ssm.h, single-threaded, std::exp. Also the fallback the dispatcher uses for odd cases.
@@ -66,6 +67,9 @@ struct SsmKernels {
   void (*gated_rmsnorm)(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
                         const float* weight, std::int64_t t_begin, std::int64_t t_end,
                         std::int64_t C, std::int64_t n_groups, float eps);
+  // The set's vector exp and silu over an array (for the tests of their stated error bounds).
+  void (*exp_array)(const float* in, float* out, std::int64_t n);
+  void (*silu_array)(const float* in, float* out, std::int64_t n);
   const char* name;
 };
 
@@ -83,9 +87,11 @@ const SsmKernels& active_kernels();
 
 // Default chunk length of the chunked method.
 constexpr std::int64_t kDefaultChunk = 64;
-// ScanMethod::kAuto uses the chunked method when d_state > kChunkedMinState and T >= kChunkedMinTokens
-// (measured crossover, docs/benchmarks_ssm.md).
-constexpr std::int64_t kChunkedMinState = 1;
-constexpr std::int64_t kChunkedMinTokens = 64;
+// ScanMethod::kAuto uses the chunked method when d_state >= kChunkedMinState and T >= kChunkedMinTokens.
+// Measured (AVX2, one thread, H=16 P=64 G=1, CPU time): chunked / sequential throughput was about
+// 1.0 at N=16, 1.15-1.4 at N=32..64 and T>=256, 1.4-1.6 at N=128 and T>=512, and below 1 for
+// T<=128 or small N. See docs/benchmarks_ssm.md.
+constexpr std::int64_t kChunkedMinState = 32;
+constexpr std::int64_t kChunkedMinTokens = 256;
 
 }  // namespace bitmamba::ssm

@@ -22,9 +22,25 @@ struct Kernel {
   const char* name;
 };
 
+// A layout without a kernel in the active set falls back to the scalar kernel (correct, slow): a
+// matrix built under one kernel set stays usable after set_active_isa() switches to another.
 Kernel select_kernel(const TernaryMatrix& W, Isa isa) {
-  (void)W;
+  const bool lut = W.layout() == Layout::kLut;
   switch (isa) {
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
+    case Isa::kAvx2:
+      return lut ? Kernel{detail::rows_avx2_lut, "avx2-lut"} : Kernel{detail::rows_avx2_decode, "avx2-decode"};
+    case Isa::kAvx512:
+      return lut ? Kernel{detail::rows_avx2_lut, "avx2-lut"}
+                 : Kernel{detail::rows_avx512_decode, "avx512-vnni-decode"};
+#endif
+#if defined(BITMAMBA_HAVE_ARM_KERNELS)
+    case Isa::kNeon:
+      return lut ? Kernel{detail::rows_scalar, "scalar"} : Kernel{detail::rows_neon_decode, "neon-decode"};
+    case Isa::kNeonDot:
+      return lut ? Kernel{detail::rows_scalar, "scalar"}
+                 : Kernel{detail::rows_neondot_decode, "neondot-decode"};
+#endif
     default:
       return {detail::rows_scalar, "scalar"};
   }

@@ -1,0 +1,123 @@
+// ARM NEON + dot product (sdot) ternary product on the kDecode layout.
+//
+// Offset codes u = w + 1 in {0, 1, 2} are used as signed bytes; sdot adds 4 products u*q into each
+// int32 lane directly (no narrow intermediate): exact for any K. The offset is removed at the end,
+// sum(w*q) = sum(u*q) - sum(q). A 32-byte row chunk is two 16-byte loads; bits 2i of byte 16h + j
+// hold k = 32i + 16h + j, so one shift + mask lines a vector up with q[32i + 16h, +16).
+// GEMV streams the matrix once (4 rows share each q load); GEMM decodes a 4-row group into a buffer
+// once and reuses it for all tokens, 4 rows x 4 tokens per step.
+#include <arm_neon.h>
+
+#include <cstdint>
+
+#include "core/aligned_buffer.h"
+#include "kernels/ternary/kernels.h"
+#include "kernels/ternary/ternary.h"
+
+namespace bitmamba::ternary::detail {
+namespace {
+
+void gemv_group(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
+  const uint8x16_t m3 = vdupq_n_u8(3);
+  int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+    const std::int8_t* qb = q + kb * kKBlock;
+    int8x16_t qv[8];
+    for (int m = 0; m < 8; ++m) qv[m] = vld1q_s8(qb + 16 * m);
+    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+    for (int r = 0; r < 4; ++r) {
+      const uint8x16_t v0 = vld1q_u8(wb + r * kDecChunk), v1 = vld1q_u8(wb + r * kDecChunk + 16);
+      int32x4_t a = acc[r];
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(v0, m3)), qv[0]);
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(v1, m3)), qv[1]);
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v0, 2), m3)), qv[2]);
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v1, 2), m3)), qv[3]);
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v0, 4), m3)), qv[4]);
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v1, 4), m3)), qv[5]);
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vshrq_n_u8(v0, 6)), qv[6]);
+      a = vdotq_s32(a, vreinterpretq_s8_u8(vshrq_n_u8(v1, 6)), qv[7]);
+      acc[r] = a;
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = vaddvq_s32(acc[r]);
+}
+
+// Offset codes of the 4 rows into buf[r * k_padded + k], in natural k order.
+void decode_group(const std::uint8_t* w, std::int64_t n_kb, std::int8_t* buf, std::int64_t k_padded) {
+  const uint8x16_t m3 = vdupq_n_u8(3);
+  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+    for (int r = 0; r < 4; ++r) {
+      std::int8_t* o = buf + r * k_padded + kb * kKBlock;
+      for (int h = 0; h < 2; ++h) {
+        const uint8x16_t v = vld1q_u8(wb + r * kDecChunk + 16 * h);
+        vst1q_s8(o + 16 * h, vreinterpretq_s8_u8(vandq_u8(v, m3)));
+        vst1q_s8(o + 32 + 16 * h, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 2), m3)));
+        vst1q_s8(o + 64 + 16 * h, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 4), m3)));
+        vst1q_s8(o + 96 + 16 * h, vreinterpretq_s8_u8(vshrq_n_u8(v, 6)));
+      }
+    }
+  }
+}
+
+template <int TT>
+void gemm_tile(const std::int8_t* u, std::int64_t k_padded, const std::int8_t* const* q,
+               std::int32_t out[][4]) {
+  int32x4_t acc[TT][4];
+  for (int t = 0; t < TT; ++t)
+    for (int r = 0; r < 4; ++r) acc[t][r] = vdupq_n_s32(0);
+  for (std::int64_t k = 0; k < k_padded; k += 16) {
+    int8x16_t w[4];
+    for (int r = 0; r < 4; ++r) w[r] = vld1q_s8(u + r * k_padded + k);
+    for (int t = 0; t < TT; ++t) {
+      const int8x16_t qv = vld1q_s8(q[t] + k);
+      for (int r = 0; r < 4; ++r) acc[t][r] = vdotq_s32(acc[t][r], w[r], qv);
+    }
+  }
+  for (int t = 0; t < TT; ++t)
+    for (int r = 0; r < 4; ++r) out[t][r] = vaddvq_s32(acc[t][r]);
+}
+
+}  // namespace
+
+void rows_neondot_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
+                         std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
+  const std::int64_t n_kb = W.k_padded_ / kKBlock;
+  const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
+  const std::uint8_t* packed = W.packed_.data();
+  auto store = [&](std::int64_t t, std::int64_t r, std::int32_t v) {
+    if (r < r1) acc[t * ld_acc + r] = v - a.sum[static_cast<std::size_t>(t)];
+  };
+  if (a.T == 1) {
+    for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
+      std::int32_t s[4];
+      gemv_group(packed + g * group_bytes, a.q.data(), n_kb, s);
+      for (int r = 0; r < 4; ++r) store(0, g * kDecRows + r, s[r]);
+    }
+    return;
+  }
+  thread_local AlignedBuffer<std::int8_t> ubuf;
+  if (ubuf.size() < static_cast<std::size_t>(4 * W.k_padded_))
+    ubuf.resize(static_cast<std::size_t>(4 * W.k_padded_), false);
+  std::int8_t* u = ubuf.data();
+  for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
+    decode_group(packed + g * group_bytes, n_kb, u, W.k_padded_);
+    std::int64_t t = 0;
+    for (; t + 4 <= a.T; t += 4) {
+      const std::int8_t* qs[4];
+      for (int i = 0; i < 4; ++i) qs[i] = a.q.data() + (t + i) * a.K_padded;
+      std::int32_t s[4][4];
+      gemm_tile<4>(u, W.k_padded_, qs, s);
+      for (int i = 0; i < 4; ++i)
+        for (int r = 0; r < 4; ++r) store(t + i, g * kDecRows + r, s[i][r]);
+    }
+    for (; t < a.T; ++t) {
+      const std::int8_t* qs[1] = {a.q.data() + t * a.K_padded};
+      std::int32_t s[1][4];
+      gemm_tile<1>(u, W.k_padded_, qs, s);
+      for (int r = 0; r < 4; ++r) store(t, g * kDecRows + r, s[0][r]);
+    }
+  }
+}
+
+}  // namespace bitmamba::ternary::detail
