@@ -105,7 +105,19 @@ ModelConfig ModelConfig::preset(const std::string& name) {
 // embedding
 void Embedding::row(std::int64_t id, float* out) const {
   BM_CHECK(id >= 0 && id < rows, ArgumentError, "token id ", id, " is outside the vocabulary [0, ", rows, ")");
-  const std::uint8_t* r = data + id * row_bytes;
+  const std::uint8_t* r;
+  std::vector<std::uint8_t> tmp;
+  if (data) {
+    r = data + id * row_bytes;
+  } else {
+    if (type == EmbedType::kF32) {
+      file->read_at(file_offset + static_cast<std::uint64_t>(id * row_bytes), static_cast<std::uint64_t>(row_bytes), out);
+      return;
+    }
+    tmp.resize(static_cast<std::size_t>(row_bytes));
+    file->read_at(file_offset + static_cast<std::uint64_t>(id * row_bytes), tmp.size(), tmp.data());
+    r = tmp.data();
+  }
   switch (type) {
     case EmbedType::kF32:
       std::memcpy(out, r, cols * sizeof(float));
@@ -241,6 +253,7 @@ class Bit2Reader {
  public:
   Bit2Reader(const MappedFile& f) : f_(f) {}
   std::uint64_t pos() const { return pos_; }
+  void seek(std::uint64_t p) { pos_ = p; }
   std::int32_t i32(const std::string& what) {
     BM_CHECK(f_.size() - pos_ >= 4, FormatError, "BIT2 file '", f_.path(), "' is truncated in ", what);
     std::int32_t v;
@@ -356,7 +369,17 @@ std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
   m->embed_.rows = V;
   m->embed_.cols = d;
   m->embed_.row_bytes = d * 4;
-  m->embed_.data = f.data() + emb_off;
+  m->embed_.file = m->file_;
+  m->embed_.file_offset = emb_off;
+  // lm_head is the last record and the largest matrix: repack it first (its transient copy then
+  // adds to a nearly empty process: lower peak RSS), then read everything else in order.
+  const std::uint64_t lm_bytes = 16 + static_cast<std::uint64_t>(V * d / 4);
+  BM_CHECK(f.size() >= r.pos() + lm_bytes && (V * d) % 4 == 0, FormatError, "BIT2 file '", path,
+           "' is truncated: too small for its lm_head [", V, ", ", d, "]");
+  const std::uint64_t lm_pos = f.size() - lm_bytes, after_embed = r.pos();
+  r.seek(lm_pos);
+  m->lm_head_ = r.ternary("lm_head", V, d);
+  r.seek(after_embed);
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     std::string p = "layer " + std::to_string(l) + " ";
     LayerWeights L;
@@ -381,10 +404,10 @@ std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
   }
   m->norm_f_ = r.floats("norm_f", {{d}});
   m->lm_norm_ = r.floats("lm_head.norm", {{d}});
-  m->lm_head_ = r.ternary("lm_head", V, d);
-  BM_CHECK(r.pos() == f.size(), FormatError, "BIT2 '", path, "': ", f.size() - r.pos(),
-           " unexpected trailing bytes after lm_head");
-  f.release(0, emb_off);  // header pages; the embedding stays mapped
+  BM_CHECK(r.pos() == lm_pos, FormatError, "BIT2 '", path, "': the records before lm_head end at byte ",
+           r.pos(), " but lm_head [", V, ", ", d, "] would start at byte ", lm_pos,
+           r.pos() < lm_pos ? " (unexpected trailing bytes)" : " (truncated)");
+  f.release(0, f.size());  // everything was copied or repacked; embedding rows are read on demand
   return m;
 }
 
@@ -522,8 +545,12 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
   m->embed_.rows = V;
   m->embed_.cols = d;
   m->embed_.row_bytes = static_cast<std::int64_t>(e.n_bytes / V);
-  m->embed_.data = g.tensor_data(e);
+  m->embed_.file = m->file_;
+  m->embed_.file_offset = e.offset;
 
+  // The largest matrix first: repacking holds a transient copy of it, which then adds to a
+  // nearly empty process instead of to all the layers (lower peak RSS).
+  m->lm_head_ = ternary_tensor(g, "output", V, d);
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     LayerWeights L;
@@ -549,10 +576,8 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
   }
   m->norm_f_ = f32_tensor(g, "output_norm.weight", {d});
   m->lm_norm_ = f32_tensor(g, "output_in_norm.weight", {d});
-  m->lm_head_ = ternary_tensor(g, "output", V, d);
-  // Drop every page but the embedding's: headers, metadata and small tensors were copied.
-  g.file().release(0, e.offset);
-  g.file().release(e.offset + e.n_bytes, g.file().size());
+  // Everything was copied or repacked; embedding rows are read on demand.
+  g.file().release(0, g.file().size());
   return m;
 }
 

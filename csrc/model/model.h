@@ -48,14 +48,17 @@ struct ModelConfig {
 
 enum class EmbedType { kF32 = 0, kF16 = 1, kQ8_0 = 8 };
 
-// The token embedding table, kept in its file encoding (memory-mapped or owned): decode reads one
-// row per token, so a 50257-row table costs resident memory only for the rows used.
+// The token embedding table, kept in its file encoding: rows are read from the file on demand
+// (pread) or from an owned buffer (random models). Decode reads one row per token, so a 50257-row
+// table costs no resident memory.
 class Embedding {
  public:
   EmbedType type = EmbedType::kF32;
   std::int64_t rows = 0, cols = 0;
   std::int64_t row_bytes = 0;
-  const std::uint8_t* data = nullptr;     // into the mapping or into owned
+  const std::uint8_t* data = nullptr;     // owned table, or nullptr when read from file
+  std::shared_ptr<MappedFile> file;       // source file when data == nullptr
+  std::uint64_t file_offset = 0;
   AlignedBuffer<std::uint8_t> owned;
   void row(std::int64_t id, float* out) const;
   std::int64_t bytes() const { return rows * row_bytes; }
