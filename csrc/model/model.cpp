@@ -644,6 +644,7 @@ std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, st
     }
   }
   E.data = E.owned.data();
+  m->lm_head_ = tern(V, d);  // largest first: its transient repacking copy meets a small process
   for (std::int64_t l = 0; l < cfg.n_layers; ++l) {
     LayerWeights L;
     L.in_norm = vec(d, 0.5f, 1.5f);
@@ -660,7 +661,6 @@ std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, st
   }
   m->norm_f_ = vec(d, 0.5f, 1.5f);
   m->lm_norm_ = vec(d, 0.5f, 1.5f);
-  m->lm_head_ = tern(V, d);
   return m;
 }
 
