@@ -99,7 +99,8 @@ class Model:
     @property
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            raise ValueError("this model has no tokenizer: pass tokenizer= to bitmamba.load")
+            raise ValueError(f"this model (vocabulary of {self.vocab_size}) carries no tokenizer: pass "
+                             "tokenizer= to bitmamba.load (--tokenizer on the command line)")
         return self._tokenizer
 
     @property

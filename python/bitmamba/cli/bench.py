@@ -59,6 +59,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     if args.shape and args.model:
         raise ValueError("give either MODEL or --shape, not both")
+    if not args.shape and not args.model:
+        raise ValueError("give a MODEL file or --shape 255m|1b (random weights of that shape)")
     if args.shape:
         model = Model.random(args.shape, embed=args.embed, seed=1)
         source = f"random {args.shape} weights (embedding {args.embed})"
