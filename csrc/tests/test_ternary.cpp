@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -18,12 +19,18 @@ using namespace bitmamba::ternary;
 
 namespace {
 
+// Codes with P(0) ~ p_zero; a cheap xorshift generator (the real shapes have up to 100M weights and
+// these tests also run under qemu).
 std::vector<std::int8_t> random_codes(std::int64_t n, std::mt19937& rng, double p_zero = 0.4) {
-  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::uint64_t x = (static_cast<std::uint64_t>(rng()) << 32) | rng() | 1u;
+  const auto zero_below = static_cast<std::uint32_t>(p_zero * 4294967295.0);
   std::vector<std::int8_t> c(static_cast<std::size_t>(n));
   for (auto& v : c) {
-    const double x = u(rng);
-    v = x < p_zero ? 0 : (x < p_zero + (1 - p_zero) / 2 ? -1 : 1);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const auto u = static_cast<std::uint32_t>(x >> 32);
+    v = u < zero_below ? 0 : ((x & 1) ? 1 : -1);
   }
   return c;
 }
@@ -53,14 +60,17 @@ QuantizedActivations make_acts(std::int64_t T, std::int64_t K, std::mt19937& rng
 
 std::vector<std::int32_t> naive(const std::vector<std::int8_t>& codes, std::int64_t rows,
                                 std::int64_t cols, const QuantizedActivations& a) {
+  // int64 sums: the reference must not share the kernels' overflow concerns.
   std::vector<std::int32_t> out(static_cast<std::size_t>(a.T * rows));
-  for (std::int64_t t = 0; t < a.T; ++t)
+  for (std::int64_t t = 0; t < a.T; ++t) {
+    const std::int8_t* q = a.q.data() + t * a.K_padded;
     for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int8_t* w = codes.data() + r * cols;
       std::int64_t s = 0;
-      for (std::int64_t k = 0; k < cols; ++k)
-        s += codes[static_cast<std::size_t>(r * cols + k)] * a.q[static_cast<std::size_t>(t * a.K_padded + k)];
+      for (std::int64_t k = 0; k < cols; ++k) s += static_cast<std::int64_t>(w[k]) * q[k];
       out[static_cast<std::size_t>(t * rows + r)] = static_cast<std::int32_t>(s);
     }
+  }
   return out;
 }
 
@@ -293,4 +303,21 @@ TEST(TernaryMatmul, EmptyAndThreadCounts) {
     EXPECT_EQ(got, want) << nt << " threads";
   }
   ThreadPool::global().set_num_threads(before);
+}
+
+TEST(TernaryMatmul, DispatchPicksTheActiveKernelSet) {
+  // Guards against a fast path silently falling back to scalar (the product tests would still pass).
+  std::vector<std::int8_t> codes(8 * 256, 1);
+  auto Wd = TernaryMatrix::from_codes_layout(codes.data(), 8, 256, 1.f, Layout::kDecode);
+  auto Wl = TernaryMatrix::from_codes_layout(codes.data(), 8, 256, 1.f, Layout::kLut);
+  std::string want_d = "scalar", want_l = "scalar";
+  switch (active_isa()) {
+    case Isa::kAvx2: want_d = "avx2-decode"; want_l = "avx2-lut"; break;
+    case Isa::kAvx512: want_d = "avx512-vnni-decode"; want_l = "avx2-lut"; break;
+    case Isa::kNeon: want_d = "neon-decode"; break;
+    case Isa::kNeonDot: want_d = "neondot-decode"; break;
+    default: break;
+  }
+  EXPECT_EQ(std::string(kernel_name(Wd)), want_d);
+  EXPECT_EQ(std::string(kernel_name(Wl)), want_l);
 }

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -78,12 +81,73 @@ void run_rows(const Kernel& k, const TernaryMatrix& W, const QuantizedActivation
 void set_layout_policy(LayoutPolicy p) { g_policy.store(static_cast<int>(p)); }
 LayoutPolicy layout_policy() { return static_cast<LayoutPolicy>(g_policy.load()); }
 
+namespace {
+
+// Autotune: time one single-threaded GEMV of each layout on the kernels of the active set (min of a
+// few runs, CPU-time independent of the pool) and keep the faster. The LUT layout must win by
+// kLutMargin because its GEMM (prefill) path is slower than the decode layout's, which amortizes
+// decoding over tokens; the GEMV is what decode speed depends on.
+constexpr double kLutMargin = 0.90;
+constexpr std::int64_t kAutotuneMinWeights = std::int64_t(1) << 18;  // below: not worth timing
+
+double time_gemv(const TernaryMatrix& W, const QuantizedActivations& a, std::vector<std::int32_t>& acc) {
+  const Kernel k = select_kernel(W, active_isa());
+  double best = 1e30;
+  for (int rep = 0; rep < 4; ++rep) {  // first run is a warm-up (page faults, caches)
+    const auto t0 = std::chrono::steady_clock::now();
+    k.fn(W, a, 0, W.rows(), acc.data(), W.rows());
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (rep > 0) best = std::min(best, s);
+  }
+  return best;
+}
+
+bool active_set_has_lut() { return active_isa() == Isa::kAvx2; }
+
+}  // namespace
+
 TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
                                 float scale_w) {
   const LayoutPolicy p = layout_policy();
   if (p == LayoutPolicy::kLut)
     return TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kLut);
-  return TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kDecode);
+  TernaryMatrix dec = TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kDecode);
+  if (p == LayoutPolicy::kDecode || !active_set_has_lut() || rows * cols < kAutotuneMinWeights)
+    return dec;
+  // One decision per (shape, kernel set) per process: a model's layers share a few shapes, so loading
+  // 32 layers costs 3 autotunes, and every layer of a shape gets the same layout.
+  static std::mutex mu;
+  static std::map<std::tuple<std::int64_t, std::int64_t, int>, Layout> decided;
+  const auto key = std::make_tuple(rows, cols, static_cast<int>(active_isa()));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = decided.find(key);
+    if (it != decided.end())
+      return it->second == Layout::kDecode
+                 ? std::move(dec)
+                 : TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kLut);
+  }
+  TernaryMatrix lut = TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kLut);
+  QuantizedActivations a;
+  a.T = 1;
+  a.K = cols;
+  a.K_padded = dec.k_padded_;
+  a.q.resize(static_cast<std::size_t>(a.K_padded), true);
+  std::uint32_t state = 12345u;
+  for (std::int64_t k = 0; k < cols; ++k) {
+    state = state * 1664525u + 1013904223u;
+    a.q[static_cast<std::size_t>(k)] = static_cast<std::int8_t>(state >> 24);
+  }
+  a.scale.assign(1, 1.0f);
+  a.sum.assign(1, 0);
+  std::vector<std::int32_t> acc(static_cast<std::size_t>(rows));
+  const double t_dec = time_gemv(dec, a, acc), t_lut = time_gemv(lut, a, acc);
+  const bool use_lut = t_lut < kLutMargin * t_dec;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    decided[key] = use_lut ? Layout::kLut : Layout::kDecode;
+  }
+  return use_lut ? std::move(lut) : std::move(dec);
 }
 
 const char* kernel_name(const TernaryMatrix& W) { return select_kernel(W, active_isa()).name; }

@@ -3,6 +3,7 @@
 // Every importer decodes to row-major codes first and then builds the kernel layout from codes: one
 // layout builder, and the file formats stay independent of the kernels. Load time is dominated by
 // reading the file, not by this repacking.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -137,14 +138,16 @@ void unpack_tq2_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::uint8_t* s = data + b * kTq2BlockBytes;
     std::int8_t* c = codes + b * kTqBlock;
+    int bad = 0;
     for (int h = 0; h < 2; ++h)
       for (int l = 0; l < 4; ++l)
         for (int m = 0; m < 32; ++m) {
           const int v = (s[32 * h + m] >> (2 * l)) & 3;
-          BM_CHECK(v != 3, FormatError, "TQ2_0 data: 2-bit value 3 (not a ternary code) in block ", b,
-                   " (row ", b / (cols / kTqBlock), ")");
+          bad |= v == 3;
           c[128 * h + 32 * l + m] = static_cast<std::int8_t>(v - 1);
         }
+    BM_CHECK(!bad, FormatError, "TQ2_0 data: 2-bit value 3 (not a ternary code) in block ", b, " (row ",
+             b / (cols / kTqBlock), ")");
   }
 }
 
@@ -225,32 +228,37 @@ TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::in
     // 0x55 = four offset codes of 1, i.e. zero weights, in padding rows and past cols.
     W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ * W.k_padded_ / 4), false);
     std::memset(W.packed_.data(), 0x55, W.packed_.size());
+    std::vector<std::int8_t> tail(static_cast<std::size_t>(kKBlock));
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t kb = 0; kb < n_kb; ++kb) {
         std::uint8_t* o = W.packed_.data() + detail::dec_chunk_offset(r, kb, n_kb);
-        for (int j = 0; j < detail::kDecChunk; ++j) {
-          std::uint8_t v = 0;
-          for (int i = 0; i < 4; ++i) {
-            const std::int64_t k = kb * kKBlock + 32 * i + j;
-            const int c = k < cols ? codes[r * cols + k] + 1 : 1;
-            v |= static_cast<std::uint8_t>(c << (2 * i));
-          }
-          o[j] = v;
+        const std::int8_t* c = codes + r * cols + kb * kKBlock;
+        if ((kb + 1) * kKBlock > cols) {  // last, partial block: zero weights past cols
+          std::fill(tail.begin(), tail.end(), std::int8_t(0));
+          std::copy(c, codes + (r + 1) * cols, tail.begin());
+          c = tail.data();
         }
+        for (int j = 0; j < detail::kDecChunk; ++j)
+          o[j] = static_cast<std::uint8_t>((c[j] + 1) | ((c[32 + j] + 1) << 2) | ((c[64 + j] + 1) << 4) |
+                                           ((c[96 + j] + 1) << 6));
       }
   } else {
     W.rows_padded_ = round_up(rows, detail::kLutRows);
     // Index 4 = 3*1 + 1: the pair (0, 0), zero weights, in padding.
     W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ * W.k_padded_ / 4), false);
     std::memset(W.packed_.data(), 0x44, W.packed_.size());
-    auto code = [&](std::int64_t r, std::int64_t k) { return k < cols ? codes[r * cols + k] + 1 : 1; };
-    for (std::int64_t r = 0; r < rows; ++r)
+    std::vector<std::int8_t> row(static_cast<std::size_t>(W.k_padded_), 0);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::copy(codes + r * cols, codes + (r + 1) * cols, row.begin());  // zero padded past cols
+      std::uint8_t* base = W.packed_.data() + detail::lut_byte_offset(r, 0, n_kb);
       for (std::int64_t pp = 0; pp < W.k_padded_ / 4; ++pp) {
-        const int lo = 3 * code(r, 4 * pp) + code(r, 4 * pp + 1);
-        const int hi = 3 * code(r, 4 * pp + 2) + code(r, 4 * pp + 3);
-        W.packed_[static_cast<std::size_t>(detail::lut_byte_offset(r, pp, n_kb))] =
-            static_cast<std::uint8_t>(lo | (hi << 4));
+        const std::int8_t* c = row.data() + 4 * pp;
+        const int lo = 3 * (c[0] + 1) + (c[1] + 1), hi = 3 * (c[2] + 1) + (c[3] + 1);
+        // lut_byte_offset(r, pp) - lut_byte_offset(r, 0): blocks of 32 pair-pairs, kLutRows apart.
+        const std::int64_t kb = pp / (kKBlock / 4), u = pp % (kKBlock / 4);
+        base[kb * detail::kLutBlockBytes + u * detail::kLutRows] = static_cast<std::uint8_t>(lo | (hi << 4));
       }
+    }
   }
   return W;
 }

@@ -1,0 +1,36 @@
+// Runs the AVX-512 VNNI ternary kernel (compiled against the scalar emulation in immintrin.h here)
+// against the scalar reference on tails, token tiles, thread splits and extreme values.
+#include <cstdio>
+#include <random>
+#include <vector>
+#include "kernels/ternary/kernels.h"
+using namespace bitmamba::ternary;
+namespace bitmamba::ternary {
+TernaryMatrix build_with_policy(const std::int8_t* c, std::int64_t r, std::int64_t k, float s) {
+  return TernaryMatrix::from_codes_layout(c, r, k, s, Layout::kDecode); }
+}
+int main() {
+  std::mt19937 rng(1);
+  int fails = 0, n = 0;
+  const long shapes[][3] = {{1,1,1},{3,3,3},{5,129,1},{5,129,2},{33,1000,3},{64,64,1},{97,257,64},{7,4100,5},{37,8269,3},{1024,2048,1},{130,2048,9}};
+  for (auto& sh : shapes) {
+    long rows = sh[0], cols = sh[1], T = sh[2];
+    std::vector<std::int8_t> codes(rows * cols);
+    for (auto& c : codes) c = (std::int8_t)((int)(rng() % 3) - 1);
+    if (cols == 8269) for (auto& c : codes) c = -1;
+    auto W = TernaryMatrix::from_codes_layout(codes.data(), rows, cols, 1.f, Layout::kDecode);
+    QuantizedActivations a; a.T = T; a.K = cols; a.K_padded = (cols + 127) / 128 * 128;
+    a.q.resize(T * a.K_padded, true); a.scale.assign(T, 1.f); a.sum.assign(T, 0);
+    for (long t = 0; t < T; ++t) for (long k = 0; k < cols; ++k) {
+      std::int8_t v = cols == 8269 ? -128 : (std::int8_t)(rng() & 255); a.q[t * a.K_padded + k] = v; a.sum[t] += v; }
+    std::vector<std::int32_t> x(T * rows, -1), y(T * rows, -2);
+    detail::rows_scalar(W, a, 0, rows, x.data(), rows);
+    // two "thread" ranges split at a multiple of 32 rows, like the dispatcher
+    long mid = rows > 32 ? (rows / 2) / 32 * 32 : rows;
+    detail::rows_avx512_decode(W, a, 0, mid, y.data(), rows);
+    if (mid < rows) detail::rows_avx512_decode(W, a, mid, rows, y.data(), rows);
+    ++n; if (x != y) { ++fails; std::printf("MISMATCH rows=%ld cols=%ld T=%ld\n", rows, cols, T); }
+  }
+  std::printf("%d/%d shapes match\n", n - fails, n);
+  return fails != 0;
+}

@@ -1,0 +1,33 @@
+// Scalar emulation of the AVX-512 intrinsics csrc/kernels/ternary/matmul_avx512.cpp uses, so its logic
+// (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on CPUs without AVX-512
+// (tests/test_ternary_avx512_emulated.py). AVX2 intrinsics stay native. The real instructions still
+// need a run on AVX-512 hardware (the avx512 ctest / pytest legs do that where available).
+#pragma once
+#include_next <immintrin.h>
+#include <cstdint>
+#include <cstring>
+struct mock_m512i { union { std::int8_t b[64]; std::uint8_t ub[64]; std::int16_t w[32]; std::uint16_t uw[32]; std::int32_t d[16]; }; };
+static inline mock_m512i mock_set1_epi8(char c) { mock_m512i r; std::memset(r.b, c, 64); return r; }
+static inline mock_m512i mock_setzero() { mock_m512i r; std::memset(r.b, 0, 64); return r; }
+static inline mock_m512i mock_load(const void* p) {
+  if (reinterpret_cast<std::uintptr_t>(p) % 64) __builtin_trap();  // real vmovdqa64 faults too
+  mock_m512i r; std::memcpy(r.b, p, 64); return r; }
+static inline mock_m512i mock_bcast(__m256i v) { mock_m512i r; std::memcpy(r.b, &v, 32); std::memcpy(r.b + 32, &v, 32); return r; }
+static inline mock_m512i mock_and(mock_m512i a, mock_m512i b) { for (int i = 0; i < 64; ++i) a.ub[i] &= b.ub[i]; return a; }
+static inline mock_m512i mock_srli16(mock_m512i a, int n) { for (int i = 0; i < 32; ++i) a.uw[i] = n > 15 ? 0 : (std::uint16_t)(a.uw[i] >> n); return a; }
+static inline mock_m512i mock_dpbusd(mock_m512i s, mock_m512i a, mock_m512i b) {
+  for (int i = 0; i < 16; ++i) { std::int32_t t = 0; for (int j = 0; j < 4; ++j) t += (std::int32_t)a.ub[4*i+j] * (std::int32_t)b.b[4*i+j]; s.d[i] += t; } return s; }
+static inline __m256i mock_cast256(mock_m512i a) { __m256i r; std::memcpy(&r, a.b, 32); return r; }
+static inline __m256i mock_extract256(mock_m512i a, int h) { __m256i r; std::memcpy(&r, a.b + 32 * h, 32); return r; }
+static inline int mock_reduce(mock_m512i a) { std::int32_t s = 0; for (int i = 0; i < 16; ++i) s += a.d[i]; return s; }
+#define __m512i mock_m512i
+#define _mm512_set1_epi8 mock_set1_epi8
+#define _mm512_setzero_si512 mock_setzero
+#define _mm512_load_si512 mock_load
+#define _mm512_broadcast_i64x4 mock_bcast
+#define _mm512_and_si512 mock_and
+#define _mm512_srli_epi16 mock_srli16
+#define _mm512_dpbusd_epi32 mock_dpbusd
+#define _mm512_castsi512_si256 mock_cast256
+#define _mm512_extracti64x4_epi64 mock_extract256
+#define _mm512_reduce_add_epi32 mock_reduce
