@@ -171,6 +171,29 @@ def test_scan_extremes_stay_finite(isa):
         close(h, h_ref, SCAN_RTOL, method)
 
 
+@pytest.mark.parametrize("N,G,method", [(1, 4, "sequential"), (16, 2, "sequential"), (16, 2, "chunked"),
+                                        (128, 1, "chunked")])
+def test_forced_scalar_matches_vector_paths(N, G, method):
+    """The scalar kernel set and every vector set agree closely (same algorithm, different exp/sums)."""
+    rng = np.random.default_rng(N + G)
+    a = rand_scan(rng, 300, 4, 24, N, G)
+    h0 = rng.standard_normal((4, 24, N)).astype(np.float32)
+    before = bitmamba.get_isa()
+    try:
+        bitmamba.set_isa("scalar")
+        y_s, h_s = call_scan(a, h0, method=method)
+        w = rng.standard_normal((96, 4)).astype(np.float32)
+        conv_s = ssm.causal_conv1d(a["x"].reshape(300, -1), w, None)[0]
+        for isa in _isas():
+            bitmamba.set_isa(isa)
+            y, h = call_scan(a, h0, method=method)
+            close(y, y_s, SCAN_RTOL, f"y {isa}")
+            close(h, h_s, SCAN_RTOL, f"h {isa}")
+            close(ssm.causal_conv1d(a["x"].reshape(300, -1), w, None)[0], conv_s, ELEM_RTOL, f"conv {isa}")
+    finally:
+        bitmamba.set_isa(before)
+
+
 def test_scan_empty_sequence_keeps_state(isa):
     rng = np.random.default_rng(1)
     a = rand_scan(rng, 0, 2, 4, 3, 1)
@@ -194,6 +217,22 @@ def test_scan_golden(golden_dir, isa, name, method):
     close(h, g["h_final"], SCAN_RTOL, f"{name} h")
 
 
+def test_scan_accepts_flat_B_C_and_per_head_D():
+    rng = np.random.default_rng(3)
+    T, H, P, N, G = 9, 4, 8, 5, 2
+    a = rand_scan(rng, T, H, P, N, G)
+    Dh = rng.standard_normal(H).astype(np.float32)
+    y_ref, h_ref = ref_scan(a["x"], a["dt"], a["A"], a["B"], a["C"], np.repeat(Dh[:, None], P, 1),
+                            a["dt_bias"], np.zeros((H, P, N)))
+    y, h = ssm.selective_scan(a["x"], a["dt"], a["A"], a["B"].reshape(T, G * N), a["C"].reshape(T, G * N),
+                              Dh, a["dt_bias"], n_groups=G)
+    close(y, y_ref, SCAN_RTOL, "y")
+    close(h, h_ref, SCAN_RTOL, "h")
+    with pytest.raises(ValueError, match="n_groups"):
+        ssm.selective_scan(a["x"], a["dt"], a["A"], a["B"].reshape(T, G * N), a["C"].reshape(T, G * N),
+                           Dh, a["dt_bias"])
+
+
 def test_scan_bad_input_errors():
     rng = np.random.default_rng(0)
     a = rand_scan(rng, 5, 4, 8, 2, 2)
@@ -212,11 +251,14 @@ def test_scan_bad_input_errors():
         ssm.selective_scan(a["x"], a["dt"], a["A"], a["B"], a["C"][:4], a["D"], a["dt_bias"])
 
 
-def test_auto_rule_is_sequential_for_bitmamba_shape():
-    assert ssm.scan_method_for(32, 128, 1, 32, 512) == "sequential"
+def test_auto_rule():
+    # The measured rule of csrc/kernels/ssm/ssm_internal.h (kChunkedMinTokens & co).
+    assert ssm.scan_method_for(32, 128, 1, 32, 512) == "sequential"    # BitMamba-2: d_state 1
     assert ssm.scan_method_for(32, 128, 1, 32, 1) == "sequential"
-    assert ssm.scan_method_for(64, 64, 128, 1, 1) == "sequential"
+    assert ssm.scan_method_for(64, 64, 128, 1, 1) == "sequential"      # decode step
+    assert ssm.scan_method_for(64, 64, 128, 1, 128) == "sequential"
     assert ssm.scan_method_for(64, 64, 128, 1, 1024) == "chunked"
+    assert ssm.scan_method_for(16, 64, 16, 1, 64) == "chunked"
 
 
 # ---------------------------------------------------------------- conv

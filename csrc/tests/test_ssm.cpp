@@ -179,3 +179,23 @@ TEST(SsmVecMath, ExpAndSiluWithinStatedBounds) {
   EXPECT_LE(worst, 5e-7) << k.name;
   std::printf("[%s] silu max relative error %.3g\n", k.name, worst);
 }
+
+// softplus (dt of the scan): relative error <= 6e-7 against log1p(exp(v)) in double, v in [-100, 40]
+// (v itself above 20, as the reference).
+TEST(SsmVecMath, SoftplusWithinStatedBound) {
+  const SsmKernels& k = active_kernels();
+  std::vector<float> in;
+  for (double v = -100.0; v <= 40.0; v += 0.00377) in.push_back(static_cast<float>(v));
+  for (float v : {0.0f, 20.0f, 20.0001f, 19.9999f, -1e-8f, 1e-8f}) in.push_back(v);
+  std::vector<float> out(in.size());
+  k.softplus_array(in.data(), out.data(), static_cast<std::int64_t>(in.size()));
+  double worst = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const double v = in[i];
+    const double ref = v > 20.0 ? v : std::log1p(std::exp(v));
+    ASSERT_TRUE(std::isfinite(out[i]) && out[i] >= 0.0f) << v;
+    if (ref >= 1e-30) worst = std::max(worst, std::fabs(out[i] - ref) / ref);
+  }
+  EXPECT_LE(worst, 6e-7) << k.name;
+  std::printf("[%s] softplus max relative error %.3g\n", k.name, worst);
+}

@@ -105,8 +105,10 @@ void selective_scan(const ScanShape& s, std::int64_t T, const float* x, std::int
 
 ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T) {
   // Measured crossover (ssm_internal.h, docs/benchmarks_ssm.md).
-  if (s.d_state < kChunkedMinState || T < kChunkedMinTokens) return ScanMethod::kSequential;
-  return ScanMethod::kChunked;
+  if (s.d_state == 1) return ScanMethod::kSequential;
+  if (T >= kChunkedMinTokens) return ScanMethod::kChunked;
+  if (T >= kChunkedMinTokensSmallState && s.d_state <= kSmallState) return ScanMethod::kChunked;
+  return ScanMethod::kSequential;
 }
 
 void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,

@@ -22,7 +22,8 @@ struct ScanShape {
 //   out[t, c] = act(bias[c] + sum_k weight[c, k] * xx[t + k - (W-1), c])
 // where xx is the W-1 rows of conv_state (oldest first) followed by x. conv_state [W-1, C] is
 // updated to the last W-1 rows of xx, so calls chain (T = 1 is the decode step). act = silu when
-// apply_silu, identity otherwise. x rows have stride ld_x, out rows stride ld_out.
+// apply_silu, identity otherwise. x rows have stride ld_x, out rows stride ld_out. out may be x
+// itself (same rows and stride: the conv then runs in place). bias may be null (no bias).
 void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
                    const float* weight, const float* bias, int W, float* conv_state,
                    float* out, std::int64_t ld_out, bool apply_silu);
@@ -34,7 +35,9 @@ enum class ScanMethod { kAuto = 0, kSequential = 1, kChunked = 2 };
 //   h[h, p, n] = exp(A[h] * dt) * h[h, p, n] + dt * x[t, h*P+p] * B[t, g*N+n]
 //   y[t, h*P+p] = sum_n h[h, p, n] * C[t, g*N+n] + D[h*P+p] * x[t, h*P+p]
 // A is the negative decay (-exp(A_log)); D per channel [H*P]; h: [H, P, N].
-// Row strides: ld_x, ld_dt, ld_B, ld_C, ld_y. chunk_size is used by the chunked method (0 = default).
+// Row strides: ld_x, ld_dt, ld_B, ld_C, ld_y. chunk_size is used by the chunked method (0 = default, 64).
+// kAuto picks by choose_scan_method(). y must not overlap the inputs. Throws ShapeError /
+// ArgumentError on bad sizes, strides or null arrays; T = 0 leaves h unchanged.
 void selective_scan(const ScanShape& s, std::int64_t T,
                     const float* x, std::int64_t ld_x,
                     const float* dt_raw, std::int64_t ld_dt,

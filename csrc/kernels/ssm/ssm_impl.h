@@ -36,13 +36,24 @@ inline void store_part(float* p, typename VM::V v, std::int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Depthwise causal conv1d, channels [c0, c1). Rows are produced last to first so out may be x
-// itself: out row t reads x rows t-W+1..t only, which are still unwritten.
+// Copies n floats (vector moves; the per-row copies here are a few hundred bytes, where a library
+// memcpy / rep movs start-up would cost more than the copy).
 template <class VM>
-void conv1d_range(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
-                  const float* bias, int W, float* conv_state, std::int64_t C, float* out,
-                  std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
+inline void copy_floats(float* dst, const float* src, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(dst + i, VM::load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// Depthwise causal conv1d, channels [c0, c1). Rows are produced last to first so out may be x
+// itself: out row t reads x rows t-W+1..t only, which are still unwritten. kW is the kernel width
+// when known at compile time (4, the Mamba case: the weight transposition unrolls), 0 otherwise.
+template <class VM, int kW>
+void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
+                    const float* bias, int W_rt, float* conv_state, std::int64_t C, float* out,
+                    std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
   using V = typename VM::V;
+  const int W = kW > 0 ? kW : W_rt;
   constexpr std::int64_t kBlock = 64;  // channels per block (the transposed weights stay on stack)
   const std::int64_t S = W - 1;
   alignas(64) float wT[64 * kBlock];   // [k][c], W <= 64 checked by the dispatcher
@@ -51,18 +62,45 @@ void conv1d_range(const float* x, std::int64_t T, std::int64_t ld_x, const float
   for (std::int64_t cb = c0; cb < c1; cb += kBlock) {
     const std::int64_t nc = (c1 - cb < kBlock) ? c1 - cb : kBlock;
     for (std::int64_t c = 0; c < nc; ++c) {
-      for (int k = 0; k < W; ++k) wT[k * kBlock + c] = weight[(cb + c) * W + k];
-      bb[c] = bias ? bias[cb + c] : 0.0f;
+      const float* wc = weight + (cb + c) * W;
+      for (int k = 0; k < W; ++k) wT[k * kBlock + c] = wc[k];
     }
+    if (bias) copy_floats<VM>(bb, bias + cb, nc);
+    else for (std::int64_t c = 0; c < nc; ++c) bb[c] = 0.0f;
     // Row i of xx = [state; x]: the state rows first, then x.
     auto xx_row = [&](std::int64_t i) -> const float* {
       return i < S ? conv_state + i * C + cb : x + (i - S) * ld_x + cb;
     };
-    // The new state (last S rows of xx) is saved before out overwrites x.
-    for (std::int64_t r = 0; r < S; ++r) {
-      const float* src = xx_row(T + r);
-      for (std::int64_t c = 0; c < nc; ++c) new_state[r * kBlock + c] = src[c];
+    if constexpr (kW == 4) {
+      // Width 4: per vector of channels, the 3 new state rows are held in registers while the
+      // outputs are produced, then stored: no scratch copies (a decode step is ~1 vector op each).
+      std::int64_t c = 0;
+      for (; c < nc; c += VM::W) {
+        const std::int64_t n = (nc - c < VM::W) ? nc - c : VM::W;
+        auto ld = [&](const float* p) { return n == VM::W ? VM::load(p) : load_part<VM>(p, n); };
+        auto st = [&](float* p, V v) {
+          if (n == VM::W) VM::store(p, v);
+          else store_part<VM>(p, v, n);
+        };
+        const V s0 = ld(xx_row(T) + c), s1 = ld(xx_row(T + 1) + c), s2 = ld(xx_row(T + 2) + c);
+        const V w0 = VM::load(wT + c), w1 = VM::load(wT + kBlock + c);
+        const V w2 = VM::load(wT + 2 * kBlock + c), w3 = VM::load(wT + 3 * kBlock + c);
+        const V b = VM::load(bb + c);
+        for (std::int64_t t = T - 1; t >= 0; --t) {
+          V acc = VM::fma(w0, ld(xx_row(t) + c), b);
+          acc = VM::fma(w1, ld(xx_row(t + 1) + c), acc);
+          acc = VM::fma(w2, ld(xx_row(t + 2) + c), acc);
+          acc = VM::fma(w3, ld(xx_row(t + 3) + c), acc);
+          st(out + t * ld_out + cb + c, apply_silu ? VM::silu(acc) : acc);
+        }
+        st(conv_state + cb + c, s0);
+        st(conv_state + C + cb + c, s1);
+        st(conv_state + 2 * C + cb + c, s2);
+      }
+      continue;
     }
+    // The new state (last S rows of xx) is saved before out overwrites x.
+    for (std::int64_t r = 0; r < S; ++r) copy_floats<VM>(new_state + r * kBlock, xx_row(T + r), nc);
     for (std::int64_t t = T - 1; t >= 0; --t) {
       float* o = out + t * ld_out + cb;
       std::int64_t c = 0;
@@ -80,9 +118,18 @@ void conv1d_range(const float* x, std::int64_t T, std::int64_t ld_x, const float
         store_part<VM>(o + c, apply_silu ? VM::silu(acc) : acc, n);
       }
     }
-    for (std::int64_t r = 0; r < S; ++r)
-      for (std::int64_t c = 0; c < nc; ++c) conv_state[r * C + cb + c] = new_state[r * kBlock + c];
+    for (std::int64_t r = 0; r < S; ++r) copy_floats<VM>(conv_state + r * C + cb, new_state + r * kBlock, nc);
   }
+}
+
+template <class VM>
+void conv1d_range(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
+                  const float* bias, int W, float* conv_state, std::int64_t C, float* out,
+                  std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
+  if (W == 4)
+    conv1d_range_w<VM, 4>(x, T, ld_x, weight, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+  else
+    conv1d_range_w<VM, 0>(x, T, ld_x, weight, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,14 +197,19 @@ template <class VM>
 void head_params_row(const ScanArgs& a, std::int64_t t, std::int64_t h0, std::int64_t h1, float* dt,
                      float* dA) {
   const float* raw = a.dt_raw + t * a.ld_dt;
-  for (std::int64_t hd = h0; hd < h1; ++hd) {
+  std::int64_t hd = h0;
+  for (; hd + VM::W <= h1; hd += VM::W) {
+    const auto d = VM::softplus(VM::add(VM::load(raw + hd), VM::load(a.dt_bias + hd)));
+    VM::store(dt + (hd - h0), d);
+    VM::store(dA + (hd - h0), VM::exp(VM::mul(VM::load(a.A + hd), d)));
+  }
+  for (; hd < h1; ++hd) {
     dt[hd - h0] = softplus_ref(raw[hd] + a.dt_bias[hd]);
     dA[hd - h0] = std::exp(a.A[hd] * dt[hd - h0]);
   }
 }
 
-// Sequential scan, heads [h0, h1): per head, channels outer and tokens inner with the state held in
-// registers (N = 1: 4 vectors of channels; N > 1: 4 rows of the state at a time, kept in L1).
+// Sequential scan, heads [h0, h1), the recurrence token by token.
 // d_state 1 (BitMamba-2): the whole state of the range is one float per channel (8 KB for 2048
 // channels), so it stays in L1 and the tokens go outermost: x and y are then read and written as
 // contiguous row segments. (Channels outer with tokens inner was measured 2-3x slower here: every
@@ -201,6 +253,8 @@ void scan_state1_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
   }
 }
 
+// d_state > 1: per head, channels outer and tokens inner: a block of 16 state rows stays in L1 while
+// a tile of 64 tokens goes by, and each load of B[t] and C[t] serves 4 rows held in registers.
 template <class VM>
 void scan_sequential_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
   using V = typename VM::V;
@@ -436,6 +490,10 @@ void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, 
         const float* Dh = a.D + hd * P;
         for (std::int64_t t = 0; t < Lc; ++t) {
           const float* xr = xh + t * a.ld_x;
+          // The next head reads the neighbouring columns of these rows: rows are far apart in memory
+          // (H*P floats), so ask for them now rather than stall on each one then.
+          if (hd + 1 < he)
+            for (std::int64_t p = 0; p < P; p += 16) __builtin_prefetch(xr + P + p);
           for (std::int64_t p = 0; p < P; ++p) {
             Xs[t * P + p] = dtv[t] * xr[p];
             Y[t * P + p] = Dh[p] * xr[p];
@@ -493,6 +551,13 @@ void silu_array(const float* in, float* out, std::int64_t n) {
   if (i < n) store_part<VM>(out + i, VM::silu(load_part<VM>(in + i, n - i)), n - i);
 }
 
+template <class VM>
+void softplus_array(const float* in, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::softplus(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, VM::softplus(load_part<VM>(in + i, n - i)), n - i);
+}
+
 // The kernel table of this set.
 template <class VM>
 SsmKernels make_kernels(const char* name) {
@@ -504,6 +569,7 @@ SsmKernels make_kernels(const char* name) {
   k.gated_rmsnorm = &gated_rmsnorm_rows<VM>;
   k.exp_array = &exp_array<VM>;
   k.silu_array = &silu_array<VM>;
+  k.softplus_array = &softplus_array<VM>;
   k.name = name;
   return k;
 }

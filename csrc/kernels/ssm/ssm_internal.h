@@ -67,9 +67,10 @@ struct SsmKernels {
   void (*gated_rmsnorm)(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
                         const float* weight, std::int64_t t_begin, std::int64_t t_end,
                         std::int64_t C, std::int64_t n_groups, float eps);
-  // The set's vector exp and silu over an array (for the tests of their stated error bounds).
+  // The set's vector exp, silu and softplus over an array (for the tests of their stated error bounds).
   void (*exp_array)(const float* in, float* out, std::int64_t n);
   void (*silu_array)(const float* in, float* out, std::int64_t n);
+  void (*softplus_array)(const float* in, float* out, std::int64_t n);
   const char* name;
 };
 
@@ -87,11 +88,14 @@ const SsmKernels& active_kernels();
 
 // Default chunk length of the chunked method.
 constexpr std::int64_t kDefaultChunk = 64;
-// ScanMethod::kAuto uses the chunked method when d_state >= kChunkedMinState and T >= kChunkedMinTokens.
-// Measured (AVX2, one thread, H=16 P=64 G=1, CPU time): chunked / sequential throughput was about
-// 1.0 at N=16, 1.15-1.4 at N=32..64 and T>=256, 1.4-1.6 at N=128 and T>=512, and below 1 for
-// T<=128 or small N. See docs/benchmarks_ssm.md.
-constexpr std::int64_t kChunkedMinState = 32;
+// ScanMethod::kAuto: the chunked method for d_state > 1 when T >= kChunkedMinTokens, or when
+// T >= kChunkedMinTokensSmallState and d_state <= kSmallState; the sequential scan otherwise (always
+// for d_state 1, where it is 3-5x faster). From `scripts/bench_ssm.py --crossover` (AVX2, 1 thread,
+// H=16 P=64 G=1, CPU time): chunked / sequential was 1.06-1.35 at T >= 256 for every d_state in
+// 16..128 and 1.4-1.8 at d_state 4; at T = 64..128 it was >= 1 up to d_state 32 and 0.7-0.98 above.
+// Table in docs/benchmarks_ssm.md.
 constexpr std::int64_t kChunkedMinTokens = 256;
+constexpr std::int64_t kChunkedMinTokensSmallState = 64;
+constexpr std::int64_t kSmallState = 32;
 
 }  // namespace bitmamba::ssm

@@ -34,6 +34,39 @@ struct Ops {
     const int32x4_t e = vshlq_n_s32(vaddq_s32(ni, vdupq_n_s32(127)), 23);
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
   }
+  // log and softplus: same algorithms and bounds as vec_math_avx2.h.
+  static V log(V x) {
+    const int32x4_t xi = vreinterpretq_s32_f32(x);
+    V e = vcvtq_f32_s32(vsubq_s32(vshrq_n_s32(xi, 23), vdupq_n_s32(127)));
+    V m = vreinterpretq_f32_s32(vorrq_s32(vandq_s32(xi, vdupq_n_s32(0x007fffff)), vdupq_n_s32(0x3f800000)));
+    const uint32x4_t big = vcgtq_f32(m, vdupq_n_f32(1.41421356f));
+    m = vbslq_f32(big, vmulq_f32(m, vdupq_n_f32(0.5f)), m);
+    e = vaddq_f32(e, vbslq_f32(big, vdupq_n_f32(1.0f), vdupq_n_f32(0.0f)));
+    const V f = vsubq_f32(m, vdupq_n_f32(1.0f));
+    const V z = vmulq_f32(f, f);
+    V p = vdupq_n_f32(7.0376836292e-2f);
+    p = vfmaq_f32(vdupq_n_f32(-1.1514610310e-1f), p, f);
+    p = vfmaq_f32(vdupq_n_f32(1.1676998740e-1f), p, f);
+    p = vfmaq_f32(vdupq_n_f32(-1.2420140846e-1f), p, f);
+    p = vfmaq_f32(vdupq_n_f32(1.4249322787e-1f), p, f);
+    p = vfmaq_f32(vdupq_n_f32(-1.6668057665e-1f), p, f);
+    p = vfmaq_f32(vdupq_n_f32(2.0000714765e-1f), p, f);
+    p = vfmaq_f32(vdupq_n_f32(-2.4999993993e-1f), p, f);
+    p = vfmaq_f32(vdupq_n_f32(3.3333331174e-1f), p, f);
+    V y = vmulq_f32(vmulq_f32(p, f), z);
+    y = vfmaq_f32(y, e, vdupq_n_f32(-2.12194440e-4f));
+    y = vfmsq_f32(y, z, vdupq_n_f32(0.5f));
+    return vfmaq_f32(vaddq_f32(f, y), e, vdupq_n_f32(0.693359375f));
+  }
+  static V softplus(V v) {
+    const V u = exp(vminq_f32(v, vdupq_n_f32(20.0f)));
+    const V w = vaddq_f32(vdupq_n_f32(1.0f), u);
+    const V d = vsubq_f32(w, vdupq_n_f32(1.0f));
+    const uint32x4_t one = vceqq_f32(d, vdupq_n_f32(0.0f));
+    const V l = vdivq_f32(vmulq_f32(log(w), u), vbslq_f32(one, vdupq_n_f32(1.0f), d));
+    const V r = vbslq_f32(one, u, l);
+    return vbslq_f32(vcgtq_f32(v, vdupq_n_f32(20.0f)), v, r);
+  }
   static V silu(V v) { return vdivq_f32(v, vaddq_f32(vdupq_n_f32(1.0f), exp(vnegq_f32(v)))); }
   static float hsum(V v) { return vaddvq_f32(v); }
 };

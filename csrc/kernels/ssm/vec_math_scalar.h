@@ -18,6 +18,8 @@ struct Ops {
   static V mul(V a, V b) { return a * b; }
   static V fma(V a, V b, V c) { return a * b + c; }  // a*b + c
   static V exp(V a) { return std::exp(a); }
+  static V log(V a) { return std::log(a); }
+  static V softplus(V a) { return a > 20.0f ? a : std::log1p(std::exp(a)); }
   static V silu(V a) { return a / (1.0f + std::exp(-a)); }
   static float hsum(V a) { return a; }
 };
