@@ -221,13 +221,3 @@ BITMAMBA_BINDINGS(model) {
       }, py::arg("state"), py::arg("sampler"), py::arg("n"), py::arg("stop_ids") = std::vector<std::int64_t>{});
 }
 
-#include "model/bandwidth.h"
-
-BITMAMBA_BINDINGS(model_bandwidth) {
-  m.def("engine_read_bandwidth", [](std::int64_t n_bytes, int threads, int repeats) {
-    py::gil_scoped_release nogil;
-    return bitmamba::model::measure_read_bandwidth(n_bytes, threads, repeats);
-  }, py::arg("n_bytes") = std::int64_t{256} << 20, py::arg("threads") = 0, py::arg("repeats") = 3,
-  "Measured memory read bandwidth in bytes/s (best of repeats); the engine's own measurement, used by "
-  "`bitmamba bench` when the kernels' measure_read_bandwidth is not available.");
-}
