@@ -295,3 +295,33 @@ def test_config_and_repr(mamba2_model):
     assert m.eos_token_id == cfg["vocab_size"] - 1
     with pytest.raises(ValueError, match="no tokenizer"):
         m.tokenizer.encode("x")
+
+
+def test_gil_released_during_forward():
+    import threading
+    import time
+
+    m = bitmamba.Model.random("custom", embed="f32", seed=2, vocab_size=4096, d_model=512, n_layers=4,
+                              n_heads=8, d_inner=1024, d_state=1, n_groups=8)
+    ids = np.arange(1, 1025)
+    span = {}
+
+    def work():
+        st = m.new_state()
+        span["start"] = time.perf_counter()
+        m.native.feed(st, ids)  # one C++ call
+        span["end"] = time.perf_counter()
+
+    th = threading.Thread(target=work)
+    stamps = []
+    th.start()
+    while th.is_alive():
+        time.sleep(0.001)
+        stamps.append(time.perf_counter())  # needs the GIL
+    th.join()
+    lo, hi = span["start"] + 0.01, span["end"] - 0.01
+    if hi - lo < 0.05:
+        pytest.skip("the call was too short to observe")
+    inside = sum(lo < t < hi for t in stamps)
+    # Holding the GIL for the whole call would leave no stamp inside it.
+    assert inside >= 5, (inside, hi - lo)
