@@ -87,18 +87,54 @@ def test_quantize_activations_matches_numpy(shape):
         np.testing.assert_array_equal(q, rq)
         np.testing.assert_array_equal(s, rs)
         np.testing.assert_array_equal(sm, rsum)
-    q1, s1, _ = T.quantize_activations(x[0])  # 1-D input = one token
+    q1, _, _ = T.quantize_activations(x[0])  # 1-D input = one token
     np.testing.assert_array_equal(q1[0], ref_quantize(x[0])[0][0])
 
 
+def _g_for_exact_product(a, s, target):
+    """A float32 g with float32(float32(a * g) * s) == target exactly, by bisection over the ordered
+    float32 bit patterns (the product is monotone in g > 0); None when no float32 g hits it."""
+    f32 = np.float32
+    lo, hi = np.array(f32(1e-3)).view(np.int32).item(), np.array(f32(1e3)).view(np.int32).item()
+    val = lambda bits: f32(f32(a * np.array(bits, np.int32).view(np.float32)) * s)
+    up = val(hi) > val(lo)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        v = val(mid)
+        if v == target:
+            return np.array(mid, np.int32).view(np.float32).item()
+        if (v < target) == up:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return None
+
+
 def test_quantize_activations_rounds_half_to_even():
-    # xn * s lands on exact .5 values here: x = [127, k + 0.5 ...] with g chosen so that the RMS factor
-    # cancels. Build directly: a token whose normalized values are v, with max 127 -> s ~ 1.
-    q_ref, _, _, xn = ref_quantize(np.array([[254.0, 1.0, 3.0, 5.0, -1.0, -3.0]], np.float32))
-    q, _, _ = T.quantize_activations(np.array([[254.0, 1.0, 3.0, 5.0, -1.0, -3.0]], np.float32))
-    np.testing.assert_array_equal(q, q_ref)
-    # And the reference itself is half-to-even (np.rint), unlike np.round-half-away schemes:
-    assert np.rint(2.5) == 2 and np.rint(-0.5) == 0
+    # Build a token where some x*inv*g*s land exactly on k + 0.5 (g does not enter the RMS factor,
+    # and these elements stay below max|xn|, so s is unchanged); ties must round to even.
+    rng = np.random.default_rng(11)
+    K = 64
+    x = rng.standard_normal(K).astype(np.float32)
+    x[0] = 40.0  # the absmax element, g = 1
+    g = np.ones(K, np.float32)
+    _, s, _, _ = ref_quantize(x[None, :], g)
+    inv = np.float32(1.0 / np.sqrt((x.astype(np.float64) ** 2).sum() / K + np.float64(np.float32(1e-6))))
+    made = {}
+    for j, target in zip(range(1, 20), [0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 4.5, -3.5] * 3):
+        a = np.float32(x[j] * inv)
+        if (a > 0) != (target > 0):
+            continue
+        gj = _g_for_exact_product(a, s[0], np.float32(target))
+        if gj is not None:
+            g[j] = gj
+            made[j] = target
+    assert len(made) >= 4 and any(abs(t) in (0.5, 2.5) for t in made.values()), made
+    q, s2, _ = T.quantize_activations(x, g)
+    assert s2[0] == s[0]
+    for j, target in made.items():
+        assert q[0, j] == np.rint(target), (j, target, q[0, j])  # 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, ...
+    np.testing.assert_array_equal(q, ref_quantize(x[None, :], g)[0])
 
 
 def test_quantize_rejects_bad_shapes():
