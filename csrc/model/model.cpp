@@ -223,11 +223,12 @@ State Model::new_state() const {
 }
 
 void Model::check_state(const State& s) const {
-  State ref = new_state();
-  BM_CHECK(s.n_layers == ref.n_layers && s.conv_rows == ref.conv_rows && s.conv_dim == ref.conv_dim &&
-               s.ssm_size == ref.ssm_size && s.vocab == ref.vocab &&
-               s.conv.size() == ref.conv.size() && s.ssm.size() == ref.ssm.size() &&
-               s.logits.size() == ref.logits.size(),
+  // Called on every forward: compares shapes without building a reference state.
+  const std::int64_t L = cfg_.n_layers, rows = cfg_.conv_kernel - 1, cd = cfg_.conv_dim();
+  const std::int64_t ss = cfg_.d_inner * cfg_.d_state, V = cfg_.vocab_size;
+  BM_CHECK(s.n_layers == L && s.conv_rows == rows && s.conv_dim == cd && s.ssm_size == ss && s.vocab == V &&
+               static_cast<std::int64_t>(s.conv.size()) == L * rows * cd &&
+               static_cast<std::int64_t>(s.ssm.size()) == L * ss && static_cast<std::int64_t>(s.logits.size()) == V,
            ArgumentError, "the state does not belong to a model of this shape");
 }
 
