@@ -692,10 +692,20 @@ void rmsnorm_rows(const float* x, std::int64_t T, std::int64_t d, const float* g
 
 void Model::forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, bool all_logits,
                           float* logits_out) const {
+  State* st = &s;
+  forward_multi(&st, &ids, &T, 1, all_logits, logits_out);
+}
+
+void Model::forward_multi(State* const* states, const std::int32_t* const* ids, const std::int64_t* Ts,
+                          std::int64_t K, bool all_logits, float* logits_out) const {
   const ModelConfig& c = cfg_;
   const std::int64_t d = c.d_model, di = c.d_inner, n_in = c.in_proj_rows(), cd = c.conv_dim(), gn = c.gn();
+  std::vector<std::int64_t> off(K + 1, 0);
+  for (std::int64_t k = 0; k < K; ++k) off[k + 1] = off[k] + Ts[k];
+  const std::int64_t T = off[K];
   std::vector<float> x(T * d), p(T * n_in), xc(T * cd), y(T * di), o(T * d);
-  for (std::int64_t t = 0; t < T; ++t) embed_.row(ids[t], x.data() + t * d);
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t t = 0; t < Ts[k]; ++t) embed_.row(ids[k][t], x.data() + (off[k] + t) * d);
   ternary::QuantizedActivations qa;
   ssm::ScanShape shape;
   shape.n_heads = c.n_heads;
@@ -705,34 +715,46 @@ void Model::forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, boo
   const bool mamba2 = c.layout == Layout::kMamba2;
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = layers_[l];
+    // Ternary products over the tokens of every sequence at once.
     ternary::quantize_activations(x.data(), T, d, d, L.in_norm.data(), c.norm_eps, qa);
     ternary::matmul(L.in_proj, qa, p.data(), n_in);
-    const float* z = p.data();
-    const float* xbc = p.data() + di;
-    const float* dt = p.data() + 2 * di + 2 * gn;
-    ssm::causal_conv1d(xbc, T, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
-                       s.conv_layer(l), xc.data(), cd, true);
-    const float *B, *C;
-    std::int64_t ldbc;
-    if (mamba2) {
-      B = xc.data() + di, C = B + gn, ldbc = cd;
-    } else {
-      B = p.data() + 2 * di, C = B + gn, ldbc = n_in;
+    // Conv, scan and gating per sequence, each continuing its own state.
+    for (std::int64_t k = 0; k < K; ++k) {
+      const std::int64_t Tk = Ts[k];
+      float* pk = p.data() + off[k] * n_in;
+      float* xck = xc.data() + off[k] * cd;
+      float* yk = y.data() + off[k] * di;
+      const float* z = pk;
+      const float* xbc = pk + di;
+      const float* dt = pk + 2 * di + 2 * gn;
+      ssm::causal_conv1d(xbc, Tk, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
+                         states[k]->conv_layer(l), xck, cd, true);
+      const float *B, *C;
+      std::int64_t ldbc;
+      if (mamba2) {
+        B = xck + di, C = B + gn, ldbc = cd;
+      } else {
+        B = pk + 2 * di, C = B + gn, ldbc = n_in;
+      }
+      ssm::selective_scan(shape, Tk, xck, cd, dt, n_in, B, ldbc, C, ldbc, L.A.data(), L.D.data(),
+                          L.dt_bias.data(), states[k]->ssm_layer(l), yk, di);
+      if (mamba2)
+        ssm::gated_rmsnorm(yk, di, z, n_in, L.ssm_norm.data(), Tk, di, c.n_groups, c.ssm_norm_eps);
+      else
+        ssm::gate_silu(yk, di, z, n_in, Tk, di);
     }
-    ssm::selective_scan(shape, T, xc.data(), cd, dt, n_in, B, ldbc, C, ldbc, L.A.data(), L.D.data(),
-                        L.dt_bias.data(), s.ssm_layer(l), y.data(), di);
-    if (mamba2)
-      ssm::gated_rmsnorm(y.data(), di, z, n_in, L.ssm_norm.data(), T, di, c.n_groups, c.ssm_norm_eps);
-    else
-      ssm::gate_silu(y.data(), di, z, n_in, T, di);
     ternary::quantize_activations(y.data(), T, di, di, L.out_norm.data(), c.norm_eps, qa);
     ternary::matmul(L.out_proj, qa, o.data(), d);
     for (std::int64_t i = 0; i < T * d; ++i) x[i] += o[i];
   }
-  const std::int64_t rows = all_logits ? T : 1;
-  const float* xr = x.data() + (T - rows) * d;
+  const std::int64_t rows = all_logits ? T : K;
   std::vector<float> xn(rows * d);
-  rmsnorm_rows(xr, rows, d, norm_f_.data(), c.norm_eps, xn.data());
+  if (all_logits) {
+    rmsnorm_rows(x.data(), T, d, norm_f_.data(), c.norm_eps, xn.data());
+  } else {
+    for (std::int64_t k = 0; k < K; ++k)
+      rmsnorm_rows(x.data() + (off[k + 1] - 1) * d, 1, d, norm_f_.data(), c.norm_eps, xn.data() + k * d);
+  }
   ternary::quantize_activations(xn.data(), rows, d, d, lm_norm_.data(), c.norm_eps, qa);
   ternary::matmul(lm_head_, qa, logits_out, c.vocab_size);
 }
@@ -796,6 +818,66 @@ void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* 
       if (i < n) score(L + j * V, V, ids[i], lp + i, greedy + i);
     }
   });
+}
+
+void Model::logprobs_batch(const std::vector<State*>& states, const std::vector<const std::int32_t*>& ids,
+                           const std::vector<std::int64_t>& n, const std::vector<double*>& lp,
+                           const std::vector<std::uint8_t*>& greedy) const {
+  const std::size_t K = states.size();
+  BM_CHECK(ids.size() == K && n.size() == K && lp.size() == K && greedy.size() == K, ArgumentError,
+           "logprobs_batch: one id list, output and state per sequence");
+  const std::int64_t V = cfg_.vocab_size;
+  for (std::size_t k = 0; k < K; ++k) {
+    check_state(*states[k]);
+    BM_CHECK(states[k]->has_logits, ArgumentError, "logprobs needs states that have seen at least one token (sequence ",
+             k, " has not)");
+    for (std::size_t j = 0; j < k; ++j)
+      BM_CHECK(states[j] != states[k], ArgumentError, "logprobs_batch: sequences ", j, " and ", k, " share a state");
+    BM_CHECK(n[k] >= 0, ArgumentError, "negative token count");
+    for (std::int64_t i = 0; i < n[k]; ++i)
+      BM_CHECK(ids[k][i] >= 0 && ids[k][i] < V, ArgumentError, "token id ", ids[k][i], " of sequence ", k,
+               " is outside the vocabulary [0, ", V, ")");
+  }
+  // Groups of whole sequences up to kChunk tokens share one pass; longer sequences go alone.
+  std::size_t k0 = 0;
+  std::vector<float> logits;
+  while (k0 < K) {
+    if (n[k0] == 0) {
+      ++k0;
+      continue;
+    }
+    if (n[k0] > kChunk) {
+      logprobs(*states[k0], ids[k0], n[k0], lp[k0], greedy[k0]);
+      ++k0;
+      continue;
+    }
+    std::vector<State*> gs;
+    std::vector<const std::int32_t*> gi;
+    std::vector<std::int64_t> gn;
+    std::vector<std::size_t> which;
+    std::int64_t total = 0;
+    while (k0 < K && n[k0] <= kChunk && total + n[k0] <= kChunk) {
+      if (n[k0] > 0) {
+        gs.push_back(states[k0]), gi.push_back(ids[k0]), gn.push_back(n[k0]), which.push_back(k0);
+        total += n[k0];
+      }
+      ++k0;
+    }
+    for (std::size_t j = 0; j < gs.size(); ++j)  // first token: scored by the logits the state holds
+      score(gs[j]->logits.data(), V, gi[j][0], lp[which[j]], greedy[which[j]]);
+    logits.resize(static_cast<std::size_t>(total * V));
+    forward_multi(gs.data(), gi.data(), gn.data(), static_cast<std::int64_t>(gs.size()), true, logits.data());
+    std::int64_t row = 0;
+    for (std::size_t j = 0; j < gs.size(); ++j) {
+      const std::size_t k = which[j];
+      for (std::int64_t t = 0; t < gn[j]; ++t, ++row) {
+        if (t + 1 < gn[j]) score(logits.data() + row * V, V, gi[j][t + 1], lp[k] + t + 1, greedy[k] + t + 1);
+      }
+      std::memcpy(gs[j]->logits.data(), logits.data() + (row - 1) * V, V * sizeof(float));
+      gs[j]->n_tokens += gn[j];
+      gs[j]->has_logits = true;
+    }
+  }
 }
 
 }  // namespace bitmamba::model

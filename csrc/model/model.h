@@ -123,6 +123,13 @@ class Model {
   // lp[i] = log p(ids[i] | everything before), greedy[i] = ids[i] is the argmax. Needs a state that
   // has logits (has seen at least one token).
   void logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* lp, std::uint8_t* greedy) const;
+  // logprobs() for several independent sequences at once: ids[k] (n[k] tokens) scored against and
+  // consumed into *states[k] (distinct states). The ternary products run over the tokens of all
+  // sequences together, so the weights are read once per group instead of once per sequence
+  // (evaluation scores many short continuations). lp[k], greedy[k] have n[k] entries.
+  void logprobs_batch(const std::vector<State*>& states, const std::vector<const std::int32_t*>& ids,
+                      const std::vector<std::int64_t>& n, const std::vector<double*>& lp,
+                      const std::vector<std::uint8_t*>& greedy) const;
 
   // Bytes of weights one decode step reads (packed ternary matrices, one embedding row, small
   // parameters): the numerator of the roofline fraction.
@@ -137,6 +144,10 @@ class Model {
  private:
   void forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, bool all_logits,
                      float* logits_out) const;
+  // K sequences of T[k] tokens in one pass. logits_out: all_logits ? sum(T) rows (sequence order)
+  // : K rows (the last token of each sequence).
+  void forward_multi(State* const* states, const std::int32_t* const* ids, const std::int64_t* T,
+                     std::int64_t K, bool all_logits, float* logits_out) const;
 
   ModelConfig cfg_;
   std::string format_;

@@ -195,6 +195,42 @@ BITMAMBA_BINDINGS(model) {
         for (py::ssize_t i = 0; i < n; ++i) gp[i] = g[i] != 0;
         return py::make_tuple(lp, greedy);
       }, py::arg("state"), py::arg("ids"))
+      .def("logprobs_batch", [](const Model& mdl, py::list states, py::list ids) {
+        BM_CHECK(states.size() == ids.size(), ShapeError, "logprobs_batch: ", states.size(), " states for ",
+                 ids.size(), " id lists");
+        const std::size_t K = states.size();
+        std::vector<State*> st(K);
+        std::vector<std::vector<std::int32_t>> v(K);
+        std::vector<const std::int32_t*> ip(K);
+        std::vector<std::int64_t> n(K);
+        std::vector<std::vector<double>> lp(K);
+        std::vector<std::vector<std::uint8_t>> g(K);
+        std::vector<double*> lpp(K);
+        std::vector<std::uint8_t*> gp(K);
+        for (std::size_t k = 0; k < K; ++k) {
+          st[k] = states[k].cast<State*>();
+          v[k] = to_ids(IdArray::ensure(ids[k]), mdl.config().vocab_size);
+          ip[k] = v[k].data();
+          n[k] = static_cast<std::int64_t>(v[k].size());
+          lp[k].resize(v[k].size());
+          g[k].resize(v[k].size());
+          lpp[k] = lp[k].data();
+          gp[k] = g[k].data();
+        }
+        {
+          py::gil_scoped_release nogil;
+          mdl.logprobs_batch(st, ip, n, lpp, gp);
+        }
+        py::list out;
+        for (std::size_t k = 0; k < K; ++k) {
+          py::array_t<double> a(static_cast<py::ssize_t>(lp[k].size()), lp[k].data());
+          py::array_t<bool> b(static_cast<py::ssize_t>(g[k].size()));
+          for (std::size_t i = 0; i < g[k].size(); ++i) b.mutable_data()[i] = g[k][i] != 0;
+          out.append(py::make_tuple(a, b));
+        }
+        return out;
+      }, py::arg("states"), py::arg("ids"),
+      "logprobs for several sequences (distinct states) at once; returns [(lp, greedy), ...].")
       .def("step", [](const Model& mdl, State& s, Sampler& sampler) {
         py::gil_scoped_release nogil;
         BM_CHECK(s.has_logits, ArgumentError, "the state has seen no token: feed a prompt first");
