@@ -126,7 +126,8 @@ class Model {
   // logprobs() for several independent sequences at once: ids[k] (n[k] tokens) scored against and
   // consumed into *states[k] (distinct states). The ternary products run over the tokens of all
   // sequences together, so the weights are read once per group instead of once per sequence
-  // (evaluation scores many short continuations). lp[k], greedy[k] have n[k] entries.
+  // (no gain measured on the 2-core dev VM, where the GEMM is compute-bound). lp[k], greedy[k] have
+  // n[k] entries.
   void logprobs_batch(const std::vector<State*>& states, const std::vector<const std::int32_t*>& ids,
                       const std::vector<std::int64_t>& n, const std::vector<double*>& lp,
                       const std::vector<std::uint8_t*>& greedy) const;
