@@ -30,11 +30,12 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     }
     data_ = static_cast<const std::uint8_t*>(p);
   }
-  ::close(fd);  // the mapping keeps the file alive
+  fd_ = fd;  // kept for read_at
 }
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void MappedFile::release(std::uint64_t offset, std::uint64_t n) const {
@@ -45,6 +46,19 @@ void MappedFile::release(std::uint64_t offset, std::uint64_t n) const {
   std::uint64_t end = (offset + n) / page * page;
   if (end <= begin) return;
   ::madvise(const_cast<std::uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
+}
+
+void MappedFile::read_at(std::uint64_t offset, std::uint64_t n, void* dst) const {
+  BM_CHECK(offset <= size_ && n <= size_ - offset, Error, "read past the end of '", path_, "'");
+  auto* out = static_cast<std::uint8_t*>(dst);
+  while (n > 0) {
+    ssize_t got = ::pread(fd_, out, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    BM_CHECK(got > 0, Error, "cannot read '", path_, "': ", got < 0 ? std::strerror(errno) : "file shrank");
+    out += got;
+    offset += static_cast<std::uint64_t>(got);
+    n -= static_cast<std::uint64_t>(got);
+  }
 }
 
 }  // namespace bitmamba::model

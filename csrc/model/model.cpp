@@ -105,7 +105,19 @@ ModelConfig ModelConfig::preset(const std::string& name) {
 // embedding
 void Embedding::row(std::int64_t id, float* out) const {
   BM_CHECK(id >= 0 && id < rows, ArgumentError, "token id ", id, " is outside the vocabulary [0, ", rows, ")");
-  const std::uint8_t* r = data + id * row_bytes;
+  const std::uint8_t* r;
+  std::vector<std::uint8_t> tmp;
+  if (data) {
+    r = data + id * row_bytes;
+  } else {
+    if (type == EmbedType::kF32) {
+      file->read_at(file_offset + static_cast<std::uint64_t>(id * row_bytes), static_cast<std::uint64_t>(row_bytes), out);
+      return;
+    }
+    tmp.resize(static_cast<std::size_t>(row_bytes));
+    file->read_at(file_offset + static_cast<std::uint64_t>(id * row_bytes), tmp.size(), tmp.data());
+    r = tmp.data();
+  }
   switch (type) {
     case EmbedType::kF32:
       std::memcpy(out, r, cols * sizeof(float));
@@ -211,11 +223,12 @@ State Model::new_state() const {
 }
 
 void Model::check_state(const State& s) const {
-  State ref = new_state();
-  BM_CHECK(s.n_layers == ref.n_layers && s.conv_rows == ref.conv_rows && s.conv_dim == ref.conv_dim &&
-               s.ssm_size == ref.ssm_size && s.vocab == ref.vocab &&
-               s.conv.size() == ref.conv.size() && s.ssm.size() == ref.ssm.size() &&
-               s.logits.size() == ref.logits.size(),
+  // Called on every forward: compares shapes without building a reference state.
+  const std::int64_t L = cfg_.n_layers, rows = cfg_.conv_kernel - 1, cd = cfg_.conv_dim();
+  const std::int64_t ss = cfg_.d_inner * cfg_.d_state, V = cfg_.vocab_size;
+  BM_CHECK(s.n_layers == L && s.conv_rows == rows && s.conv_dim == cd && s.ssm_size == ss && s.vocab == V &&
+               static_cast<std::int64_t>(s.conv.size()) == L * rows * cd &&
+               static_cast<std::int64_t>(s.ssm.size()) == L * ss && static_cast<std::int64_t>(s.logits.size()) == V,
            ArgumentError, "the state does not belong to a model of this shape");
 }
 
@@ -241,6 +254,7 @@ class Bit2Reader {
  public:
   Bit2Reader(const MappedFile& f) : f_(f) {}
   std::uint64_t pos() const { return pos_; }
+  void seek(std::uint64_t p) { pos_ = p; }
   std::int32_t i32(const std::string& what) {
     BM_CHECK(f_.size() - pos_ >= 4, FormatError, "BIT2 file '", f_.path(), "' is truncated in ", what);
     std::int32_t v;
@@ -356,7 +370,17 @@ std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
   m->embed_.rows = V;
   m->embed_.cols = d;
   m->embed_.row_bytes = d * 4;
-  m->embed_.data = f.data() + emb_off;
+  m->embed_.file = m->file_;
+  m->embed_.file_offset = emb_off;
+  // lm_head is the last record and the largest matrix: repack it first (its transient copy then
+  // adds to a nearly empty process: lower peak RSS), then read everything else in order.
+  const std::uint64_t lm_bytes = 16 + static_cast<std::uint64_t>(V * d / 4);
+  BM_CHECK(f.size() >= r.pos() + lm_bytes && (V * d) % 4 == 0, FormatError, "BIT2 file '", path,
+           "' is truncated: too small for its lm_head [", V, ", ", d, "]");
+  const std::uint64_t lm_pos = f.size() - lm_bytes, after_embed = r.pos();
+  r.seek(lm_pos);
+  m->lm_head_ = r.ternary("lm_head", V, d);
+  r.seek(after_embed);
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     std::string p = "layer " + std::to_string(l) + " ";
     LayerWeights L;
@@ -381,10 +405,10 @@ std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
   }
   m->norm_f_ = r.floats("norm_f", {{d}});
   m->lm_norm_ = r.floats("lm_head.norm", {{d}});
-  m->lm_head_ = r.ternary("lm_head", V, d);
-  BM_CHECK(r.pos() == f.size(), FormatError, "BIT2 '", path, "': ", f.size() - r.pos(),
-           " unexpected trailing bytes after lm_head");
-  f.release(0, emb_off);  // header pages; the embedding stays mapped
+  BM_CHECK(r.pos() == lm_pos, FormatError, "BIT2 '", path, "': the records before lm_head end at byte ",
+           r.pos(), " but lm_head [", V, ", ", d, "] would start at byte ", lm_pos,
+           r.pos() < lm_pos ? " (unexpected trailing bytes)" : " (truncated)");
+  f.release(0, f.size());  // everything was copied or repacked; embedding rows are read on demand
   return m;
 }
 
@@ -522,8 +546,12 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
   m->embed_.rows = V;
   m->embed_.cols = d;
   m->embed_.row_bytes = static_cast<std::int64_t>(e.n_bytes / V);
-  m->embed_.data = g.tensor_data(e);
+  m->embed_.file = m->file_;
+  m->embed_.file_offset = e.offset;
 
+  // The largest matrix first: repacking holds a transient copy of it, which then adds to a
+  // nearly empty process instead of to all the layers (lower peak RSS).
+  m->lm_head_ = ternary_tensor(g, "output", V, d);
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     LayerWeights L;
@@ -549,10 +577,8 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
   }
   m->norm_f_ = f32_tensor(g, "output_norm.weight", {d});
   m->lm_norm_ = f32_tensor(g, "output_in_norm.weight", {d});
-  m->lm_head_ = ternary_tensor(g, "output", V, d);
-  // Drop every page but the embedding's: headers, metadata and small tensors were copied.
-  g.file().release(0, e.offset);
-  g.file().release(e.offset + e.n_bytes, g.file().size());
+  // Everything was copied or repacked; embedding rows are read on demand.
+  g.file().release(0, g.file().size());
   return m;
 }
 
@@ -619,6 +645,7 @@ std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, st
     }
   }
   E.data = E.owned.data();
+  m->lm_head_ = tern(V, d);  // largest first: its transient repacking copy meets a small process
   for (std::int64_t l = 0; l < cfg.n_layers; ++l) {
     LayerWeights L;
     L.in_norm = vec(d, 0.5f, 1.5f);
@@ -635,7 +662,6 @@ std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, st
   }
   m->norm_f_ = vec(d, 0.5f, 1.5f);
   m->lm_norm_ = vec(d, 0.5f, 1.5f);
-  m->lm_head_ = tern(V, d);
   return m;
 }
 
@@ -666,10 +692,20 @@ void rmsnorm_rows(const float* x, std::int64_t T, std::int64_t d, const float* g
 
 void Model::forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, bool all_logits,
                           float* logits_out) const {
+  State* st = &s;
+  forward_multi(&st, &ids, &T, 1, all_logits, logits_out);
+}
+
+void Model::forward_multi(State* const* states, const std::int32_t* const* ids, const std::int64_t* Ts,
+                          std::int64_t K, bool all_logits, float* logits_out) const {
   const ModelConfig& c = cfg_;
   const std::int64_t d = c.d_model, di = c.d_inner, n_in = c.in_proj_rows(), cd = c.conv_dim(), gn = c.gn();
+  std::vector<std::int64_t> off(K + 1, 0);
+  for (std::int64_t k = 0; k < K; ++k) off[k + 1] = off[k] + Ts[k];
+  const std::int64_t T = off[K];
   std::vector<float> x(T * d), p(T * n_in), xc(T * cd), y(T * di), o(T * d);
-  for (std::int64_t t = 0; t < T; ++t) embed_.row(ids[t], x.data() + t * d);
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t t = 0; t < Ts[k]; ++t) embed_.row(ids[k][t], x.data() + (off[k] + t) * d);
   ternary::QuantizedActivations qa;
   ssm::ScanShape shape;
   shape.n_heads = c.n_heads;
@@ -679,34 +715,46 @@ void Model::forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, boo
   const bool mamba2 = c.layout == Layout::kMamba2;
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = layers_[l];
+    // Ternary products over the tokens of every sequence at once.
     ternary::quantize_activations(x.data(), T, d, d, L.in_norm.data(), c.norm_eps, qa);
     ternary::matmul(L.in_proj, qa, p.data(), n_in);
-    const float* z = p.data();
-    const float* xbc = p.data() + di;
-    const float* dt = p.data() + 2 * di + 2 * gn;
-    ssm::causal_conv1d(xbc, T, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
-                       s.conv_layer(l), xc.data(), cd, true);
-    const float *B, *C;
-    std::int64_t ldbc;
-    if (mamba2) {
-      B = xc.data() + di, C = B + gn, ldbc = cd;
-    } else {
-      B = p.data() + 2 * di, C = B + gn, ldbc = n_in;
+    // Conv, scan and gating per sequence, each continuing its own state.
+    for (std::int64_t k = 0; k < K; ++k) {
+      const std::int64_t Tk = Ts[k];
+      float* pk = p.data() + off[k] * n_in;
+      float* xck = xc.data() + off[k] * cd;
+      float* yk = y.data() + off[k] * di;
+      const float* z = pk;
+      const float* xbc = pk + di;
+      const float* dt = pk + 2 * di + 2 * gn;
+      ssm::causal_conv1d(xbc, Tk, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
+                         states[k]->conv_layer(l), xck, cd, true);
+      const float *B, *C;
+      std::int64_t ldbc;
+      if (mamba2) {
+        B = xck + di, C = B + gn, ldbc = cd;
+      } else {
+        B = pk + 2 * di, C = B + gn, ldbc = n_in;
+      }
+      ssm::selective_scan(shape, Tk, xck, cd, dt, n_in, B, ldbc, C, ldbc, L.A.data(), L.D.data(),
+                          L.dt_bias.data(), states[k]->ssm_layer(l), yk, di);
+      if (mamba2)
+        ssm::gated_rmsnorm(yk, di, z, n_in, L.ssm_norm.data(), Tk, di, c.n_groups, c.ssm_norm_eps);
+      else
+        ssm::gate_silu(yk, di, z, n_in, Tk, di);
     }
-    ssm::selective_scan(shape, T, xc.data(), cd, dt, n_in, B, ldbc, C, ldbc, L.A.data(), L.D.data(),
-                        L.dt_bias.data(), s.ssm_layer(l), y.data(), di);
-    if (mamba2)
-      ssm::gated_rmsnorm(y.data(), di, z, n_in, L.ssm_norm.data(), T, di, c.n_groups, c.ssm_norm_eps);
-    else
-      ssm::gate_silu(y.data(), di, z, n_in, T, di);
     ternary::quantize_activations(y.data(), T, di, di, L.out_norm.data(), c.norm_eps, qa);
     ternary::matmul(L.out_proj, qa, o.data(), d);
     for (std::int64_t i = 0; i < T * d; ++i) x[i] += o[i];
   }
-  const std::int64_t rows = all_logits ? T : 1;
-  const float* xr = x.data() + (T - rows) * d;
+  const std::int64_t rows = all_logits ? T : K;
   std::vector<float> xn(rows * d);
-  rmsnorm_rows(xr, rows, d, norm_f_.data(), c.norm_eps, xn.data());
+  if (all_logits) {
+    rmsnorm_rows(x.data(), T, d, norm_f_.data(), c.norm_eps, xn.data());
+  } else {
+    for (std::int64_t k = 0; k < K; ++k)
+      rmsnorm_rows(x.data() + (off[k + 1] - 1) * d, 1, d, norm_f_.data(), c.norm_eps, xn.data() + k * d);
+  }
   ternary::quantize_activations(xn.data(), rows, d, d, lm_norm_.data(), c.norm_eps, qa);
   ternary::matmul(lm_head_, qa, logits_out, c.vocab_size);
 }
@@ -770,6 +818,66 @@ void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* 
       if (i < n) score(L + j * V, V, ids[i], lp + i, greedy + i);
     }
   });
+}
+
+void Model::logprobs_batch(const std::vector<State*>& states, const std::vector<const std::int32_t*>& ids,
+                           const std::vector<std::int64_t>& n, const std::vector<double*>& lp,
+                           const std::vector<std::uint8_t*>& greedy) const {
+  const std::size_t K = states.size();
+  BM_CHECK(ids.size() == K && n.size() == K && lp.size() == K && greedy.size() == K, ArgumentError,
+           "logprobs_batch: one id list, output and state per sequence");
+  const std::int64_t V = cfg_.vocab_size;
+  for (std::size_t k = 0; k < K; ++k) {
+    check_state(*states[k]);
+    BM_CHECK(states[k]->has_logits, ArgumentError, "logprobs needs states that have seen at least one token (sequence ",
+             k, " has not)");
+    for (std::size_t j = 0; j < k; ++j)
+      BM_CHECK(states[j] != states[k], ArgumentError, "logprobs_batch: sequences ", j, " and ", k, " share a state");
+    BM_CHECK(n[k] >= 0, ArgumentError, "negative token count");
+    for (std::int64_t i = 0; i < n[k]; ++i)
+      BM_CHECK(ids[k][i] >= 0 && ids[k][i] < V, ArgumentError, "token id ", ids[k][i], " of sequence ", k,
+               " is outside the vocabulary [0, ", V, ")");
+  }
+  // Groups of whole sequences up to kChunk tokens share one pass; longer sequences go alone.
+  std::size_t k0 = 0;
+  std::vector<float> logits;
+  while (k0 < K) {
+    if (n[k0] == 0) {
+      ++k0;
+      continue;
+    }
+    if (n[k0] > kChunk) {
+      logprobs(*states[k0], ids[k0], n[k0], lp[k0], greedy[k0]);
+      ++k0;
+      continue;
+    }
+    std::vector<State*> gs;
+    std::vector<const std::int32_t*> gi;
+    std::vector<std::int64_t> gn;
+    std::vector<std::size_t> which;
+    std::int64_t total = 0;
+    while (k0 < K && n[k0] <= kChunk && total + n[k0] <= kChunk) {
+      if (n[k0] > 0) {
+        gs.push_back(states[k0]), gi.push_back(ids[k0]), gn.push_back(n[k0]), which.push_back(k0);
+        total += n[k0];
+      }
+      ++k0;
+    }
+    for (std::size_t j = 0; j < gs.size(); ++j)  // first token: scored by the logits the state holds
+      score(gs[j]->logits.data(), V, gi[j][0], lp[which[j]], greedy[which[j]]);
+    logits.resize(static_cast<std::size_t>(total * V));
+    forward_multi(gs.data(), gi.data(), gn.data(), static_cast<std::int64_t>(gs.size()), true, logits.data());
+    std::int64_t row = 0;
+    for (std::size_t j = 0; j < gs.size(); ++j) {
+      const std::size_t k = which[j];
+      for (std::int64_t t = 0; t < gn[j]; ++t, ++row) {
+        if (t + 1 < gn[j]) score(logits.data() + row * V, V, gi[j][t + 1], lp[k] + t + 1, greedy[k] + t + 1);
+      }
+      std::memcpy(gs[j]->logits.data(), logits.data() + (row - 1) * V, V * sizeof(float));
+      gs[j]->n_tokens += gn[j];
+      gs[j]->has_logits = true;
+    }
+  }
 }
 
 }  // namespace bitmamba::model

@@ -41,32 +41,50 @@ std::vector<float> Sampler::penalised(const float* logits, std::int64_t vocab) c
   return l;
 }
 
-std::vector<double> Sampler::probabilities(const float* logits, std::int64_t vocab) const {
+void Sampler::candidates(const float* logits, std::int64_t vocab, std::vector<std::int32_t>& out_ids,
+                         std::vector<double>& out_p) const {
   BM_CHECK(vocab >= 1, ArgumentError, "empty logits");
   std::vector<float> l = penalised(logits, vocab);
-  std::vector<double> prob(vocab, 0.0);
+  out_ids.clear();
+  out_p.clear();
   if (p_.temperature <= 0) {
     std::int64_t best = 0;
     for (std::int64_t i = 1; i < vocab; ++i)
       if (l[i] > l[best]) best = i;
-    prob[best] = 1.0;
-    return prob;
+    out_ids.push_back(static_cast<std::int32_t>(best));
+    out_p.push_back(1.0);
+    return;
   }
   // Candidates sorted by logit, descending (ties: lower id first, for determinism).
   std::vector<std::int32_t> idx(vocab);
   std::iota(idx.begin(), idx.end(), 0);
   auto by_logit = [&](std::int32_t a, std::int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
   std::int64_t n = vocab;
+  double sum = 0;
   if (p_.top_k > 0 && p_.top_k < vocab) {
     n = p_.top_k;
     std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), by_logit);
   } else {
-    std::sort(idx.begin(), idx.end(), by_logit);
+    // No top-k: normalise over the whole vocabulary, but sort only the tokens min-p can keep
+    // (p >= min_p * p_max, i.e. logit >= max + T * log(min_p)). top-p and min-p each keep a prefix
+    // of the sorted list, so the result is the same as sorting everything (a full sort of 50k
+    // logits per token would cost milliseconds).
+    const float mxl = *std::max_element(l.begin(), l.end());
+    for (std::int64_t i = 0; i < vocab; ++i) sum += std::exp((static_cast<double>(l[i]) - mxl) / p_.temperature);
+    if (p_.min_p > 0) {
+      const double cut = mxl + p_.temperature * std::log(static_cast<double>(p_.min_p));
+      auto end = std::partition(idx.begin(), idx.end(), [&](std::int32_t i) { return l[i] >= cut; });
+      n = std::max<std::int64_t>(1, end - idx.begin());
+    }
+    std::sort(idx.begin(), idx.begin() + n, by_logit);
   }
   const double mx = l[idx[0]];
   std::vector<double> p(n);
-  double sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) sum += (p[i] = std::exp((l[idx[i]] - mx) / p_.temperature));
+  const bool full_sum = sum > 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    p[i] = std::exp((l[idx[i]] - mx) / p_.temperature);
+    if (!full_sum) sum += p[i];
+  }
   for (auto& v : p) v /= sum;
   std::int64_t keep = n;
   if (p_.top_p < 1.0f) {
@@ -87,28 +105,38 @@ std::vector<double> Sampler::probabilities(const float* logits, std::int64_t voc
   }
   double kept = 0;
   for (std::int64_t i = 0; i < keep; ++i) kept += p[i];
-  for (std::int64_t i = 0; i < keep; ++i) prob[idx[i]] = p[i] / kept;
+  for (std::int64_t i = 0; i < keep; ++i) {
+    out_ids.push_back(idx[i]);
+    out_p.push_back(p[i] / kept);
+  }
+}
+
+std::vector<double> Sampler::probabilities(const float* logits, std::int64_t vocab) const {
+  std::vector<std::int32_t> ids;
+  std::vector<double> p;
+  candidates(logits, vocab, ids, p);
+  std::vector<double> prob(vocab, 0.0);
+  for (std::size_t i = 0; i < ids.size(); ++i) prob[ids[i]] = p[i];
   return prob;
 }
 
 std::int32_t Sampler::sample(const float* logits, std::int64_t vocab) {
-  std::vector<double> prob = probabilities(logits, vocab);
-  std::int32_t chosen = -1;
-  if (p_.temperature <= 0) {
-    chosen = static_cast<std::int32_t>(std::max_element(prob.begin(), prob.end()) - prob.begin());
-  } else {
+  std::vector<std::int32_t> ids;
+  std::vector<double> p;
+  candidates(logits, vocab, ids, p);
+  // Candidates come most likely first (ties: lower id first), so a draw is platform independent.
+  std::int32_t chosen = ids.back();  // rounding: u beyond the accumulated mass
+  if (ids.size() > 1) {
     double u = uniform(), cum = 0;
-    std::int32_t last = 0;
-    for (std::int64_t i = 0; i < vocab; ++i) {
-      if (prob[i] <= 0) continue;
-      last = static_cast<std::int32_t>(i);
-      cum += prob[i];
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      cum += p[i];
       if (u < cum) {
-        chosen = last;
+        chosen = ids[i];
         break;
       }
     }
-    if (chosen < 0) chosen = last;  // rounding: u beyond the accumulated mass
+  } else {
+    chosen = ids[0];
   }
   accept(chosen);
   return chosen;

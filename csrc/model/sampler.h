@@ -40,6 +40,9 @@ class Sampler {
 
  private:
   std::vector<float> penalised(const float* logits, std::int64_t vocab) const;
+  // The tokens step 7 draws from, most likely first, with their renormalised probabilities.
+  void candidates(const float* logits, std::int64_t vocab, std::vector<std::int32_t>& ids,
+                  std::vector<double>& p) const;
   double uniform();
   SamplerParams p_;
   std::mt19937_64 rng_;

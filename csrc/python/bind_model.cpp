@@ -49,6 +49,9 @@ py::dict config_dict(const ModelConfig& c) {
   return d;
 }
 
+// str or os.PathLike -> std::string
+std::string fspath(const py::object& p) { return py::module_::import("os").attr("fspath")(p).cast<std::string>(); }
+
 EmbedType parse_embed(const std::string& s) {
   if (s == "f32") return EmbedType::kF32;
   if (s == "f16") return EmbedType::kF16;
@@ -73,7 +76,8 @@ BITMAMBA_BINDINGS(model) {
       .def_property_readonly("nbytes", [](const State& s) {
         return 4 * (s.conv.size() + s.ssm.size() + s.logits.size());
       })
-      .def("save", [](const State& s, const std::string& path) {
+      .def("save", [](const State& s, const py::object& p) {
+        std::string path = fspath(p);
         py::gil_scoped_release nogil;
         s.save(path);
       }, py::arg("path"), "Write the state to a small validated binary file.")
@@ -108,7 +112,8 @@ BITMAMBA_BINDINGS(model) {
       }, py::arg("logits"));
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model", "A loaded BitMamba-2 / Mamba-2 model (immutable).")
-      .def_static("load", [](const std::string& path) {
+      .def_static("load", [](const py::object& p) {
+        std::string path = fspath(p);
         py::gil_scoped_release nogil;
         return Model::load(path);
       }, py::arg("path"), "Load a GGUF or BIT2 file (format detected from its magic).")
@@ -131,6 +136,7 @@ BITMAMBA_BINDINGS(model) {
             else throw ArgumentError("unknown config key '" + k + "'");
           }
         }
+        c.eos_token_id = c.bos_token_id = c.vocab_size == 50257 ? 50256 : -1;
         py::gil_scoped_release nogil;
         return Model::random(c, parse_embed(embed), seed);
       }, py::arg("shape"), py::arg("embed") = "q8_0", py::arg("seed") = 0, py::arg("overrides") = py::none(),
@@ -152,7 +158,8 @@ BITMAMBA_BINDINGS(model) {
         return k;
       })
       .def("new_state", &Model::new_state)
-      .def("load_state", [](const Model& mdl, const std::string& path) {
+      .def("load_state", [](const Model& mdl, const py::object& p) {
+        std::string path = fspath(p);
         py::gil_scoped_release nogil;
         return mdl.load_state(path);
       }, py::arg("path"))
@@ -188,6 +195,42 @@ BITMAMBA_BINDINGS(model) {
         for (py::ssize_t i = 0; i < n; ++i) gp[i] = g[i] != 0;
         return py::make_tuple(lp, greedy);
       }, py::arg("state"), py::arg("ids"))
+      .def("logprobs_batch", [](const Model& mdl, py::list states, py::list ids) {
+        BM_CHECK(states.size() == ids.size(), ShapeError, "logprobs_batch: ", states.size(), " states for ",
+                 ids.size(), " id lists");
+        const std::size_t K = states.size();
+        std::vector<State*> st(K);
+        std::vector<std::vector<std::int32_t>> v(K);
+        std::vector<const std::int32_t*> ip(K);
+        std::vector<std::int64_t> n(K);
+        std::vector<std::vector<double>> lp(K);
+        std::vector<std::vector<std::uint8_t>> g(K);
+        std::vector<double*> lpp(K);
+        std::vector<std::uint8_t*> gp(K);
+        for (std::size_t k = 0; k < K; ++k) {
+          st[k] = states[k].cast<State*>();
+          v[k] = to_ids(IdArray::ensure(ids[k]), mdl.config().vocab_size);
+          ip[k] = v[k].data();
+          n[k] = static_cast<std::int64_t>(v[k].size());
+          lp[k].resize(v[k].size());
+          g[k].resize(v[k].size());
+          lpp[k] = lp[k].data();
+          gp[k] = g[k].data();
+        }
+        {
+          py::gil_scoped_release nogil;
+          mdl.logprobs_batch(st, ip, n, lpp, gp);
+        }
+        py::list out;
+        for (std::size_t k = 0; k < K; ++k) {
+          py::array_t<double> a(static_cast<py::ssize_t>(lp[k].size()), lp[k].data());
+          py::array_t<bool> b(static_cast<py::ssize_t>(g[k].size()));
+          for (std::size_t i = 0; i < g[k].size(); ++i) b.mutable_data()[i] = g[k][i] != 0;
+          out.append(py::make_tuple(a, b));
+        }
+        return out;
+      }, py::arg("states"), py::arg("ids"),
+      "logprobs for several sequences (distinct states) at once; returns [(lp, greedy), ...].")
       .def("step", [](const Model& mdl, State& s, Sampler& sampler) {
         py::gil_scoped_release nogil;
         BM_CHECK(s.has_logits, ArgumentError, "the state has seen no token: feed a prompt first");
@@ -214,13 +257,3 @@ BITMAMBA_BINDINGS(model) {
       }, py::arg("state"), py::arg("sampler"), py::arg("n"), py::arg("stop_ids") = std::vector<std::int64_t>{});
 }
 
-#include "model/bandwidth.h"
-
-BITMAMBA_BINDINGS(model_bandwidth) {
-  m.def("engine_read_bandwidth", [](std::int64_t n_bytes, int threads, int repeats) {
-    py::gil_scoped_release nogil;
-    return bitmamba::model::measure_read_bandwidth(n_bytes, threads, repeats);
-  }, py::arg("n_bytes") = std::int64_t{256} << 20, py::arg("threads") = 0, py::arg("repeats") = 3,
-  "Measured memory read bandwidth in bytes/s (best of repeats); the engine's own measurement, used by "
-  "`bitmamba bench` when the kernels' measure_read_bandwidth is not available.");
-}

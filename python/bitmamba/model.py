@@ -99,7 +99,8 @@ class Model:
     @property
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            raise ValueError("this model has no tokenizer: pass tokenizer= to bitmamba.load")
+            raise ValueError(f"this model (vocabulary of {self.vocab_size}) carries no tokenizer: pass "
+                             "tokenizer= to bitmamba.load (--tokenizer on the command line)")
         return self._tokenizer
 
     @property
@@ -130,6 +131,15 @@ class Model:
         + ids[:i]); greedy[i] = ids[i] was the argmax. Consumes ids. ValueError if the state has
         seen no token (feed a context, or the EOS token, first)."""
         return self._m.logprobs(state, _ids_array(ids))
+
+    def logprobs_batch(self, ids_list: Sequence[Sequence[int]], states) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """logprobs() for several independent sequences at once (one distinct state each): the
+        ternary products run over all their tokens together (weights read once per group). Measured
+        on the 2-core dev VM (255M, 8 sequences of 10 tokens) it took the same time as 8 calls: there
+        the GEMM is compute-bound. Returns [(lp, greedy), ...] in input order."""
+        if len(ids_list) != len(states):
+            raise ValueError(f"{len(ids_list)} id lists for {len(states)} states")
+        return self._m.logprobs_batch(list(states), [_ids_array(i) for i in ids_list])
 
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """float32 [len(ids), vocab]: the logits after each position, from a fresh state."""

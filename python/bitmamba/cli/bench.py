@@ -36,11 +36,9 @@ def peak_rss_bytes() -> int:
     return int(r) if sys.platform == "darwin" else int(r) * 1024
 
 
-def read_bandwidth(C, n_bytes: int, threads: int):
-    """(bytes/s, source): the kernels' measure_read_bandwidth when present, else the engine's own."""
-    if hasattr(C, "measure_read_bandwidth"):
-        return float(C.measure_read_bandwidth(n_bytes, threads, 3)), "measure_read_bandwidth"
-    return float(C.engine_read_bandwidth(n_bytes, threads, 3)), "engine_read_bandwidth"
+def read_bandwidth(C, n_bytes: int, threads: int) -> float:
+    """Measured memory read bandwidth in bytes/s (bitmamba._C.measure_read_bandwidth reports GB/s)."""
+    return float(C.measure_read_bandwidth(n_bytes, threads, 3)) * 1e9
 
 
 def run(args) -> int:
@@ -59,6 +57,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     if args.shape and args.model:
         raise ValueError("give either MODEL or --shape, not both")
+    if not args.shape and not args.model:
+        raise ValueError("give a MODEL file or --shape 255m|1b (random weights of that shape)")
     if args.shape:
         model = Model.random(args.shape, embed=args.embed, seed=1)
         source = f"random {args.shape} weights (embedding {args.embed})"
@@ -87,7 +87,7 @@ def run(args) -> int:
         decode.append(len(out) / (time.perf_counter() - t))
     rss = peak_rss_bytes()  # before the bandwidth buffer is allocated
     threads = C.get_num_threads()
-    bw, bw_source = read_bandwidth(C, args.bandwidth_mib << 20, threads)
+    bw = read_bandwidth(C, args.bandwidth_mib << 20, threads)
     dec = statistics.median(decode)
     res = {
         "model": source,
@@ -101,7 +101,6 @@ def run(args) -> int:
         "load_s": round(load_s, 2),
         "bytes_per_token": int(m.bytes_per_token),
         "read_bandwidth_gb_s": round(bw / 1e9, 2),
-        "bandwidth_source": bw_source,
         "roofline_fraction": round(dec * m.bytes_per_token / bw, 3),
         "decode_runs": [round(x, 2) for x in decode],
         "prefill_runs": [round(x, 2) for x in prefill],

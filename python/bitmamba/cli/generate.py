@@ -22,6 +22,7 @@ def register(sub) -> None:
 def run(args) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     model = load_model(args)
+    model.tokenizer  # fail before echoing anything when the model has no tokenizer
     if not args.no_echo:
         sys.stdout.write(prompt)
         sys.stdout.flush()

@@ -1,0 +1,161 @@
+// Engine (csrc/model) tests that need no data files: fp16 conversion, GGUF container validation on
+// hand-built files, sampler determinism and masks, state save/load, prefill vs decode on a random
+// model of both layouts (under whichever kernel set BITMAMBA_TEST_ISA selects).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "model/sampler.h"
+
+using namespace bitmamba;
+using namespace bitmamba::model;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir && *dir ? dir : "/tmp") + "/bitmamba_test_model_" + name;
+}
+
+void write_file(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+struct GgufBuilder {
+  std::vector<std::uint8_t> b;
+  template <typename T>
+  void put(T v) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
+    b.insert(b.end(), p, p + sizeof(T));
+  }
+  void str(const std::string& s) {
+    put<std::uint64_t>(s.size());
+    b.insert(b.end(), s.begin(), s.end());
+  }
+};
+
+// A valid GGUF with one string key and one F32 tensor [4].
+std::vector<std::uint8_t> tiny_gguf() {
+  GgufBuilder g;
+  g.b = {'G', 'G', 'U', 'F'};
+  g.put<std::uint32_t>(3);
+  g.put<std::uint64_t>(1);  // tensors
+  g.put<std::uint64_t>(1);  // kv
+  g.str("general.architecture");
+  g.put<std::uint32_t>(8);
+  g.str("bitmamba2");
+  g.str("t");
+  g.put<std::uint32_t>(1);
+  g.put<std::uint64_t>(4);
+  g.put<std::uint32_t>(0);  // F32
+  g.put<std::uint64_t>(0);
+  while (g.b.size() % 32) g.b.push_back(0);
+  for (int i = 0; i < 4; ++i) g.put<float>(static_cast<float>(i));
+  return g.b;
+}
+
+}  // namespace
+
+TEST(ModelHalf, RoundTripsAllHalves) {
+  for (std::uint32_t h = 0; h < 65536; ++h) {
+    float f = half_to_float(static_cast<std::uint16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(float_to_half(f), h) << h;
+  }
+  EXPECT_EQ(half_to_float(0x3c00), 1.0f);
+  EXPECT_EQ(float_to_half(65520.f), 0x7c00);  // rounds to inf
+}
+
+TEST(ModelGguf, ParsesValidAndRejectsEveryTruncation) {
+  auto bytes = tiny_gguf();
+  std::string p = temp_path("tiny.gguf");
+  write_file(p, bytes);
+  GgufFile g(p);
+  EXPECT_EQ(g.get_string("general.architecture"), "bitmamba2");
+  const GgufTensor* t = g.find_tensor("t");
+  ASSERT_NE(t, nullptr);
+  float v[4];
+  std::memcpy(v, g.tensor_data(*t), 16);
+  EXPECT_EQ(v[3], 3.0f);
+  EXPECT_THROW(g.get_uint("general.architecture"), FormatError);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    write_file(p, std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + n));
+    EXPECT_THROW(GgufFile{p}, FormatError) << "truncated to " << n;
+  }
+  std::remove(p.c_str());
+}
+
+TEST(ModelGguf, RejectsHugeCountsAndBadTypes) {
+  std::string p = temp_path("bad.gguf");
+  auto bytes = tiny_gguf();
+  auto bad = bytes;
+  bad[8] = 0xff, bad[15] = 0x7f;  // tensor count ~2^63
+  write_file(p, bad);
+  EXPECT_THROW(GgufFile{p}, FormatError);
+  bad = bytes;
+  std::uint32_t ty = 77;  // tensor type field
+  // header 24 bytes, key 8+20, value type 4, value 8+9 = 73; then name 8+1, ndims 4, ne 8
+  const std::size_t type_at = 73 + 9 + 4 + 8;
+  std::memcpy(&bad[type_at], &ty, 4);
+  write_file(p, bad);
+  EXPECT_THROW(GgufFile{p}, FormatError);
+  std::remove(p.c_str());
+}
+
+TEST(ModelSampler, SeedDeterminismAndGreedy) {
+  std::vector<float> logits(1000);
+  for (int i = 0; i < 1000; ++i) logits[i] = std::sin(0.37f * i) * 3;
+  SamplerParams p;
+  p.temperature = 1.0f, p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f, p.seed = 9;
+  Sampler a(p), b(p);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(a.sample(logits.data(), 1000), b.sample(logits.data(), 1000));
+  p.temperature = 0;
+  Sampler g(p);
+  int best = 0;
+  for (int i = 1; i < 1000; ++i)
+    if (logits[i] > logits[best]) best = i;
+  EXPECT_EQ(g.sample(logits.data(), 1000), best);
+  p.top_p = 0;
+  EXPECT_THROW(Sampler{p}, ArgumentError);
+}
+
+class ModelForward : public ::testing::TestWithParam<int> {};
+
+TEST_P(ModelForward, PrefillEqualsDecodeAndStateRoundTrips) {
+  ModelConfig c;
+  c.vocab_size = 96, c.d_model = 64, c.n_layers = 2, c.d_inner = 128, c.n_heads = 4, c.conv_kernel = 4;
+  c.eos_token_id = c.bos_token_id = -1;
+  if (GetParam() == 1) {
+    c.layout = Layout::kMamba2, c.d_state = 8, c.n_groups = 2;
+  } else {
+    c.n_groups = 4;
+  }
+  auto m = Model::random(c, EmbedType::kF16, 3);
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 37; ++i) ids.push_back((i * 7 + 3) % 96);
+  State a = m->new_state(), b = m->new_state();
+  m->forward(a, ids.data(), 37);
+  for (int i = 0; i < 37; ++i) m->forward(b, &ids[i], 1);
+  ASSERT_EQ(a.n_tokens, 37);
+  for (int v = 0; v < 96; ++v) ASSERT_NEAR(a.logits[v], b.logits[v], 2e-4 * (1 + std::fabs(a.logits[v])));
+  std::string p = temp_path("state.bin");
+  a.save(p);
+  State r = m->load_state(p);
+  EXPECT_EQ(r.n_tokens, 37);
+  EXPECT_EQ(r.logits, a.logits);
+  EXPECT_EQ(r.ssm, a.ssm);
+  std::remove(p.c_str());
+  std::int32_t bad = 96;
+  EXPECT_THROW(m->forward(a, &bad, 1), ArgumentError);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ModelForward, ::testing::Values(0, 1));

@@ -1,0 +1,76 @@
+"""`bitmamba generate / chat / bench` end to end on a tiny GGUF with the GPT-2 tokenizer embedded."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bitmamba.tokenizer import BUNDLED_GPT2
+from engine_fixtures import random_weights, write_gguf
+
+pytest.importorskip("bitmamba._C")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, stdin=None):
+    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin", "BITMAMBA_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "bitmamba", *args], input=stdin, capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    w, cfg = random_weights(rng, vocab=50257, d_model=64, d_inner=128, n_layers=1, n_heads=2)
+    p = tmp_path_factory.mktemp("cli") / "tiny.gguf"
+    write_gguf(p, w, cfg, ternary="I8", tokenizer_json=BUNDLED_GPT2.read_text(encoding="utf-8"))
+    return p
+
+
+def test_generate_is_seeded_and_streams(tiny):
+    a = cli("generate", str(tiny), "Hello world", "-n", "12", "--seed", "5", "--stats")
+    b = cli("generate", str(tiny), "Hello world", "-n", "12", "--seed", "5")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("Hello world")
+    assert "generated:" in a.stderr
+    g = cli("generate", str(tiny), "Hello", "-n", "5", "-t", "0", "--no-echo")
+    import bitmamba
+
+    assert g.stdout == bitmamba.load(tiny).generate("Hello", max_new_tokens=5, temperature=0) + "\n"
+
+
+def test_generate_errors_are_one_line(tiny, tmp_path):
+    r = cli("generate", str(tmp_path / "missing.gguf"), "x")
+    assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "bad.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
+    r = cli("generate", str(tmp_path / "bad.gguf"), "x")
+    assert r.returncode == 1 and "truncated" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_chat_keeps_and_persists_state(tiny, tmp_path):
+    st = tmp_path / "chat.state"
+    r = cli("chat", str(tiny), "--state", str(st), "-n", "4", "--seed", "1", stdin="hi there\nsecond turn\n")
+    assert r.returncode == 0, r.stderr
+    assert st.exists()
+    import bitmamba
+
+    m = bitmamba.load(tiny)
+    n1 = m.load_state(st).n_tokens
+    assert n1 > len(m.tokenizer.encode("User: hi there\nAssistant:")) * 2
+    r = cli("chat", str(tiny), "--state", str(st), "-n", "4", "--seed", "1", stdin="third\n")
+    assert r.returncode == 0 and "resumed" in r.stderr
+    assert m.load_state(st).n_tokens > n1
+
+
+def test_bench_json(tiny):
+    r = cli("bench", str(tiny), "--prompt-tokens", "16", "--decode-tokens", "4", "--repeats", "1",
+            "--bandwidth-mib", "16", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["decode_tok_s"] > 0 and d["prefill_tok_s"] > 0 and d["peak_rss_mb"] > 0
+    assert 0 < d["roofline_fraction"] and d["threads"] == 1
+    r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "1", "--bandwidth-mib", "16")
+    lines = dict(l.split(": ", 1) for l in r.stdout.strip().splitlines())
+    assert lines["decode"].endswith(" tok/s") and lines["prefill"].endswith(" tok/s")

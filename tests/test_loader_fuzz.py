@@ -1,0 +1,124 @@
+"""Loader robustness: truncated, bit-flipped and inconsistent GGUF / BIT2 files raise a Python
+exception naming the problem (FormatError, a ValueError), never crash or hang. A flipped byte inside
+weight values can leave a loadable file; such a model must still run."""
+import numpy as np
+import pytest
+
+import bitmamba
+from engine_fixtures import random_weights, write_gguf
+
+pytest.importorskip("bitmamba._C")
+
+
+def _load_or_raise(path):
+    try:
+        m = bitmamba.load(path)
+    except bitmamba.FormatError as e:
+        assert str(e)
+        return None
+    m.logits([0, 1, 2])  # whatever loaded must run
+    return m
+
+
+@pytest.fixture(scope="module")
+def small_gguf(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    w, cfg = random_weights(rng, vocab=64, d_model=256, n_layers=1, n_heads=2, d_state=4, n_groups=1,
+                            layout="mamba2")
+    p = tmp_path_factory.mktemp("fz") / "m.gguf"
+    write_gguf(p, w, cfg, ternary="TQ2_0", embed="Q8_0")
+    return p, w, cfg
+
+
+def test_truncations_bit2(golden_dir, tmp_path):
+    raw = (golden_dir / "bit2-random-d128-l2-h2-v512.bin").read_bytes()
+    rng = np.random.default_rng(0)
+    cuts = sorted(set([0, 1, 3, 4, 19, 20, 21, 35, 36, len(raw) - 1]) | set(rng.integers(0, len(raw), 40).tolist()))
+    for n in cuts:
+        p = tmp_path / "t.bin"
+        p.write_bytes(raw[:n])
+        with pytest.raises(bitmamba.FormatError):
+            bitmamba.load(p)
+    p.write_bytes(raw + b"\0")
+    with pytest.raises(bitmamba.FormatError, match="lm_head"):
+        bitmamba.load(p)
+
+
+def test_truncations_gguf(small_gguf, tmp_path):
+    import gguf
+
+    path = small_gguf[0]
+    raw = path.read_bytes()
+    # The writer pads the file after the last tensor; cutting only padding leaves a valid file.
+    end = max(int(t.data_offset) + int(t.n_bytes) for t in gguf.GGUFReader(str(path)).tensors)
+    rng = np.random.default_rng(1)
+    cuts = sorted(set([0, 3, 4, 8, 16, 24, 100, end - 1]) | set(rng.integers(0, end, 40).tolist()))
+    for n in cuts:
+        p = tmp_path / "t.gguf"
+        p.write_bytes(raw[:n])
+        with pytest.raises(bitmamba.FormatError):
+            bitmamba.load(p)
+
+
+@pytest.mark.parametrize("which", ["bit2", "gguf"])
+def test_byte_flips(which, golden_dir, small_gguf, tmp_path):
+    src = golden_dir / "bit2-random-d128-l2-h2-v512.bin" if which == "bit2" else small_gguf[0]
+    raw = src.read_bytes()
+    rng = np.random.default_rng(2)
+    # Most flips in the headers (BIT2: header + first record header; GGUF: metadata and tensor
+    # directory in the first 4 KiB), the rest anywhere.
+    head = 36 if which == "bit2" else 4096
+    positions = rng.integers(0, head, 60).tolist() + rng.integers(0, len(raw), 40).tolist()
+    raised = 0
+    for pos in positions:
+        b = bytearray(raw)
+        b[pos] ^= 1 << int(rng.integers(0, 8))
+        p = tmp_path / ("f." + which)
+        p.write_bytes(bytes(b))
+        raised += _load_or_raise(p) is None
+    assert raised > 0
+
+
+def test_gguf_inconsistencies_are_named(tmp_path):
+    rng = np.random.default_rng(4)
+    w, cfg = random_weights(rng, vocab=64, d_model=256, n_layers=1, n_heads=2)
+    write_gguf(tmp_path / "a.gguf", w, cfg, skip_tensor="blk.0.ssm_out.scale")
+    with pytest.raises(bitmamba.FormatError, match="blk.0.ssm_out.scale"):
+        bitmamba.load(tmp_path / "a.gguf")
+    bad = dict(cfg, n_heads=3)  # d_inner 512 not a multiple of 3
+    write_gguf(tmp_path / "b.gguf", w, bad)
+    with pytest.raises(bitmamba.FormatError, match="multiple of n_heads"):
+        bitmamba.load(tmp_path / "b.gguf")
+    bad = dict(cfg, vocab_size=65)
+    write_gguf(tmp_path / "c.gguf", w, bad)
+    with pytest.raises(bitmamba.FormatError, match="token_embd.weight"):
+        bitmamba.load(tmp_path / "c.gguf")
+    bad = dict(cfg, layout="mamba3")
+    write_gguf(tmp_path / "d.gguf", w, bad)
+    with pytest.raises(bitmamba.FormatError, match="layout"):
+        bitmamba.load(tmp_path / "d.gguf")
+    # ternary code outside {-1, 0, 1} in an I8 tensor
+    w2 = dict(w)
+    w2["lm_codes"] = w["lm_codes"].copy()
+    w2["lm_codes"][0, 0] = 2
+    write_gguf(tmp_path / "e.gguf", w2, cfg, ternary="I8")
+    with pytest.raises(bitmamba.FormatError, match="output.weight"):
+        bitmamba.load(tmp_path / "e.gguf")
+    (tmp_path / "f.gguf").write_bytes(b"NOPE" + b"\0" * 64)
+    with pytest.raises(bitmamba.FormatError, match="neither a GGUF nor a BIT2"):
+        bitmamba.load(tmp_path / "f.gguf")
+    with pytest.raises(FileNotFoundError):
+        bitmamba.load(tmp_path / "missing.gguf")
+
+
+def test_gguf_wrong_architecture(tmp_path):
+    import gguf
+
+    wr = gguf.GGUFWriter(str(tmp_path / "llama.gguf"), "llama")
+    wr.add_tensor("x", np.zeros(4, np.float32))
+    wr.write_header_to_file()
+    wr.write_kv_data_to_file()
+    wr.write_tensors_to_file()
+    wr.close()
+    with pytest.raises(bitmamba.FormatError, match="architecture is 'llama'"):
+        bitmamba.load(tmp_path / "llama.gguf")
