@@ -29,6 +29,11 @@ thread_local bool t_in_region = false;
 // How long an idle worker polls for the next job before sleeping (iterations of a pause loop,
 // roughly 50-200 microseconds): long enough to bridge the gaps between the kernels of one token.
 constexpr int kSpinIterations = 1 << 14;
+// While waiting for the last running tasks, yield the CPU after this many polls: on an
+// oversubscribed machine the thread we wait for may need this very core.
+constexpr int kWaitSpinsBeforeYield = 1 << 10;
+// parallel_for makes up to this many ranges per thread (load balance vs per-range overhead).
+constexpr std::int64_t kRangesPerThread = 4;
 
 int env_threads() {
   const char* env = std::getenv("BITMAMBA_NUM_THREADS");
@@ -85,10 +90,9 @@ void ThreadPool::set_num_threads(int n) {
 void ThreadPool::start_workers() {
   stop_ = false;
   // Each worker starts from the generation current now: one read later, when the thread happens to
-  // be scheduled, could miss a job or a stop published in between.
+  // be scheduled, could miss a stop published in between.
   const std::uint64_t start = generation_.load(std::memory_order_acquire);
-  for (int i = 1; i < num_threads_; ++i)
-    workers_.emplace_back([this, i, start] { worker_loop(i, start); });
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, start] { worker_loop(start); });
 }
 
 void ThreadPool::stop_workers() {
@@ -104,7 +108,30 @@ void ThreadPool::stop_workers() {
 
 bool ThreadPool::in_parallel_region() { return t_in_region; }
 
-void ThreadPool::worker_loop(int index, std::uint64_t seen) {
+void ThreadPool::work_on_current_job() {
+  for (;;) {
+    std::uint64_t c = claim_.load(std::memory_order_acquire);
+    // job_ and job_tasks_ are stored before claim_ publishes the job id. If they belong to a newer
+    // job than c, the compare-and-swap below fails (claim_ changed), so they are never used.
+    const std::int64_t n = job_tasks_.load(std::memory_order_acquire);
+    const auto* fn = job_.load(std::memory_order_acquire);
+    const std::int64_t task = static_cast<std::int64_t>(c & 0xffffffffu);
+    if (task >= n || fn == nullptr) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    const bool outer = t_in_region;
+    t_in_region = true;
+    try {
+      (*fn)(task);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    t_in_region = outer;
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::worker_loop(std::uint64_t seen) {
   for (;;) {
     // Spin, then sleep, until a new generation (a job or the stop signal) is published.
     int spins = 0;
@@ -118,72 +145,54 @@ void ThreadPool::worker_loop(int index, std::uint64_t seen) {
       wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
       sleeping_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    bool stopping;
-    const std::function<void(int, int)>* job;
-    int n;
     {
-      // Generation and job are published together under the lock: read them together, or a job
-      // published between the two reads would run twice.
       std::lock_guard<std::mutex> lock(mutex_);
       seen = generation_.load(std::memory_order_acquire);
-      stopping = stop_;
-      job = job_;
-      n = job_threads_;
+      if (stop_) return;
     }
-    if (stopping) return;
-    if (job && index < n) {
-      t_in_region = true;
-      try {
-        (*job)(index, n);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex_);
-        if (!error_) error_ = std::current_exception();
-      }
-      t_in_region = false;
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    work_on_current_job();
   }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn, int n_threads) {
-  if (n_threads <= 0 || n_threads > num_threads_) n_threads = num_threads_;
-  if (n_threads == 1 || t_in_region) {
-    // Inline: a single thread, or a nested call from inside a job.
-    const bool outer = !t_in_region;
+void ThreadPool::run_tasks(std::int64_t n_tasks, const std::function<void(std::int64_t)>& fn) {
+  if (n_tasks <= 0) return;
+  BM_CHECK(n_tasks < (std::int64_t{1} << 32), ArgumentError, "too many parallel tasks: ", n_tasks);
+  if (n_tasks == 1 || num_threads_ == 1 || t_in_region) {
+    // Inline: nothing to share, or a nested call from inside a task.
+    const bool outer = t_in_region;
     t_in_region = true;
     try {
-      if (n_threads == 1 || !outer) fn(0, 1);
+      for (std::int64_t i = 0; i < n_tasks; ++i) fn(i);
     } catch (...) {
-      if (outer) t_in_region = false;
+      t_in_region = outer;
       throw;
     }
-    if (outer) t_in_region = false;
+    t_in_region = outer;
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    job_threads_ = n_threads;
     error_ = nullptr;
-    pending_.store(n_threads - 1, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    job_.store(&fn, std::memory_order_release);
+    job_tasks_.store(n_tasks, std::memory_order_release);
+    ++job_id_;
+    claim_.store(static_cast<std::uint64_t>(job_id_) << 32, std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_release);
   }
   if (sleeping_.load(std::memory_order_seq_cst) > 0) wake_.notify_all();
 
-  t_in_region = true;
-  std::exception_ptr mine;
-  try {
-    fn(0, n_threads);
-  } catch (...) {
-    mine = std::current_exception();
+  work_on_current_job();
+  // Every task is claimed; wait for the ones still running on other threads.
+  int spins = 0;
+  while (done_.load(std::memory_order_acquire) < n_tasks) {
+    if (++spins < kWaitSpinsBeforeYield) {
+      BM_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
   }
-  t_in_region = false;
-  while (pending_.load(std::memory_order_acquire) != 0) BM_CPU_RELAX();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    job_ = nullptr;
-  }
-  if (mine) std::rethrow_exception(mine);
+  job_.store(nullptr, std::memory_order_release);
   std::exception_ptr err;
   {
     std::lock_guard<std::mutex> lock(error_mutex_);
@@ -193,25 +202,28 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int n_threads) {
   if (err) std::rethrow_exception(err);
 }
 
+void ThreadPool::run(const std::function<void(int, int)>& fn, int n_tasks) {
+  if (n_tasks <= 0) n_tasks = num_threads_;
+  run_tasks(n_tasks, [&](std::int64_t i) { fn(static_cast<int>(i), n_tasks); });
+}
+
 void parallel_for(std::int64_t n, std::int64_t align,
                   const std::function<void(std::int64_t, std::int64_t)>& fn) {
   if (n <= 0) return;
   if (align < 1) align = 1;
   ThreadPool& pool = ThreadPool::global();
   const std::int64_t blocks = (n + align - 1) / align;
-  const int threads = static_cast<int>(std::min<std::int64_t>(pool.num_threads(), blocks));
-  if (threads <= 1 || ThreadPool::in_parallel_region()) {
+  const std::int64_t ranges = std::min<std::int64_t>(blocks, pool.num_threads() * kRangesPerThread);
+  if (ranges <= 1 || pool.num_threads() == 1 || ThreadPool::in_parallel_region()) {
     fn(0, n);
     return;
   }
-  pool.run(
-      [&](int t, int nt) {
-        // Balanced split of whole blocks: thread t gets blocks [t*blocks/nt, (t+1)*blocks/nt).
-        const std::int64_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
-        const std::int64_t begin = b0 * align, end = std::min(n, b1 * align);
-        if (begin < end) fn(begin, end);
-      },
-      threads);
+  pool.run_tasks(ranges, [&](std::int64_t r) {
+    // Balanced split of whole blocks: range r gets blocks [r*blocks/ranges, (r+1)*blocks/ranges).
+    const std::int64_t b0 = blocks * r / ranges, b1 = blocks * (r + 1) / ranges;
+    const std::int64_t begin = b0 * align, end = std::min(n, b1 * align);
+    if (begin < end) fn(begin, end);
+  });
 }
 
 }  // namespace bitmamba

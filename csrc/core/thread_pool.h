@@ -5,9 +5,13 @@
 // spin briefly after each job (the next one usually follows within microseconds) and then sleep on a
 // condition variable, so an idle pool costs no CPU.
 //
-// The calling thread takes part as thread 0. A parallel call made from inside a job runs inline on
-// the calling worker (no nested parallelism, no deadlock). Exceptions thrown by a job are rethrown in
-// the caller (the first one wins).
+// Work is split into tasks that threads claim one at a time from a shared counter, and the calling
+// thread claims tasks too. So a worker that the OS has descheduled (2-core machines shared with other
+// processes) delays nothing: the threads that are running take its tasks. A job waits only for tasks
+// that are actually being run.
+//
+// A parallel call made from inside a task runs inline (no nested parallelism, no deadlock).
+// Exceptions thrown by a task are rethrown in the caller (the first one wins).
 #pragma once
 
 #include <atomic>
@@ -35,28 +39,38 @@ class ThreadPool {
   // Resizes the pool (n >= 1). Not to be called while a job runs.
   void set_num_threads(int n);
 
-  // Runs fn(thread_index, n_threads) on n_threads threads (<= num_threads(); 0 = all) and returns when
-  // every call has returned.
-  void run(const std::function<void(int, int)>& fn, int n_threads = 0);
+  // Calls fn(i) exactly once for every i in [0, n_tasks), on whichever threads are free, and returns
+  // when all calls have returned. Tasks are claimed in increasing order.
+  void run_tasks(std::int64_t n_tasks, const std::function<void(std::int64_t)>& fn);
 
-  // True on a pool worker while it runs a job, and on the caller while it runs its share.
+  // Calls fn(i, n) for i in [0, n) with n = n_tasks (<= 0: num_threads()). Any thread may run any i.
+  void run(const std::function<void(int, int)>& fn, int n_tasks = 0);
+
+  // True while the current thread runs a task of this pool.
   static bool in_parallel_region();
 
  private:
   void start_workers();
   void stop_workers();
-  void worker_loop(int index, std::uint64_t seen);
+  void worker_loop(std::uint64_t seen);
+  // Claims and runs tasks of the current job until none are left.
+  void work_on_current_job();
 
   int num_threads_ = 1;
   std::vector<std::thread> workers_;
+  // Wake-up: a new generation means a new job (or stop); sleeping workers wait on wake_.
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
   std::atomic<int> sleeping_{0};
   bool stop_ = false;
-  const std::function<void(int, int)>* job_ = nullptr;
-  int job_threads_ = 0;
+  // The current job. claim_ = (job id << 32) | next unclaimed task; a claim is a compare-and-swap on
+  // it, so a worker that wakes after its job finished can never run a task of the wrong job.
+  std::atomic<std::uint64_t> claim_{0};
+  std::atomic<std::int64_t> done_{0};
+  std::atomic<const std::function<void(std::int64_t)>*> job_{nullptr};
+  std::atomic<std::int64_t> job_tasks_{0};
+  std::uint32_t job_id_ = 0;
   std::exception_ptr error_;
   std::mutex error_mutex_;
 };
@@ -64,9 +78,10 @@ class ThreadPool {
 // Physical cores available to this process (logical CPUs in our affinity mask, SMT siblings folded).
 int default_threads();
 
-// Splits [0, n) into one contiguous range per thread and calls fn(begin, end) for each non-empty one.
-// Range boundaries are multiples of `align` (so threads never write to the same cache line when align
-// output rows fill one); fewer threads are used when there are fewer than `align` items per thread.
+// Splits [0, n) into contiguous ranges and calls fn(begin, end) for each, in parallel. Range
+// boundaries are multiples of `align` (so threads never write to the same cache line when `align`
+// output rows fill one). There are a few more ranges than threads, so a late thread's share is
+// picked up by the others.
 void parallel_for(std::int64_t n, std::int64_t align,
                   const std::function<void(std::int64_t, std::int64_t)>& fn);
 
