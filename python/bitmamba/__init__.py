@@ -4,6 +4,7 @@ Inference, conversion and evaluation need numpy and the C++ extension; training 
 (`pip install bitmamba[train]`), imported only by bitmamba.nn and bitmamba.train.
 """
 from ._version import __version__
+from .defaults import default_model_path
 from .system import cpu_info, get_isa, get_num_threads, set_isa, set_num_threads
 
 
@@ -30,8 +31,10 @@ def __getattr__(name):
         return native().FormatError
     raise AttributeError(f"module 'bitmamba' has no attribute {name!r}")
 
+
 __all__ = [
     "load",
+    "default_model_path",
     "Model",
     "Tokenizer",
     "FormatError",

@@ -5,11 +5,12 @@ from ..model import DEFAULTS
 
 
 def resolve_model_path(arg):
-    """The model file a command should use. A bundled default model may later be returned here when
-    `arg` is None; there is none yet, so a model path is required."""
+    """The model file a command should use: `arg`, or the bundled default model when none is given."""
     if arg:
         return arg
-    raise ValueError("no MODEL given (a GGUF or BIT2 file path is required)")
+    from ..defaults import default_model_path
+
+    return default_model_path()
 
 
 def add_model_options(p) -> None:

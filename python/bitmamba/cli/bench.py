@@ -18,7 +18,7 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="measure decode / prefill speed, peak RSS and roofline fraction",
                        description=__doc__.split("\n\n")[0] + " Roofline fraction = decode tok/s x weight bytes "
                        "read per token / measured memory read bandwidth.")
-    p.add_argument("model", metavar="MODEL", nargs="?", default=None, help="model file (omit with --shape)")
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None, help="model file (default: the bundled model; omit with --shape)")
     p.add_argument("--shape", choices=["255m", "1b"], default=None, help="random weights of this shape")
     p.add_argument("--embed", choices=["q8_0", "f16", "f32"], default="q8_0",
                    help="embedding storage for random weights (default %(default)s)")
@@ -57,14 +57,13 @@ def run(args) -> int:
     t0 = time.perf_counter()
     if args.shape and args.model:
         raise ValueError("give either MODEL or --shape, not both")
-    if not args.shape and not args.model:
-        raise ValueError("give a MODEL file or --shape 255m|1b (random weights of that shape)")
     if args.shape:
         model = Model.random(args.shape, embed=args.embed, seed=1)
         source = f"random {args.shape} weights (embedding {args.embed})"
     else:
-        model = load(resolve_model_path(args.model))
-        source = str(args.model)
+        path = resolve_model_path(args.model)  # no MODEL: the bundled default model
+        model = load(path)
+        source = str(path)
     load_s = time.perf_counter() - t0
     m = model.native
     V = model.vocab_size

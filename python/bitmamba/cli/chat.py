@@ -15,7 +15,8 @@ def register(sub) -> None:
                        description="Chat with a model. Turns are framed as 'User: ...' / 'Assistant: ...'; "
                        "the reply stops at the next 'User:' line, EOS or --max-new-tokens. Commands: "
                        "/reset clears the conversation, /quit (or end of input) exits.")
-    p.add_argument("model", metavar="MODEL", help="model file (.gguf or BIT2 .bin)")
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                   help="model file (.gguf or BIT2 .bin; default: the bundled model)")
     p.add_argument("--state", metavar="FILE", default=None,
                    help="load the conversation state from FILE when it exists and save it after every turn")
     p.add_argument("--system", default="", help="text placed before the first turn")

@@ -17,7 +17,8 @@ def register(sub) -> None:
         "word/byte perplexity and bits per byte (plus token perplexity) for WikiText-2. Data is read "
         "from local files (default: $BITMAMBA_DATA_DIR or ../shared/data/eval).",
     )
-    p.add_argument("model", help="model file or directory (anything bitmamba.load accepts)")
+    p.add_argument("model", nargs="?", default=None,
+                   help="model file or directory (anything bitmamba.load accepts; default: the bundled model)")
     p.add_argument("--tasks", default="all", help=f"comma-separated tasks: {TASK_HELP} (default: all)")
     p.add_argument("--limit", type=int, default=None, help="only the first N documents of each task")
     p.add_argument("--data-dir", default=None,
@@ -62,6 +63,10 @@ def run(args) -> int:
         set_num_threads(args.threads)
     # Task names and data files are checked before the model loads (which can take a while).
     loaded = load_tasks(args.tasks, args.data_dir, args.limit, args.source)
+    if args.model is None:
+        import bitmamba
+
+        args.model = bitmamba.default_model_path()
     model = load_model(args.model, args.tokenizer)
     results = evaluate(
         model, args.tasks, data_dir=args.data_dir, limit=args.limit, max_length=args.max_length,

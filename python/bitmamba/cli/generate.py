@@ -9,9 +9,12 @@ from ._common import add_model_options, add_sampling_options, load_model, sampli
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate text from a prompt (streams to the terminal)",
-                       description="Continue PROMPT with a GGUF or BIT2 model, printing text as it is generated.")
-    p.add_argument("model", metavar="MODEL", help="model file (.gguf or BIT2 .bin)")
-    p.add_argument("prompt", metavar="PROMPT", help="text to continue ('-' reads standard input)")
+                       description="Continue PROMPT with a GGUF or BIT2 model, printing text as it is "
+                       "generated. Without MODEL the bundled default model is used: "
+                       "bitmamba generate \"Once upon a time\".")
+    p.add_argument("args", metavar="[MODEL] PROMPT", nargs="+",
+                   help="model file (.gguf or BIT2 .bin; default: the bundled model) and the text to "
+                   "continue ('-' reads standard input)")
     add_model_options(p)
     add_sampling_options(p)
     p.add_argument("--no-echo", action="store_true", help="do not print the prompt before the continuation")
@@ -20,7 +23,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if len(args.args) > 2:
+        raise ValueError(f"expected [MODEL] PROMPT, got {len(args.args)} arguments (quote the prompt)")
+    args.model = args.args[0] if len(args.args) == 2 else None
+    prompt = args.args[-1]
+    prompt = sys.stdin.read() if prompt == "-" else prompt
     model = load_model(args)
     model.tokenizer  # fail before echoing anything when the model has no tokenizer
     if not args.no_echo:

@@ -8,6 +8,14 @@ import tempfile
 from pathlib import Path
 
 
+def default_mode(directory: bool = False) -> int:
+    """Permissions a plainly created file (or directory) gets under the current umask. mkstemp and
+    mkdtemp create private (0600 / 0700) entries; published outputs should not stay private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path in the target's directory; on clean exit fsync and rename it to `path`."""
@@ -19,6 +27,7 @@ def atomic_path(path):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

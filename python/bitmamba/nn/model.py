@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bitlinear import BitLinear
+from ..formats.atomic import atomic_path, default_mode
 from .config import BitMambaConfig
 from .ssd import ssd_chunked, ssm_scan_sequential
 
@@ -155,6 +156,7 @@ class BitMambaLM(nn.Module):
             try:
                 save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
                 (tmp / "config.json").write_text(config)
+                os.chmod(tmp, default_mode(directory=True))
                 os.replace(tmp, directory)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -162,14 +164,8 @@ class BitMambaLM(nn.Module):
             return
         for name, writer in (("model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"})),
                              ("config.json", lambda p: p.write_text(config))):
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-            os.close(fd)
-            try:
-                writer(Path(tmp))
-                os.replace(tmp, directory / name)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(directory / name) as tmp:
+                writer(tmp)
 
     @classmethod
     def from_pretrained(cls, directory: Union[str, os.PathLike], map_location="cpu") -> "BitMambaLM":
