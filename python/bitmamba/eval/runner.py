@@ -260,7 +260,8 @@ def evaluate(model, tasks="all", data_dir=None, limit: Optional[int] = None,
                         "stderr = sample std / sqrt(n); boolq acc only",
             "wikitext2": "word_perplexity, byte_perplexity, bits_per_byte are the harness metrics "
                          "(document level, words/bytes of the original page); token_perplexity is the "
-                         "token-level figure of the kind BitMamba-2 publishes (GPT-2 tokens, same windows)",
+                         "token-level figure of the kind BitMamba-2 publishes (in the model's own "
+                         "tokens, same windows; comparable across models only with the same tokenizer)",
         },
     }
 
