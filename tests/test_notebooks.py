@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -62,5 +61,5 @@ def test_notebook_runs(path, monkeypatch):
         pytest.skip("no python3 Jupyter kernel installed (pip install ipykernel)")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    # The kernel ran the same interpreter family as the tests (sanity: outputs were produced).
-    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), sys.executable
+    # Every notebook prints or plots something: no outputs at all would mean nothing ran.
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
