@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
@@ -189,45 +190,33 @@ inline void gemm_tile1(const std::uint8_t* u, std::int64_t k_padded, const std::
   for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(c[r]);
 }
 
+// The pieces rows_decode (decode_driver.h) loops over: tiles of 2 tokens (gemm_tile2), 1 for the rest.
+struct Policy {
+  using Unpacked = std::uint8_t;
+  static constexpr int kTile = 2;
+  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
+    gemv_group(w, q, n_kb, out);
+  }
+  static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
+    decode_group(w, n_kb, rows, k_padded);
+  }
+  template <int TT>
+  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
+                   std::int32_t out[][4]) {
+    static_assert(TT == 1 || TT == 2, "AVX2 GEMM tiles hold 1 or 2 tokens");
+    if constexpr (TT == 2) {
+      gemm_tile2(rows, k_padded, q[0], q[1], out);
+    } else {
+      gemm_tile1(rows, k_padded, q[0], out[0]);
+    }
+  }
+};
+
 }  // namespace
 
 void rows_avx2_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
                       std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
-  const std::int64_t n_kb = W.k_padded_ / kKBlock;
-  const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
-  const std::uint8_t* packed = W.packed_.data();
-  auto store = [&](std::int64_t t, std::int64_t r, std::int32_t v) {
-    if (r < r1) acc[t * ld_acc + r] = v - a.sum[static_cast<std::size_t>(t)];
-  };
-  if (a.T == 1) {
-    const std::int8_t* q = a.q.data();
-    for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
-      std::int32_t s[4];
-      gemv_group(packed + g * group_bytes, q, n_kb, s);
-      for (int r = 0; r < 4; ++r) store(0, g * kDecRows + r, s[r]);
-    }
-    return;
-  }
-  // GEMM: decode each row group once (4 * k_padded bytes, L1/L2 resident), reuse it for all tokens.
-  thread_local AlignedBuffer<std::uint8_t> ubuf;
-  if (ubuf.size() < static_cast<std::size_t>(4 * W.k_padded_))
-    ubuf.resize(static_cast<std::size_t>(4 * W.k_padded_), false);
-  std::uint8_t* u = ubuf.data();
-  for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
-    decode_group(packed + g * group_bytes, n_kb, u, W.k_padded_);
-    std::int64_t t = 0;
-    for (; t + 2 <= a.T; t += 2) {
-      std::int32_t s[2][4];
-      gemm_tile2(u, W.k_padded_, a.q.data() + t * a.K_padded, a.q.data() + (t + 1) * a.K_padded, s);
-      for (int i = 0; i < 2; ++i)
-        for (int r = 0; r < 4; ++r) store(t + i, g * kDecRows + r, s[i][r]);
-    }
-    for (; t < a.T; ++t) {
-      std::int32_t s[4];
-      gemm_tile1(u, W.k_padded_, a.q.data() + t * a.K_padded, s);
-      for (int r = 0; r < 4; ++r) store(t, g * kDecRows + r, s[r]);
-    }
-  }
+  rows_decode<Policy>(W, a, r0, r1, acc, ld_acc);
 }
 
 }  // namespace bitmamba::ternary::detail

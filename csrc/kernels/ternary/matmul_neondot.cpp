@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
@@ -78,46 +79,28 @@ void gemm_tile(const std::int8_t* u, std::int64_t k_padded, const std::int8_t* c
     for (int r = 0; r < 4; ++r) out[t][r] = vaddvq_s32(acc[t][r]);
 }
 
+// The pieces rows_decode (decode_driver.h) loops over.
+struct Policy {
+  using Unpacked = std::int8_t;
+  static constexpr int kTile = 4;
+  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
+    gemv_group(w, q, n_kb, out);
+  }
+  static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
+    decode_group(w, n_kb, rows, k_padded);
+  }
+  template <int TT>
+  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
+                   std::int32_t out[][4]) {
+    gemm_tile<TT>(rows, k_padded, q, out);
+  }
+};
+
 }  // namespace
 
 void rows_neondot_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
                          std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
-  const std::int64_t n_kb = W.k_padded_ / kKBlock;
-  const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
-  const std::uint8_t* packed = W.packed_.data();
-  auto store = [&](std::int64_t t, std::int64_t r, std::int32_t v) {
-    if (r < r1) acc[t * ld_acc + r] = v - a.sum[static_cast<std::size_t>(t)];
-  };
-  if (a.T == 1) {
-    for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
-      std::int32_t s[4];
-      gemv_group(packed + g * group_bytes, a.q.data(), n_kb, s);
-      for (int r = 0; r < 4; ++r) store(0, g * kDecRows + r, s[r]);
-    }
-    return;
-  }
-  thread_local AlignedBuffer<std::int8_t> ubuf;
-  if (ubuf.size() < static_cast<std::size_t>(4 * W.k_padded_))
-    ubuf.resize(static_cast<std::size_t>(4 * W.k_padded_), false);
-  std::int8_t* u = ubuf.data();
-  for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
-    decode_group(packed + g * group_bytes, n_kb, u, W.k_padded_);
-    std::int64_t t = 0;
-    for (; t + 4 <= a.T; t += 4) {
-      const std::int8_t* qs[4];
-      for (int i = 0; i < 4; ++i) qs[i] = a.q.data() + (t + i) * a.K_padded;
-      std::int32_t s[4][4];
-      gemm_tile<4>(u, W.k_padded_, qs, s);
-      for (int i = 0; i < 4; ++i)
-        for (int r = 0; r < 4; ++r) store(t + i, g * kDecRows + r, s[i][r]);
-    }
-    for (; t < a.T; ++t) {
-      const std::int8_t* qs[1] = {a.q.data() + t * a.K_padded};
-      std::int32_t s[1][4];
-      gemm_tile<1>(u, W.k_padded_, qs, s);
-      for (int r = 0; r < 4; ++r) store(t, g * kDecRows + r, s[0][r]);
-    }
-  }
+  rows_decode<Policy>(W, a, r0, r1, acc, ld_acc);
 }
 
 }  // namespace bitmamba::ternary::detail

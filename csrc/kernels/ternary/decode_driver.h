@@ -1,0 +1,65 @@
+// The row-group loop every kDecode kernel shares (AVX2, AVX-512, NEON, NEON dotprod). Only the inner
+// pieces differ per ISA; each ISA file supplies them as a policy struct K (defined in its own
+// anonymous namespace, so every instantiation stays inside its translation unit and is compiled with
+// that file's target flags):
+//
+//   using Unpacked = std::uint8_t or std::int8_t;   // storage of decoded rows for the GEMM
+//   static constexpr int kTile;                     // tokens per GEMM tile
+//   static void gemv(const uint8_t* group, const int8_t* q, int64_t n_kb, int32_t out[4]);
+//   static void decode(const uint8_t* group, int64_t n_kb, Unpacked* rows, int64_t k_padded);
+//   template <int TT> static void tile(const Unpacked* rows, int64_t k_padded,
+//                                      const int8_t* const* q, int32_t out[][4]);   // TT = kTile or 1
+//
+// Kernels accumulate offset codes (w + 1) * q; the driver removes the offset (sum of q per token).
+#pragma once
+
+#include <cstdint>
+
+#include "core/aligned_buffer.h"
+#include "kernels/ternary/kernels.h"
+
+namespace bitmamba::ternary::detail {
+
+template <class K>
+void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
+                 std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
+  const std::int64_t n_kb = W.k_padded_ / kKBlock;
+  const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
+  const std::uint8_t* packed = W.packed_.data();
+  auto store = [&](std::int64_t t, std::int64_t r, std::int32_t v) {
+    if (r < r1) acc[t * ld_acc + r] = v - a.sum[static_cast<std::size_t>(t)];
+  };
+  if (a.T == 1) {
+    for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
+      std::int32_t s[4];
+      K::gemv(packed + g * group_bytes, a.q.data(), n_kb, s);
+      for (int r = 0; r < 4; ++r) store(0, g * kDecRows + r, s[r]);
+    }
+    return;
+  }
+  // GEMM: decode each row group once (4 * k_padded bytes, L1/L2 resident), reuse it for all tokens.
+  thread_local AlignedBuffer<typename K::Unpacked> ubuf;
+  if (ubuf.size() < static_cast<std::size_t>(4 * W.k_padded_))
+    ubuf.resize(static_cast<std::size_t>(4 * W.k_padded_), false);
+  typename K::Unpacked* u = ubuf.data();
+  for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
+    K::decode(packed + g * group_bytes, n_kb, u, W.k_padded_);
+    std::int64_t t = 0;
+    for (; t + K::kTile <= a.T; t += K::kTile) {
+      const std::int8_t* qs[K::kTile];
+      for (int i = 0; i < K::kTile; ++i) qs[i] = a.q.data() + (t + i) * a.K_padded;
+      std::int32_t s[K::kTile][4];
+      K::template tile<K::kTile>(u, W.k_padded_, qs, s);
+      for (int i = 0; i < K::kTile; ++i)
+        for (int r = 0; r < 4; ++r) store(t + i, g * kDecRows + r, s[i][r]);
+    }
+    for (; t < a.T; ++t) {
+      const std::int8_t* qs[1] = {a.q.data() + t * a.K_padded};
+      std::int32_t s[1][4];
+      K::template tile<1>(u, W.k_padded_, qs, s);
+      for (int r = 0; r < 4; ++r) store(t, g * kDecRows + r, s[0][r]);
+    }
+  }
+}
+
+}  // namespace bitmamba::ternary::detail
