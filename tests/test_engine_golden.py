@@ -1,14 +1,12 @@
 """The engine reproduces ../shared/golden/bit2-random-*.json (an independent numpy reference of
 DESIGN.md section 3) from the BIT2 files, on every kernel set this CPU runs.
 
-Tolerance: greedy ids must match wherever the reference's top-1/top-2 margin exceeds 1e-3, and
-top-5 logits agree within 1e-3. The one allowed exception is an int8 rounding-boundary flip: when
-x * s lands within float rounding of a .5 boundary, float32 and the reference's arithmetic may round
-one activation differently, which moves the logits of that step (and, through the state, a few
-following ones, up to ~20 when the state decays slowly) by up to ~2e-2. With ~1e5 quantized values per
-prompt such flips are expected every few prompts: our float64 numpy reference (tests/engine_reference.py)
-differs from the golden file in the same way at other steps, and the engine matches that reference
-exactly between flips. So: most steps (>= 60% of a file's) within 1e-3, none beyond 3e-2 (a real bug,
+Greedy ids must match wherever the reference's top-1/top-2 margin exceeds 1e-3. Top-5 logits: the engine
+equals our float32 numpy reference bit for bit (test_engine_exact.py), and that reference with numpy's own
+float32 exp reproduces every golden logit to its printed precision (test_reference_golden.py). The engine's
+exp is the correctly rounded one instead of numpy's SIMD approximation, and at one golden step that last-bit
+difference flips an int8 code sitting within float rounding of a .5 boundary, which moves 7 of the 168
+checked steps by 3e-3 to 8e-3. So: at least 95% of all steps within 1e-3 and none beyond 1e-2 (a real bug,
 such as a wrong gate or swapped B/C, moves every step by 0.1 or more).
 """
 import json
@@ -36,11 +34,8 @@ def isa(request):
     bitmamba.set_isa(before)
 
 
-@pytest.mark.parametrize("name", GOLDEN)
-def test_golden_logits_and_greedy(golden_dir, name, isa):
-    model = bitmamba.load(golden_dir / f"{name}.bin")
-    gold = json.loads((golden_dir / f"{name}.json").read_text())
-    assert model.vocab_size == int(name.split("-v")[1])
+def _step_errors(model, name, gold):
+    """Max |engine - golden| over the top-5 logits of every checked step; asserts the greedy ids."""
     errs = []
     for case in gold["cases"]:
         prompt, greedy, top5 = case["prompt"], case["greedy"], case["top5"]
@@ -51,9 +46,19 @@ def test_golden_logits_and_greedy(golden_dir, name, isa):
             vals = sorted((v for _, v in pairs), reverse=True)
             if vals[0] - vals[1] > 1e-3:
                 assert int(np.argmax(row)) == greedy[i], f"{name} step {i}: greedy id differs"
+    return errs
+
+
+def test_golden_logits_and_greedy(golden_dir, isa):
+    errs = []
+    for name in GOLDEN:
+        model = bitmamba.load(golden_dir / f"{name}.bin")
+        assert model.vocab_size == int(name.split("-v")[1])
+        errs += _step_errors(model, name, json.loads((golden_dir / f"{name}.json").read_text()))
     errs = np.array(errs)
-    assert errs.max() < 3e-2, f"{name}: logits off by {errs.max():.4g}"
-    assert np.mean(errs > 1e-3) <= 0.4, f"{name}: {np.sum(errs > 1e-3)} of {errs.size} steps beyond 1e-3"
+    assert errs.size > 100
+    assert errs.max() < 1e-2, f"logits off by {errs.max():.4g}"
+    assert np.mean(errs > 1e-3) <= 0.05, f"{np.sum(errs > 1e-3)} of {errs.size} steps beyond 1e-3"
 
 
 @pytest.mark.parametrize("name", GOLDEN)

@@ -43,12 +43,10 @@ def ref_absmean_scale(w):
 
 
 def ref_quantize(x, g=None, eps=1e-6):
-    """The exact float32 operation order of quantize.cpp (documented there)."""
+    """The exact float32 operation order of quantize.cpp (documented there): numpy float32 semantics."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float32))
-    K = x.shape[1]
-    x64 = x.astype(np.float64)
-    inv = (1.0 / np.sqrt((x64 * x64).sum(axis=1) / K + np.float64(np.float32(eps)))).astype(np.float32)
-    xn = x * inv[:, None]
+    r = np.sqrt(np.mean(x * x, axis=1) + np.float32(eps))  # float32, numpy's pairwise summation
+    xn = x / r[:, None]
     if g is not None:
         xn = xn * np.asarray(g, dtype=np.float32)[None, :]
     s = np.float32(127.0) / (np.abs(xn).max(axis=1) + np.float32(1e-5))
@@ -111,7 +109,7 @@ def _g_for_exact_product(a, s, target):
 
 
 def test_quantize_activations_rounds_half_to_even():
-    # Build a token where some x*inv*g*s land exactly on k + 0.5 (g does not enter the RMS factor,
+    # Build a token where some (x/r)*g*s land exactly on k + 0.5 (g does not enter the RMS factor,
     # and these elements stay below max|xn|, so s is unchanged); ties must round to even.
     rng = np.random.default_rng(11)
     K = 64
@@ -119,10 +117,10 @@ def test_quantize_activations_rounds_half_to_even():
     x[0] = 40.0  # the absmax element, g = 1
     g = np.ones(K, np.float32)
     _, s, _, _ = ref_quantize(x[None, :], g)
-    inv = np.float32(1.0 / np.sqrt((x.astype(np.float64) ** 2).sum() / K + np.float64(np.float32(1e-6))))
+    r = np.sqrt(np.mean(x * x) + np.float32(1e-6))
     made = {}
     for j, target in zip(range(1, 20), [0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 4.5, -3.5] * 3):
-        a = np.float32(x[j] * inv)
+        a = np.float32(x[j] / r)
         if (a > 0) != (target > 0):
             continue
         gj = _g_for_exact_product(a, s[0], np.float32(target))
@@ -282,7 +280,8 @@ def test_matmul_float_output(each_isa):
     c = W.to_codes()
     q, s, _, xn = ref_quantize(x, g)
     acc = q.astype(np.int64) @ c.astype(np.int64).T
-    exact = acc.astype(np.float32) / (s[:, None] * sw)  # float32 ops, same as the C++ epilogue
+    # The C++ epilogue: acc / (s * scale_w) in float64 (the product is exact there), rounded once.
+    exact = (acc.astype(np.float64) * (1.0 / (s[:, None].astype(np.float64) * np.float64(sw)))).astype(np.float32)
     # Unquantized-activation product in float64; |q/s - xn| <= 0.5/s per element (no clamping since
     # max|xn * s| <= 127), so |y - y_ref| <= 0.5/s * sum|codes| / scale_w (+ float32 rounding).
     y_ref = xn.astype(np.float64) @ (c.astype(np.float64).T / np.float64(sw))

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/float_semantics.h"
 #include "core/thread_pool.h"
 #include "kernels/ssm/ssm.h"
 #include "model/gguf.h"
@@ -391,7 +392,7 @@ std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
     L.dt_bias = r.floats(p + "dt_bias", {{H}});
     std::vector<float> a_log = r.floats(p + "A_log", {{H}});
     L.A.resize(H);
-    for (std::int64_t h = 0; h < H; ++h) L.A[h] = -std::exp(a_log[h]);
+    for (std::int64_t h = 0; h < H; ++h) L.A[h] = -fp::exp_f32(a_log[h]);  // the engine's exact exp
     std::vector<float> D = r.floats(p + "D", {{di}, {H}});
     if (static_cast<std::int64_t>(D.size()) == di) {
       L.D = std::move(D);
@@ -682,10 +683,9 @@ namespace {
 void rmsnorm_rows(const float* x, std::int64_t T, std::int64_t d, const float* g, float eps, float* out) {
   for (std::int64_t t = 0; t < T; ++t) {
     const float* r = x + t * d;
-    double ss = 0;
-    for (std::int64_t i = 0; i < d; ++i) ss += static_cast<double>(r[i]) * r[i];
-    float inv = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
-    for (std::int64_t i = 0; i < d; ++i) out[t * d + i] = r[i] * inv * g[i];
+    // numpy float32 order (core/float_semantics.h): (x / sqrt(mean(x^2) + eps)) * g.
+    const float rms = fp::rms_divisor(r, d, eps);
+    for (std::int64_t i = 0; i < d; ++i) out[t * d + i] = (r[i] / rms) * g[i];
   }
 }
 }  // namespace

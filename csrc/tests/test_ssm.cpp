@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
 #include "core/error.h"
+#include "core/float_semantics.h"
 #include "kernels/ssm/ssm.h"
 #include "kernels/ssm/ssm_internal.h"
 
@@ -178,6 +181,50 @@ TEST(SsmVecMath, ExpAndSiluWithinStatedBounds) {
   }
   EXPECT_LE(worst, 5e-7) << k.name;
   std::printf("[%s] silu max relative error %.3g\n", k.name, worst);
+}
+
+// silu of every kernel set is fp::silu_f32 bit for bit (the engine's float semantics,
+// core/float_semantics.h): the double-evaluated exp runs the same operations on every ISA.
+TEST(SsmVecMath, SiluBitIdenticalToFloatSemantics) {
+  const SsmKernels& k = active_kernels();
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> wide(-120.0f, 120.0f), narrow(-4.0f, 4.0f);
+  std::vector<float> in;
+  for (int i = 0; i < 40000; ++i) in.push_back(i % 2 ? wide(rng) : narrow(rng));
+  for (float v : {0.0f, -0.0f, 1e-40f, -1e-40f, 1e-30f, 88.7f, 88.8f, -88.8f, -103.9f, -104.0f, 150.0f,
+                  -150.0f, 1e30f, -1e30f, std::numeric_limits<float>::infinity()})
+    in.push_back(v);
+  in.push_back(3.0f);  // odd count: a tail for every vector width
+  std::vector<float> out(in.size());
+  k.silu_array(in.data(), out.data(), static_cast<std::int64_t>(in.size()));
+  for (size_t i = 0; i < in.size(); ++i) {
+    const float want = fp::silu_f32(in[i]);
+    ASSERT_EQ(std::memcmp(&want, &out[i], sizeof want), 0) << k.name << " silu(" << in[i] << ") = " << out[i]
+                                                          << ", expected " << want;
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  float o = 0;
+  k.silu_array(&nan, &o, 1);
+  EXPECT_TRUE(std::isnan(o));
+}
+
+// fp::exp_f32 is the correctly rounded float exp (checked against exp in double rounded to float:
+// they may differ only where the double result lies within ~1e-16 of a float rounding boundary).
+TEST(FloatSemantics, ExpF32CorrectlyRoundedAndSpecialValues) {
+  std::int64_t n = 0, differ = 0;
+  for (double v = -110.0; v <= 90.0; v += 0.000731, ++n) {
+    const float x = static_cast<float>(v);
+    const float got = fp::exp_f32(x), want = static_cast<float>(std::exp(static_cast<double>(x)));
+    if (got != want) {
+      ++differ;
+      EXPECT_LE(std::fabs(got - want), std::fabs(std::nextafter(want, INFINITY) - want)) << x;
+    }
+  }
+  EXPECT_LE(differ, n / 1000000 + 1) << differ << " of " << n;
+  EXPECT_EQ(fp::exp_f32(0.0f), 1.0f);
+  EXPECT_EQ(fp::exp_f32(-200.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(fp::exp_f32(89.0f)));
+  EXPECT_TRUE(std::isnan(fp::exp_f32(std::numeric_limits<float>::quiet_NaN())));
 }
 
 // softplus (dt of the scan): relative error <= 6e-7 against log1p(exp(v)) in double, v in [-100, 40]

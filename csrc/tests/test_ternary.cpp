@@ -12,6 +12,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "core/float_semantics.h"
 #include "kernels/ternary/ternary.h"
 
 using namespace bitmamba;
@@ -127,15 +128,13 @@ TEST(TernaryQuant, ActivationsRangeSumPaddingAndRounding) {
     EXPECT_EQ(amax, 127);  // the largest |xn| maps to 127 (1e-5 slack never reaches 127.5)
     EXPECT_EQ(s, a.sum[static_cast<std::size_t>(t)]);
     // Check each q against the formula in double-checked float arithmetic.
-    double ss = 0;
-    for (std::int64_t k = 0; k < K; ++k) ss += double(x[t * ld + k]) * x[t * ld + k];
-    const float inv = float(1.0 / std::sqrt(ss / K + double(1e-6f)));
+    const float rms = fp::rms_divisor(x.data() + t * ld, K, 1e-6f);
     float m = 0;
-    for (std::int64_t k = 0; k < K; ++k) m = std::max(m, std::fabs(x[t * ld + k] * inv * g[k]));
+    for (std::int64_t k = 0; k < K; ++k) m = std::max(m, std::fabs((x[t * ld + k] / rms) * g[k]));
     const float sc = 127.0f / (m + 1e-5f);
     EXPECT_EQ(sc, a.scale[static_cast<std::size_t>(t)]);
     for (std::int64_t k = 0; k < K; ++k)
-      EXPECT_EQ(a.q[t * a.K_padded + k], std::nearbyint(x[t * ld + k] * inv * g[k] * sc));
+      EXPECT_EQ(a.q[t * a.K_padded + k], std::nearbyint((x[t * ld + k] / rms) * g[k] * sc));
   }
   // Zero input: scale finite, q all zero.
   std::vector<float> z(5, 0.0f);
@@ -282,7 +281,8 @@ TEST(TernaryMatmul, FloatOutputAndStride) {
   matmul(W, a, y.data(), ld);
   for (std::int64_t t = 0; t < T; ++t) {
     for (std::int64_t r = 0; r < rows; ++r)
-      EXPECT_EQ(y[t * ld + r], float(acc[t * rows + r]) / (a.scale[t] * 3.5f));
+      EXPECT_EQ(y[t * ld + r],
+                static_cast<float>(double(acc[t * rows + r]) * (1.0 / (double(a.scale[t]) * 3.5))));
     for (std::int64_t r = rows; r < ld; ++r) EXPECT_EQ(y[t * ld + r], -1.f);  // stride gap untouched
   }
 }

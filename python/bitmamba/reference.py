@@ -3,8 +3,12 @@
 It runs a `bitmamba.formats.Checkpoint` (ternary codes + exact fp32 scale_w) over a whole token sequence with
 the sequential recurrence, for both layouts. BitLinear follows the integer semantics exactly: int8 activations
 by round-half-to-even, an exact integer accumulator, one division at the end. `dtype` picks the float
-precision of everything around the integer part (float32 matches bitmamba.nn's exact inference mode op for op;
-float64 is the high-precision reference). Used by the tests of the converter, the engine and the PyTorch model.
+precision of everything around the integer part:
+- float32 is the engine's own arithmetic (bitmamba.numerics, csrc/core/float_semantics.h): numpy float32 in
+  DESIGN.md's operation order, exp evaluated in float64 and rounded. The engine's BitMamba-2 logits equal it
+  bit for bit on every kernel set (tests/test_engine_exact.py);
+- float64 is the high-precision reference.
+Used by the tests of the converter, the engine and the PyTorch model.
 """
 from __future__ import annotations
 
@@ -12,17 +16,26 @@ from typing import List, Sequence
 
 import numpy as np
 
+from . import numerics
 from .formats.checkpoint import Checkpoint, Ternary
 
 
 def silu(x):
+    if x.dtype == np.float32:
+        return numerics.silu_f32(x)
     return x / (1 + np.exp(-x))
 
 
 def softplus(x):
     # Same convention as torch.nn.functional.softplus (threshold 20): v for v > 20.
+    if x.dtype == np.float32:
+        return numerics.softplus_f32(x)
     with np.errstate(over="ignore"):
         return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
+
+
+def exp(x):
+    return numerics.exp_f32(x) if x.dtype == np.float32 else np.exp(x)
 
 
 def rms_norm(x, g, eps, dtype):
@@ -43,6 +56,10 @@ def bitlinear(x, norm_w, w: Ternary, eps, dtype=np.float32):
     q, s = quantize_activations(xn, dtype)
     # Integer accumulator: int64 products summed exactly.
     acc = q.astype(np.int64) @ w.codes.T.astype(np.int64)
+    if dtype == np.float32:
+        # The engine: acc / (s * scale_w) in float64 (s * scale_w is exact there), rounded once.
+        inv = 1.0 / (s.astype(np.float64) * np.float64(w.scale))
+        return (acc.astype(np.float64) * inv).astype(np.float32)
     return (acc.astype(dtype) / (s * dtype(w.scale))).astype(dtype)
 
 
@@ -76,7 +93,7 @@ def mixer(ck: Checkpoint, i: int, x: np.ndarray, dtype=np.float32) -> np.ndarray
         xbc = silu(causal_conv1d(np.concatenate([xs, B, C], axis=-1), conv_w, conv_b, dtype))
         xc, B, C = np.split(xbc, [di, di + gn], axis=-1)
     dt = softplus(dt + np.asarray(t[p + "dt_bias"], dtype))  # [T, H]
-    A = -np.exp(np.asarray(t[p + "A_log"], dtype))  # [H]
+    A = -exp(np.asarray(t[p + "A_log"], dtype))  # [H]
     Dv = np.asarray(t[p + "D"], dtype)
     Dc = Dv if Dv.size == di else np.repeat(Dv, P)  # per channel
 
@@ -87,7 +104,7 @@ def mixer(ck: Checkpoint, i: int, x: np.ndarray, dtype=np.float32) -> np.ndarray
     h = np.zeros((H, P, N), dtype)
     y = np.empty((T, H, P), dtype)
     for s in range(T):
-        dA = np.exp(A * dt[s])  # [H]
+        dA = exp(A * dt[s])  # [H]
         h = h * dA[:, None, None] + xh[s][:, :, None] * (Bh[s] * dt[s][:, None])[:, None, :]
         y[s] = np.einsum("hpn,hn->hp", h, Ch[s])
     y = y.reshape(T, di) + xc * Dc

@@ -14,7 +14,7 @@ void selective_scan(const ScanArgs& a, std::int64_t h_begin, std::int64_t h_end)
     float* hs = a.h + hd * P * N;
     for (std::int64_t t = 0; t < a.T; ++t) {
       const float dt = softplus_ref(a.dt_raw[t * a.ld_dt + hd] + a.dt_bias[hd]);
-      const float dA = std::exp(a.A[hd] * dt);
+      const float dA = exp_ref(a.A[hd] * dt);
       const float* Bt = a.B + t * a.ld_B + g * N;
       const float* Ct = a.C + t * a.ld_C + g * N;
       for (std::int64_t p = 0; p < P; ++p) {
@@ -23,7 +23,7 @@ void selective_scan(const ScanArgs& a, std::int64_t h_begin, std::int64_t h_end)
         float acc = 0.0f;
         for (std::int64_t n = 0; n < N; ++n) {
           float& s = hs[p * N + n];
-          s = s * dA + dt * xv * Bt[n];
+          s = s * dA + xv * (dt * Bt[n]);  // DESIGN.md: h * exp(A dt) + x * (B dt)
           acc += s * Ct[n];
         }
         a.y[t * a.ld_y + c] = acc + a.D[c] * xv;

@@ -87,10 +87,11 @@ void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const flo
         const V w2 = VM::load(wT + 2 * kBlock + c), w3 = VM::load(wT + 3 * kBlock + c);
         const V b = VM::load(bb + c);
         for (std::int64_t t = T - 1; t >= 0; --t) {
-          V acc = VM::fma(w0, ld(xx_row(t) + c), b);
-          acc = VM::fma(w1, ld(xx_row(t + 1) + c), acc);
-          acc = VM::fma(w2, ld(xx_row(t + 2) + c), acc);
-          acc = VM::fma(w3, ld(xx_row(t + 3) + c), acc);
+          // ((((b + w0 x0) + w1 x1) + w2 x2) + w3 x3), unfused: the float order of the reference.
+          V acc = VM::add(b, VM::mul(w0, ld(xx_row(t) + c)));
+          acc = VM::add(acc, VM::mul(w1, ld(xx_row(t + 1) + c)));
+          acc = VM::add(acc, VM::mul(w2, ld(xx_row(t + 2) + c)));
+          acc = VM::add(acc, VM::mul(w3, ld(xx_row(t + 3) + c)));
           st(out + t * ld_out + cb + c, apply_silu ? VM::silu(acc) : acc);
         }
         st(conv_state + cb + c, s0);
@@ -107,14 +108,14 @@ void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const flo
       for (; c + VM::W <= nc; c += VM::W) {
         V acc = VM::load(bb + c);
         for (int k = 0; k < W; ++k)
-          acc = VM::fma(VM::load(wT + k * kBlock + c), VM::load(xx_row(t + k) + c), acc);
+          acc = VM::add(acc, VM::mul(VM::load(wT + k * kBlock + c), VM::load(xx_row(t + k) + c)));
         VM::store(o + c, apply_silu ? VM::silu(acc) : acc);
       }
       if (c < nc) {
         const std::int64_t n = nc - c;
         V acc = VM::load(bb + c);
         for (int k = 0; k < W; ++k)
-          acc = VM::fma(VM::load(wT + k * kBlock + c), load_part<VM>(xx_row(t + k) + c, n), acc);
+          acc = VM::add(acc, VM::mul(VM::load(wT + k * kBlock + c), load_part<VM>(xx_row(t + k) + c, n)));
         store_part<VM>(o + c, apply_silu ? VM::silu(acc) : acc, n);
       }
     }
@@ -183,29 +184,22 @@ void gated_rmsnorm_rows(float* y, std::int64_t ld_y, const float* z, std::int64_
 }
 
 // ---------------------------------------------------------------------------------------------
-// dt = softplus(dt_raw + dt_bias) and dA = exp(A dt) of one head for all T tokens. Scalar std::
-// functions: H values per token, a negligible share of the work, and the same on every path.
+// dt = softplus(dt_raw + dt_bias) and dA = exp(A dt) of one head for all T tokens. Scalar, with the
+// exact exp: H values per token, a negligible share of the work, and the same bits on every path.
 inline void head_dt(const ScanArgs& a, std::int64_t hd, float* dt, float* dA) {
   for (std::int64_t t = 0; t < a.T; ++t) {
     dt[t] = softplus_ref(a.dt_raw[t * a.ld_dt + hd] + a.dt_bias[hd]);
-    dA[t] = std::exp(a.A[hd] * dt[t]);
+    dA[t] = exp_ref(a.A[hd] * dt[t]);
   }
 }
 
-// dt and dA of heads [h0, h1) at token t.
-template <class VM>
-void head_params_row(const ScanArgs& a, std::int64_t t, std::int64_t h0, std::int64_t h1, float* dt,
-                     float* dA) {
+// dt and dA of heads [h0, h1) at token t (scalar, as head_dt).
+inline void head_params_row(const ScanArgs& a, std::int64_t t, std::int64_t h0, std::int64_t h1,
+                            float* dt, float* dA) {
   const float* raw = a.dt_raw + t * a.ld_dt;
-  std::int64_t hd = h0;
-  for (; hd + VM::W <= h1; hd += VM::W) {
-    const auto d = VM::softplus(VM::add(VM::load(raw + hd), VM::load(a.dt_bias + hd)));
-    VM::store(dt + (hd - h0), d);
-    VM::store(dA + (hd - h0), VM::exp(VM::mul(VM::load(a.A + hd), d)));
-  }
-  for (; hd < h1; ++hd) {
+  for (std::int64_t hd = h0; hd < h1; ++hd) {
     dt[hd - h0] = softplus_ref(raw[hd] + a.dt_bias[hd]);
-    dA[hd - h0] = std::exp(a.A[hd] * dt[hd - h0]);
+    dA[hd - h0] = exp_ref(a.A[hd] * dt[hd - h0]);
   }
 }
 
@@ -224,7 +218,7 @@ void scan_state1_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
   float* dt = buf.p;
   float* dA = buf.p + nh;
   for (std::int64_t t = 0; t < a.T; ++t) {
-    head_params_row<VM>(a, t, h0, h1, dt, dA);
+    head_params_row(a, t, h0, h1, dt, dA);
     const float* xr = a.x + t * a.ld_x;
     float* yr = a.y + t * a.ld_y;
     const float* Bt = a.B + t * a.ld_B;
@@ -237,17 +231,18 @@ void scan_state1_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
       const std::int64_t c0 = hd * P, c1 = c0 + P;
       std::int64_t c = c0;
       for (; c + VM::W <= c1; c += VM::W) {
+        // h = h dA + x (dt B); y = h C + D x: unfused, the float order of the reference.
         const V xv = VM::load(xr + c);
-        const V st = VM::fma(VM::load(a.h + c), da, VM::mul(db, xv));
+        const V st = VM::add(VM::mul(VM::load(a.h + c), da), VM::mul(xv, db));
         VM::store(a.h + c, st);
-        VM::store(yr + c, VM::fma(st, cc, VM::mul(VM::load(a.D + c), xv)));
+        VM::store(yr + c, VM::add(VM::mul(st, cc), VM::mul(xv, VM::load(a.D + c))));
       }
       if (c < c1) {
         const std::int64_t n = c1 - c;
         const V xv = load_part<VM>(xr + c, n);
-        const V st = VM::fma(load_part<VM>(a.h + c, n), da, VM::mul(db, xv));
+        const V st = VM::add(VM::mul(load_part<VM>(a.h + c, n), da), VM::mul(xv, db));
         store_part<VM>(a.h + c, st, n);
-        store_part<VM>(yr + c, VM::fma(st, cc, VM::mul(load_part<VM>(a.D + c, n), xv)), n);
+        store_part<VM>(yr + c, VM::add(VM::mul(st, cc), VM::mul(xv, load_part<VM>(a.D + c, n))), n);
       }
     }
   }

@@ -3,6 +3,8 @@
 // dispatch.cpp chooses from.
 #pragma once
 
+#include "core/float_semantics.h"
+
 #include <cmath>
 #include <cstdint>
 
@@ -30,13 +32,15 @@ struct ScanArgs {
   std::int64_t ld_y = 0;
 };
 
-// softplus(v) = log(1 + exp(v)), and v itself above 20 (as DESIGN.md section 3 and mamba_ssm do).
+// softplus(v) = log(1 + exp(v)), and v itself above 20 (as DESIGN.md section 3 and mamba_ssm do);
+// silu(v) = v / (1 + exp(-v)). Both with the engine's exact exp (core/float_semantics.h).
 // static: each translation unit (compiled with its own ISA flags) keeps its own copy.
-static inline float softplus_ref(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
-static inline float silu_ref(float v) { return v / (1.0f + std::exp(-v)); }
+static inline float softplus_ref(float v) { return fp::softplus_f32(v); }
+static inline float silu_ref(float v) { return fp::silu_f32(v); }
+static inline float exp_ref(float v) { return fp::exp_f32(v); }
 
 // ---- Plain references (scan_scalar.cpp, conv1d.cpp): direct transcriptions of the formulas in
-// ssm.h, single-threaded, std::exp. Also the fallback the dispatcher uses for odd cases.
+// ssm.h, single-threaded, fp::exp_f32. Also the fallback the dispatcher uses for odd cases.
 namespace ref {
 void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
                    const float* weight, const float* bias, int W, float* conv_state, float* out,

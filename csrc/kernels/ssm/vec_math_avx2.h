@@ -4,11 +4,14 @@
 // the true value is under 1.2e-38 and is returned as 1.18e-38, above it saturates instead of inf).
 // Range reduction x = n ln2 + r, |r| <= ln2/2, with ln2 split in two parts, then the Cephes degree-6
 // polynomial for exp(r) and 2^n built in the exponent bits. Relative error <= 2.5e-7 (about 2 ulp)
-// on the clamped range; silu(v) = v / (1 + exp(-v)) inherits it: relative error <= 5e-7 wherever
-// |silu(v)| >= 1e-30. Both bounds are checked by csrc/tests/test_ssm.cpp (SsmVecMath).
+// on the clamped range; the chunked scan uses it for its decay factors. silu(v) = v / (1 + exp(-v))
+// uses exp_f32 instead, the engine's exact exp (core/float_semantics.h: evaluated in double, rounded
+// to float, bit-identical on every kernel set). Bounds are checked by csrc/tests/test_ssm.cpp.
 #pragma once
 
 #include <immintrin.h>
+
+#include "core/float_semantics.h"
 
 namespace bitmamba::ssm::vm_avx2 {
 
@@ -76,8 +79,29 @@ struct Ops {
     const V r = _mm256_blendv_ps(l, u, one);
     return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
   }
+  // fp::exp_f32 on 4 doubles: the same double operations in the same order as the scalar version.
+  static __m256d exp_pd(__m256d x) {
+    // max/min return their second operand when one is NaN: x goes second so NaN stays NaN.
+    x = _mm256_min_pd(_mm256_set1_pd(fp::kExpHi), _mm256_max_pd(_mm256_set1_pd(fp::kExpLo), x));
+    const __m256d k = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(fp::kExpL2E)),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_sub_pd(x, _mm256_mul_pd(k, _mm256_set1_pd(fp::kExpLn2Hi)));
+    r = _mm256_sub_pd(r, _mm256_mul_pd(k, _mm256_set1_pd(fp::kExpLn2Lo)));
+    __m256d p = _mm256_set1_pd(fp::kExpCoef[0]);
+    for (int i = 1; i < 13; ++i) p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(fp::kExpCoef[i]));
+    const __m256i e = _mm256_slli_epi64(
+        _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
+    return _mm256_mul_pd(p, _mm256_castsi256_pd(e));
+  }
+  // exp rounded to float from a double evaluation (fp::exp_f32, bit-identical to it).
+  static V exp_f32(V v) {
+    const __m128 lo = _mm256_cvtpd_ps(exp_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+    const __m128 hi = _mm256_cvtpd_ps(exp_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+    return _mm256_set_m128(hi, lo);
+  }
+  // silu(v) = v / (1 + exp_f32(-v)), fp::silu_f32 exactly.
   static V silu(V v) {
-    const V den = _mm256_add_ps(_mm256_set1_ps(1.0f), exp(_mm256_sub_ps(_mm256_setzero_ps(), v)));
+    const V den = _mm256_add_ps(_mm256_set1_ps(1.0f), exp_f32(_mm256_sub_ps(_mm256_setzero_ps(), v)));
     return _mm256_div_ps(v, den);
   }
   static float hsum(V v) {

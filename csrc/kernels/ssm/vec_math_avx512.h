@@ -1,8 +1,11 @@
-// AVX-512F vector operations for ssm_impl.h (16 floats). Same exp/silu algorithm and error bounds
-// as vec_math_avx2.h (relative error <= 2.5e-7 for exp on [-87.33654, 88.37626], <= 5e-7 for silu).
+// AVX-512F vector operations for ssm_impl.h (16 floats). Same algorithms and error bounds as
+// vec_math_avx2.h: the fast exp (relative error <= 2.5e-7 on [-87.33654, 88.37626]) for the chunked
+// scan, and silu through fp::exp_f32 (core/float_semantics.h), bit-identical on every kernel set.
 #pragma once
 
 #include <immintrin.h>
+
+#include "core/float_semantics.h"
 
 namespace bitmamba::ssm::vm_avx512 {
 
@@ -67,8 +70,30 @@ struct Ops {
     const V r = _mm512_mask_blend_ps(one, l, u);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_set1_ps(20.0f), _CMP_GT_OQ), r, v);
   }
+  // fp::exp_f32 on 8 doubles: the same double operations in the same order as the scalar version.
+  static __m512d exp_pd(__m512d x) {
+    // max/min return their second operand when one is NaN: x goes second so NaN stays NaN.
+    x = _mm512_min_pd(_mm512_set1_pd(fp::kExpHi), _mm512_max_pd(_mm512_set1_pd(fp::kExpLo), x));
+    const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(fp::kExpL2E)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_sub_pd(x, _mm512_mul_pd(k, _mm512_set1_pd(fp::kExpLn2Hi)));
+    r = _mm512_sub_pd(r, _mm512_mul_pd(k, _mm512_set1_pd(fp::kExpLn2Lo)));
+    __m512d p = _mm512_set1_pd(fp::kExpCoef[0]);
+    for (int i = 1; i < 13; ++i) p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(fp::kExpCoef[i]));
+    const __m512i e = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_cvtpd_epi32(k)), _mm512_set1_epi64(1023)), 52);
+    return _mm512_mul_pd(p, _mm512_castsi512_pd(e));
+  }
+  // exp rounded to float from a double evaluation (fp::exp_f32, bit-identical to it).
+  static V exp_f32(V v) {
+    const __m256 lo = _mm512_cvtpd_ps(exp_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v))));
+    const __m256 hi = _mm512_cvtpd_ps(
+        exp_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+  }
+  // silu(v) = v / (1 + exp_f32(-v)), fp::silu_f32 exactly.
   static V silu(V v) {
-    const V den = _mm512_add_ps(_mm512_set1_ps(1.0f), exp(_mm512_sub_ps(_mm512_setzero_ps(), v)));
+    const V den = _mm512_add_ps(_mm512_set1_ps(1.0f), exp_f32(_mm512_sub_ps(_mm512_setzero_ps(), v)));
     return _mm512_div_ps(v, den);
   }
   static float hsum(V v) { return _mm512_reduce_add_ps(v); }

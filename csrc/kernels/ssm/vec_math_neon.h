@@ -1,9 +1,11 @@
-// aarch64 Advanced SIMD vector operations for ssm_impl.h (4 floats). Same exp/silu algorithm and
-// error bounds as vec_math_avx2.h (relative error <= 2.5e-7 for exp on [-87.33654, 88.37626],
-// <= 5e-7 for silu).
+// aarch64 Advanced SIMD vector operations for ssm_impl.h (4 floats). Same algorithms and error
+// bounds as vec_math_avx2.h: the fast exp (relative error <= 2.5e-7 on [-87.33654, 88.37626]) for the
+// chunked scan, and silu through fp::exp_f32 (core/float_semantics.h), bit-identical everywhere.
 #pragma once
 
 #include <arm_neon.h>
+
+#include "core/float_semantics.h"
 
 namespace bitmamba::ssm::vm_neon {
 
@@ -67,7 +69,24 @@ struct Ops {
     const V r = vbslq_f32(one, u, l);
     return vbslq_f32(vcgtq_f32(v, vdupq_n_f32(20.0f)), v, r);
   }
-  static V silu(V v) { return vdivq_f32(v, vaddq_f32(vdupq_n_f32(1.0f), exp(vnegq_f32(v)))); }
+  // fp::exp_f32 on 2 doubles: the same double operations in the same order as the scalar version.
+  static float64x2_t exp_pd(float64x2_t x) {
+    x = vminq_f64(vmaxq_f64(x, vdupq_n_f64(fp::kExpLo)), vdupq_n_f64(fp::kExpHi));  // NaN stays NaN
+    const float64x2_t k = vrndnq_f64(vmulq_f64(x, vdupq_n_f64(fp::kExpL2E)));     // ties to even
+    float64x2_t r = vsubq_f64(x, vmulq_f64(k, vdupq_n_f64(fp::kExpLn2Hi)));
+    r = vsubq_f64(r, vmulq_f64(k, vdupq_n_f64(fp::kExpLn2Lo)));
+    float64x2_t p = vdupq_n_f64(fp::kExpCoef[0]);
+    for (int i = 1; i < 13; ++i) p = vaddq_f64(vmulq_f64(p, r), vdupq_n_f64(fp::kExpCoef[i]));
+    const int64x2_t e = vshlq_n_s64(vaddq_s64(vcvtq_s64_f64(k), vdupq_n_s64(1023)), 52);
+    return vmulq_f64(p, vreinterpretq_f64_s64(e));
+  }
+  // exp rounded to float from a double evaluation (fp::exp_f32, bit-identical to it).
+  static V exp_f32(V v) {
+    const float32x2_t lo = vcvt_f32_f64(exp_pd(vcvt_f64_f32(vget_low_f32(v))));
+    return vcvt_high_f32_f64(lo, exp_pd(vcvt_high_f64_f32(v)));
+  }
+  // silu(v) = v / (1 + exp_f32(-v)), fp::silu_f32 exactly.
+  static V silu(V v) { return vdivq_f32(v, vaddq_f32(vdupq_n_f32(1.0f), exp_f32(vnegq_f32(v)))); }
   static float hsum(V v) { return vaddvq_f32(v); }
 };
 

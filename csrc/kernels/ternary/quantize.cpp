@@ -2,10 +2,10 @@
 //
 // Rounding is round-half-to-even everywhere (std::nearbyint under the default FE_TONEAREST mode),
 // the rule torch.round / jnp.round / np.rint use, so codes and q match the training side exactly.
-// The float operations are spelled out in a fixed order so a numpy reference can reproduce q bit for
-// bit (tests/test_ternary.py):
-//   inv = float(1 / sqrt(sum_double(x^2) / K + eps))     (sum and root in double)
-//   xn  = (x * inv) * g                                   (float)
+// The float operations follow numpy float32 semantics in a fixed order (core/float_semantics.h), so
+// a numpy reference reproduces q bit for bit (tests/test_ternary.py, tests/test_engine_exact.py):
+//   r   = sqrt(pairwise_sum(x*x) / K + eps)               (float, numpy's summation order)
+//   xn  = (x / r) * g                                     (float)
 //   s   = 127 / (max|xn| + 1e-5)                          (float)
 //   q   = clamp(nearbyint(xn * s), -128, 127)
 // This is O(T*K) work next to the O(rows*T*K) product, so it stays plain C++.
@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/float_semantics.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
@@ -52,19 +53,16 @@ void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::i
   for (std::int64_t t = 0; t < T; ++t) {
     const float* xt = x + t * ld_x;
     std::int8_t* qt = out.q.data() + t * out.K_padded;
-    double ss = 0.0;
-    for (std::int64_t k = 0; k < K; ++k) ss += static_cast<double>(xt[k]) * static_cast<double>(xt[k]);
-    const float inv =
-        static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(K) + static_cast<double>(eps)));
+    const float r = fp::rms_divisor(xt, K, eps);
     float amax = 0.0f;
     for (std::int64_t k = 0; k < K; ++k) {
-      const float xn = g ? (xt[k] * inv) * g[k] : xt[k] * inv;
+      const float xn = g ? (xt[k] / r) * g[k] : xt[k] / r;
       amax = std::max(amax, std::fabs(xn));
     }
     const float s = 127.0f / (amax + 1e-5f);
     std::int32_t sum = 0;
     for (std::int64_t k = 0; k < K; ++k) {
-      const float xn = g ? (xt[k] * inv) * g[k] : xt[k] * inv;
+      const float xn = g ? (xt[k] / r) * g[k] : xt[k] / r;
       float v = std::nearbyint(xn * s);
       v = std::min(127.0f, std::max(-128.0f, v));
       const auto qi = static_cast<std::int8_t>(v);

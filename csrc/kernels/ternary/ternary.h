@@ -6,6 +6,8 @@
 //   q   = clamp(round_half_even(xn * s), -128, 127)
 //   acc = W . q                                    exact int32
 //   y   = acc / (s * scale_w)                      scale_w = 1 / mean|W_float|
+// The float steps run in float32 in numpy's operation order and y is computed in double, then rounded
+// (core/float_semantics.h), so python/bitmamba/reference.py reproduces them bit for bit.
 //
 // This header is the contract the model code uses; the kernels behind it (scalar reference, AVX2,
 // AVX-512 VNNI, NEON, NEON dotprod, lookup-table variants) are chosen by the dispatcher from
@@ -124,7 +126,8 @@ class TernaryMatrix {
 // ---- products -----------------------------------------------------------------------------------
 // acc[t, r] = sum_c W[r, c] * q[t, c], exact int32. acc: [T, rows] row-major. T = 1 is the GEMV.
 void matmul_int32(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc);
-// y[t, r] = acc[t, r] / (a.scale[t] * W.scale_w()), y row stride ld_y (>= rows).
+// y[t, r] = float(double(acc[t, r]) * (1 / (double(a.scale[t]) * double(W.scale_w())))), y row
+// stride ld_y (>= rows).
 void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std::int64_t ld_y);
 // The plain reference the fast paths are tested against (single thread, any layout).
 void matmul_int32_reference(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc);

@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..numerics import exp_f32
+
 from ..nn.config import BitMambaConfig
 from .checkpoint import Checkpoint, Ternary
 from .ternary_pack import (QK, TQ1_BLOCK_BYTES, TQ2_BLOCK_BYTES, block_scales, pack_tq1_0, pack_tq2_0,
@@ -120,7 +122,8 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
             elif src.endswith("conv1d.weight"):
                 a = a.reshape(cfg.conv_dim, cfg.d_conv)
             elif src.endswith("A_log"):
-                a = (-np.exp(a.astype(np.float64))).astype(np.float32).reshape(-1)
+                # The engine's own exp (bitmamba.numerics), so a GGUF gives the same bits as its BIT2 source.
+                a = (-exp_f32(a)).astype(np.float32).reshape(-1)
             else:
                 a = a.reshape(-1) if a.ndim != 2 else a
             w.add_tensor(dst, np.ascontiguousarray(a))

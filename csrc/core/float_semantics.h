@@ -1,0 +1,91 @@
+// The engine's float arithmetic, spelled out once (docs/architecture.md, "Float semantics").
+//
+// Everything around the exact integer products runs in float32 with the operations in a fixed order,
+// the order a plain numpy float32 implementation of DESIGN.md section 3 uses (the golden references in
+// ../shared/golden were produced that way). python/bitmamba/numerics.py and reference.py repeat these
+// definitions in numpy, and the engine's BitMamba-2 logits equal that reference bit for bit on every
+// kernel set (tests/test_engine_exact.py). Rules:
+//   - no fused multiply-add in the float paths (the build passes -ffp-contract=off);
+//   - RMSNorm: ms = pairwise_sum(x*x) / K (numpy's float32 summation order), xn = (x / sqrt(ms + eps)) * g;
+//   - exp is exp_f32 below: exp evaluated in double by one fixed polynomial, then rounded to float
+//     (correctly rounded except when the double result lies within ~1e-16 relative of a float rounding
+//     boundary), identical on every ISA because every ISA runs the same double operations;
+//   - silu(v) = v / (1 + exp_f32(-v)); softplus(v) = v > 20 ? v : log1pf(exp_f32(v)).
+// Why it matters: a BitLinear rounds x * s to int8, and a value within an ulp of a .5 boundary rounds
+// either way under a different operation order. One such flip moves later logits by ~1e-2, which is
+// larger than the 1e-3 the golden tests ask for.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace bitmamba::fp {
+
+// exp in double for x in [-150, 100] (callers clamp), by Cody-Waite reduction x = k ln2 + r,
+// |r| <= ln2/2, a degree-12 Taylor polynomial (truncation < 2e-16 relative) and 2^k from the
+// exponent bits. Mul and add only, in this order, so every vector version gives the same bits.
+constexpr double kExpL2E = 1.4426950408889634;      // 1 / ln 2
+constexpr double kExpLn2Hi = 0.6931471803691238;     // ln 2 rounded to 32 bits: k * hi is exact
+constexpr double kExpLn2Lo = 1.9082149292705877e-10;  // ln 2 - hi
+constexpr double kExpLo = -150.0, kExpHi = 100.0;    // exp_f32 is 0 below, inf above (as float)
+// 1/i! for i = 12 .. 0 (the Horner order).
+constexpr double kExpCoef[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                 1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
+                                 1.0 / 24.0,        1.0 / 6.0,        1.0 / 2.0,       1.0,
+                                 1.0};
+
+inline double exp_reduced_poly(double r) {
+  double p = kExpCoef[0];
+  for (int i = 1; i < 13; ++i) p = p * r + kExpCoef[i];
+  return p;
+}
+
+inline float exp_f32(float v) {
+  if (std::isnan(v)) return v;
+  double x = static_cast<double>(v);
+  x = x < kExpLo ? kExpLo : (x > kExpHi ? kExpHi : x);
+  const double k = std::nearbyint(x * kExpL2E);
+  double r = x - k * kExpLn2Hi;
+  r = r - k * kExpLn2Lo;
+  const double p = exp_reduced_poly(r);
+  const std::int64_t bits = (static_cast<std::int64_t>(k) + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return static_cast<float>(p * scale);
+}
+
+inline float silu_f32(float v) { return v / (1.0f + exp_f32(-v)); }
+
+inline float softplus_f32(float v) { return v > 20.0f ? v : std::log1p(exp_f32(v)); }
+
+// numpy's float32 add.reduce order over a contiguous array (pairwise summation: below 8 elements a
+// plain loop; up to 128, eight interleaved partial sums combined as ((0+1)+(2+3))+((4+5)+(6+7)) and
+// the tail added in order; above, split at n/2 rounded down to a multiple of 8), here over x[i]^2.
+inline float pairwise_sum_sq(const float* x, std::int64_t n) {
+  if (n < 8) {
+    float s = 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) s += x[i] * x[i];
+    return s;
+  }
+  if (n <= 128) {
+    float r[8];
+    for (int j = 0; j < 8; ++j) r[j] = x[j] * x[j];
+    std::int64_t i = 8;
+    for (; i < n - (n % 8); i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += x[i + j] * x[i + j];
+    float s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) s += x[i] * x[i];
+    return s;
+  }
+  std::int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum_sq(x, n2) + pairwise_sum_sq(x + n2, n - n2);
+}
+
+// The RMSNorm divisor sqrt(mean(x^2) + eps), in float (callers divide x by it).
+inline float rms_divisor(const float* x, std::int64_t n, float eps) {
+  return std::sqrt(pairwise_sum_sq(x, n) / static_cast<float>(n) + eps);
+}
+
+}  // namespace bitmamba::fp
