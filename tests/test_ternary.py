@@ -74,19 +74,26 @@ def test_absmean_and_ternarize_match_numpy():
     assert T.absmean_scale(np.zeros(4)) == pytest.approx(1e5)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (3, 300), (5, 2048), (2, 4096)])
-def test_quantize_activations_matches_numpy(shape):
+# Sizes around numpy's pairwise-summation boundaries (8, 128, recursive halves) and the 32-wide
+# vector loop; 40 rows of 2048 take the multi-threaded path.
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (1, 8), (2, 31), (1, 128), (2, 129), (3, 300), (5, 2048),
+                                   (2, 4096), (1, 8200), (40, 2048)])
+def test_quantize_activations_matches_numpy(shape, each_isa):
     rng = np.random.default_rng(shape[1])
     x = (rng.standard_normal(shape) * rng.uniform(0.1, 30, size=(shape[0], 1))).astype(np.float32)
     g = rng.uniform(0.2, 2.0, size=shape[1]).astype(np.float32)
-    for gg in (None, g):
-        q, s, sm = T.quantize_activations(x, gg)
-        rq, rs, rsum, _ = ref_quantize(x, gg)
-        np.testing.assert_array_equal(q, rq)
-        np.testing.assert_array_equal(s, rs)
-        np.testing.assert_array_equal(sm, rsum)
-    q1, _, _ = T.quantize_activations(x[0])  # 1-D input = one token
-    np.testing.assert_array_equal(q1[0], ref_quantize(x[0])[0][0])
+
+    def body(isa):
+        for gg in (None, g):
+            q, s, sm = T.quantize_activations(x, gg)
+            rq, rs, rsum, _ = ref_quantize(x, gg)
+            np.testing.assert_array_equal(q, rq, err_msg=isa)
+            np.testing.assert_array_equal(s, rs, err_msg=isa)
+            np.testing.assert_array_equal(sm, rsum, err_msg=isa)
+        q1, _, _ = T.quantize_activations(x[0])  # 1-D input = one token
+        np.testing.assert_array_equal(q1[0], ref_quantize(x[0])[0][0], err_msg=isa)
+
+    each_isa(body)
 
 
 def _g_for_exact_product(a, s, target):

@@ -23,22 +23,37 @@
 namespace bitmamba::fp {
 
 // exp in double for x in [-150, 100] (callers clamp), by Cody-Waite reduction x = k ln2 + r,
-// |r| <= ln2/2, a degree-12 Taylor polynomial (truncation < 2e-16 relative) and 2^k from the
-// exponent bits. Mul and add only, in this order, so every vector version gives the same bits.
+// |r| <= ln2/2, the degree-12 Taylor polynomial of exp(r) (truncation < 2e-16 relative) evaluated by
+// Estrin's scheme (a short dependency chain: the vector versions are throughput-bound, not latency-
+// bound), and 2^k from the exponent bits. Mul and add only, in this order, so every vector version and
+// the numpy mirror (bitmamba/numerics.py) give the same bits.
 constexpr double kExpL2E = 1.4426950408889634;      // 1 / ln 2
 constexpr double kExpLn2Hi = 0.6931471803691238;     // ln 2 rounded to 32 bits: k * hi is exact
 constexpr double kExpLn2Lo = 1.9082149292705877e-10;  // ln 2 - hi
 constexpr double kExpLo = -150.0, kExpHi = 100.0;    // exp_f32 is 0 below, inf above (as float)
-// 1/i! for i = 12 .. 0 (the Horner order).
-constexpr double kExpCoef[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                 1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                 1.0 / 24.0,        1.0 / 6.0,        1.0 / 2.0,       1.0,
-                                 1.0};
+// a[i] = 1/i!, i = 0 .. 12.
+constexpr double kExpA[13] = {1.0,          1.0,           1.0 / 2.0,      1.0 / 6.0,      1.0 / 24.0,
+                              1.0 / 120.0,  1.0 / 720.0,   1.0 / 5040.0,   1.0 / 40320.0,  1.0 / 362880.0,
+                              1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0};
+
+// The polynomial over any type with + and * (double, or a vector wrapper): the single definition
+// every version follows.
+template <class D, class Mul, class Add, class Set>
+inline D exp_poly_estrin(D r, Mul mul, Add add, Set set) {
+  const D r2 = mul(r, r), r4 = mul(r2, r2), r8 = mul(r4, r4);
+  auto pair = [&](int i) { return add(set(kExpA[i]), mul(set(kExpA[i + 1]), r)); };
+  const D f0 = add(pair(0), mul(pair(2), r2));
+  const D f1 = add(pair(4), mul(pair(6), r2));
+  const D f2 = add(pair(8), mul(pair(10), r2));
+  const D g0 = add(f0, mul(f1, r4));
+  const D g1 = add(f2, mul(set(kExpA[12]), r4));
+  return add(g0, mul(g1, r8));
+}
 
 inline double exp_reduced_poly(double r) {
-  double p = kExpCoef[0];
-  for (int i = 1; i < 13; ++i) p = p * r + kExpCoef[i];
-  return p;
+  return exp_poly_estrin<double>(
+      r, [](double a, double b) { return a * b; }, [](double a, double b) { return a + b; },
+      [](double c) { return c; });
 }
 
 inline float exp_f32(float v) {

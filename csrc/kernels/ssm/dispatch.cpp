@@ -119,7 +119,14 @@ void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, s
   if (T == 0 || C == 0) return;
   BM_CHECK(y && z, ArgumentError, "gate_silu: null array");
   const SsmKernels& k = active_kernels();
-  run_split(T, 1, T * C * 8, [&](std::int64_t t0, std::int64_t t1) { k.gate_silu(y, ld_y, z, ld_z, t0, t1, C); });
+  if (T >= 2 * ThreadPool::global().num_threads()) {
+    run_split(T, 1, T * C * 8, [&](std::int64_t t0, std::int64_t t1) { k.gate_silu(y, ld_y, z, ld_z, t0, t1, C); });
+  } else {
+    // Few tokens (decode): split the channels instead, so every thread takes a share of the exps.
+    run_split(C, 16, T * C * 8, [&](std::int64_t c0, std::int64_t c1) {
+      k.gate_silu(y + c0, ld_y, z + c0, ld_z, 0, T, c1 - c0);
+    });
+  }
 }
 
 void gated_rmsnorm(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,

@@ -87,8 +87,9 @@ struct Ops {
                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256d r = _mm256_sub_pd(x, _mm256_mul_pd(k, _mm256_set1_pd(fp::kExpLn2Hi)));
     r = _mm256_sub_pd(r, _mm256_mul_pd(k, _mm256_set1_pd(fp::kExpLn2Lo)));
-    __m256d p = _mm256_set1_pd(fp::kExpCoef[0]);
-    for (int i = 1; i < 13; ++i) p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(fp::kExpCoef[i]));
+    const __m256d p = fp::exp_poly_estrin<__m256d>(
+        r, [](__m256d x, __m256d y) { return _mm256_mul_pd(x, y); }, [](__m256d x, __m256d y) { return _mm256_add_pd(x, y); },
+        [](double c) { return _mm256_set1_pd(c); });
     const __m256i e = _mm256_slli_epi64(
         _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
     return _mm256_mul_pd(p, _mm256_castsi256_pd(e));

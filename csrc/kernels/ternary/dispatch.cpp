@@ -167,16 +167,22 @@ void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std
   acc.resize(static_cast<std::size_t>(a.T * W.rows()));
   run_rows(select_kernel(W, active_isa()), W, a, acc.data());
   const std::int64_t rows = W.rows();
-  for (std::int64_t t = 0; t < a.T; ++t) {
-    // y = acc / (s * scale_w), in double and rounded once to float: s * scale_w is exact in double
-    // (two 24-bit mantissas), so y is the correctly rounded quotient except when it lies within a
-    // double ulp of a float rounding boundary (ternary.h).
-    const double inv = 1.0 / (static_cast<double>(a.scale[static_cast<std::size_t>(t)]) *
-                              static_cast<double>(W.scale_w()));
-    const std::int32_t* at = acc.data() + t * rows;
-    float* yt = y + t * ld_y;
-    for (std::int64_t r = 0; r < rows; ++r) yt[r] = static_cast<float>(static_cast<double>(at[r]) * inv);
-  }
+  const std::int32_t* accp = acc.data();
+  auto scale_rows = [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      // y = acc / (s * scale_w), in double and rounded once to float: s * scale_w is exact in double
+      // (two 24-bit mantissas), so y is the correctly rounded quotient except when it lies within a
+      // double ulp of a float rounding boundary (ternary.h).
+      const double inv = 1.0 / (static_cast<double>(a.scale[static_cast<std::size_t>(t)]) *
+                                static_cast<double>(W.scale_w()));
+      const std::int32_t* at = accp + t * rows;
+      float* yt = y + t * ld_y;
+      for (std::int64_t r = 0; r < rows; ++r) yt[r] = static_cast<float>(static_cast<double>(at[r]) * inv);
+    }
+  };
+  // A prefill's epilogue is millions of conversions: spread them; a decode row is not worth a sync.
+  if (a.T > 1 && a.T * rows >= (1 << 16)) parallel_for(a.T, 1, scale_rows);
+  else scale_rows(0, a.T);
 }
 
 }  // namespace bitmamba::ternary

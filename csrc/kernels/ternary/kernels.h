@@ -40,6 +40,15 @@ inline std::int64_t lut_byte_offset(std::int64_t r, std::int64_t pp, std::int64_
 using RowsFn = void (*)(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
                         std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc);
 
+// One token row of quantize_activations (ternary.h): xn (scratch, K floats) = the normalized row,
+// q [K] int8, *scale = s, *sum = sum of q. Every ISA version gives the same bits.
+void quantize_row_scalar(const float* x, std::int64_t K, const float* g, float eps, float* xn,
+                         std::int8_t* q, float* scale, std::int32_t* sum);
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
+void quantize_row_avx2(const float* x, std::int64_t K, const float* g, float eps, float* xn,
+                       std::int8_t* q, float* scale, std::int32_t* sum);
+#endif
+
 void rows_scalar(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                  std::int32_t*, std::int64_t);
 #if defined(BITMAMBA_HAVE_X86_KERNELS)

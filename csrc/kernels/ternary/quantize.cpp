@@ -11,9 +11,12 @@
 // This is O(T*K) work next to the O(rows*T*K) product, so it stays plain C++.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/float_semantics.h"
+#include "core/thread_pool.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
@@ -35,6 +38,29 @@ void ternarize(const float* w, std::int64_t n, float scale_w, std::int8_t* codes
   }
 }
 
+namespace detail {
+
+void quantize_row_scalar(const float* x, std::int64_t K, const float* g, float eps, float* xn,
+                         std::int8_t* q, float* scale, std::int32_t* sum) {
+  const float r = fp::rms_divisor(x, K, eps);
+  float amax = 0.0f;
+  for (std::int64_t k = 0; k < K; ++k) {
+    xn[k] = g ? (x[k] / r) * g[k] : x[k] / r;
+    amax = std::max(amax, std::fabs(xn[k]));
+  }
+  const float s = 127.0f / (amax + 1e-5f);
+  std::int32_t total = 0;
+  for (std::int64_t k = 0; k < K; ++k) {
+    const float v = std::min(127.0f, std::max(-128.0f, std::nearbyint(xn[k] * s)));
+    q[k] = static_cast<std::int8_t>(v);
+    total += q[k];
+  }
+  *scale = s;
+  *sum = total;
+}
+
+}  // namespace detail
+
 void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::int64_t ld_x,
                           const float* g, float eps, QuantizedActivations& out) {
   BM_CHECK(T >= 0, ArgumentError, "quantize_activations: negative token count ", T);
@@ -50,29 +76,24 @@ void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::i
   if (out.q.size() < need || out.q.size() == 0) out.q.resize(need, true);
   out.scale.assign(static_cast<std::size_t>(T), 0.0f);
   out.sum.assign(static_cast<std::size_t>(T), 0);
-  for (std::int64_t t = 0; t < T; ++t) {
-    const float* xt = x + t * ld_x;
-    std::int8_t* qt = out.q.data() + t * out.K_padded;
-    const float r = fp::rms_divisor(xt, K, eps);
-    float amax = 0.0f;
-    for (std::int64_t k = 0; k < K; ++k) {
-      const float xn = g ? (xt[k] / r) * g[k] : xt[k] / r;
-      amax = std::max(amax, std::fabs(xn));
+  // Every row function gives the same bits (tests/test_ternary.py checks each against numpy).
+  auto row_fn = &detail::quantize_row_scalar;
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
+  if (active_isa() == Isa::kAvx2 || active_isa() == Isa::kAvx512) row_fn = &detail::quantize_row_avx2;
+#endif
+  auto rows = [&](std::int64_t t0, std::int64_t t1) {
+    thread_local std::vector<float> xn;
+    if (static_cast<std::int64_t>(xn.size()) < K) xn.resize(static_cast<std::size_t>(K));
+    for (std::int64_t t = t0; t < t1; ++t) {
+      std::int8_t* qt = out.q.data() + t * out.K_padded;
+      row_fn(x + t * ld_x, K, g, eps, xn.data(), qt, &out.scale[static_cast<std::size_t>(t)],
+             &out.sum[static_cast<std::size_t>(t)]);
+      for (std::int64_t k = K; k < out.K_padded; ++k) qt[k] = 0;
     }
-    const float s = 127.0f / (amax + 1e-5f);
-    std::int32_t sum = 0;
-    for (std::int64_t k = 0; k < K; ++k) {
-      const float xn = g ? (xt[k] / r) * g[k] : xt[k] / r;
-      float v = std::nearbyint(xn * s);
-      v = std::min(127.0f, std::max(-128.0f, v));
-      const auto qi = static_cast<std::int8_t>(v);
-      qt[k] = qi;
-      sum += qi;
-    }
-    for (std::int64_t k = K; k < out.K_padded; ++k) qt[k] = 0;
-    out.scale[static_cast<std::size_t>(t)] = s;
-    out.sum[static_cast<std::size_t>(t)] = sum;
-  }
+  };
+  // Rows are independent: a prefill spreads them over the pool; one decode row stays on this thread.
+  if (T > 1 && T * K >= (1 << 15)) parallel_for(T, 1, rows);
+  else rows(0, T);
 }
 
 }  // namespace bitmamba::ternary
