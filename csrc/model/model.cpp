@@ -727,21 +727,22 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
       const float* z = pk;
       const float* xbc = pk + di;
       const float* dt = pk + 2 * di + 2 * gn;
+      if (!mamba2) {
+        // BitMamba-2 (B, C straight from in_proj): conv, scan and gate in one pass, split by heads.
+        ssm::conv_scan_gate(shape, Tk, xbc, n_in, L.conv_w.data(), L.conv_b.data(),
+                            static_cast<int>(c.conv_kernel), states[k]->conv_layer(l), dt, n_in,
+                            pk + 2 * di, n_in, pk + 2 * di + gn, n_in, L.A.data(), L.D.data(),
+                            L.dt_bias.data(), z, n_in, states[k]->ssm_layer(l), xck, cd, yk, di);
+        continue;
+      }
+      // Canonical Mamba-2: the conv runs over x|B|C, so B and C come from its output.
       ssm::causal_conv1d(xbc, Tk, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
                          states[k]->conv_layer(l), xck, cd, true);
-      const float *B, *C;
-      std::int64_t ldbc;
-      if (mamba2) {
-        B = xck + di, C = B + gn, ldbc = cd;
-      } else {
-        B = pk + 2 * di, C = B + gn, ldbc = n_in;
-      }
-      ssm::selective_scan(shape, Tk, xck, cd, dt, n_in, B, ldbc, C, ldbc, L.A.data(), L.D.data(),
+      const float* B = xck + di;
+      const float* C = B + gn;
+      ssm::selective_scan(shape, Tk, xck, cd, dt, n_in, B, cd, C, cd, L.A.data(), L.D.data(),
                           L.dt_bias.data(), states[k]->ssm_layer(l), yk, di);
-      if (mamba2)
-        ssm::gated_rmsnorm(yk, di, z, n_in, L.ssm_norm.data(), Tk, di, c.n_groups, c.ssm_norm_eps);
-      else
-        ssm::gate_silu(yk, di, z, n_in, Tk, di);
+      ssm::gated_rmsnorm(yk, di, z, n_in, L.ssm_norm.data(), Tk, di, c.n_groups, c.ssm_norm_eps);
     }
     ternary::quantize_activations(y.data(), T, di, di, L.out_norm.data(), c.norm_eps, qa);
     ternary::matmul(L.out_proj, qa, o.data(), d);

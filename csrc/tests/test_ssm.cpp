@@ -125,6 +125,50 @@ TEST(SsmConv, MatchesReferenceInPlaceAndChained) {
   }
 }
 
+// conv_scan_gate (BitMamba-2, d_state 1) gives the bits of the plain references run one after the
+// other (the engine's float semantics are exact, core/float_semantics.h), decode steps included.
+TEST(SsmFused, ConvScanGateEqualsReferencesBitwise) {
+  for (auto [T, H, P] : {std::tuple<int, int, int>{1, 2, 8}, {5, 3, 20}, {300, 4, 128}, {1, 16, 128}}) {
+    std::mt19937 rng(T * 7 + H * 3 + P);
+    const std::int64_t HP = H * P, n_in = 2 * HP + 3 * H, W = 4;
+    auto p = randn(rng, T * n_in), w = randn(rng, HP * W, 0.5f), b = randn(rng, HP, 0.1f);
+    auto D = randn(rng, HP), st0 = randn(rng, (W - 1) * HP), h0 = randn(rng, HP);
+    std::vector<float> A(H), dt_bias(H);
+    std::uniform_real_distribution<float> u(-1.0f, 1.5f), ub(-3.0f, 0.0f);
+    for (auto& v : A) v = -std::exp(u(rng));
+    for (auto& v : dt_bias) v = ub(rng);
+    const float *z = p.data(), *xs = z + HP, *B = xs + HP, *C = B + H, *dt = C + H;
+    // References, one after the other.
+    std::vector<float> xc_ref(T * HP), y_ref(T * HP), st_ref = st0, h_ref = h0;
+    std::vector<float> xs_rows(T * HP);
+    for (int t = 0; t < T; ++t) std::copy(xs + t * n_in, xs + t * n_in + HP, xs_rows.begin() + t * HP);
+    ref::causal_conv1d(xs_rows.data(), T, HP, HP, w.data(), b.data(), W, st_ref.data(), xc_ref.data(), HP, true);
+    ScanArgs a{{H, P, 1, H}, T, xc_ref.data(), HP, dt, n_in, B, n_in, C, n_in, A.data(), D.data(),
+               dt_bias.data(), h_ref.data(), y_ref.data(), HP};
+    ref::selective_scan(a, 0, H);
+    ref::gate_silu(y_ref.data(), HP, z, n_in, T, HP);
+    // Fused, all tokens at once and then token by token.
+    for (bool steps : {false, true}) {
+      std::vector<float> xc(T * HP), y(T * HP), st = st0, h = h0;
+      const int chunk = steps ? 1 : T;
+      for (int t0 = 0; t0 < T; t0 += chunk) {
+        const float* pr = p.data() + t0 * n_in;
+        conv_scan_gate({H, P, 1, H}, chunk, pr + HP, n_in, w.data(), b.data(), W, st.data(), pr + 2 * HP + 2 * H,
+                       n_in, pr + 2 * HP, n_in, pr + 2 * HP + H, n_in, A.data(), D.data(), dt_bias.data(), pr,
+                       n_in, h.data(), xc.data() + t0 * HP, HP, y.data() + t0 * HP, HP);
+      }
+      EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float))) << "y T=" << T << " steps=" << steps;
+      EXPECT_EQ(0, std::memcmp(h.data(), h_ref.data(), h.size() * sizeof(float))) << "h T=" << T;
+      EXPECT_EQ(st, st_ref);
+    }
+  }
+  std::vector<float> v(64, 0.0f);
+  EXPECT_THROW(conv_scan_gate({2, 8, 2, 2}, 1, v.data(), 16, v.data(), v.data(), 4, v.data(), v.data(), 2,
+                              v.data(), 2, v.data(), 2, v.data(), v.data(), v.data(), v.data(), 16, v.data(),
+                              v.data(), 16, v.data(), 16),
+               ShapeError);  // d_state 2 is not the BitMamba-2 case
+}
+
 TEST(SsmGate, SiluAndGatedNormMatchReference) {
   for (auto [T, Cc, G] : {std::tuple<int, int, int>{1, 1, 1}, {1, 8, 2}, {3, 37, 1}, {17, 256, 4}, {5, 48, 3}}) {
     std::mt19937 rng(T + Cc * 7 + G);

@@ -103,6 +103,35 @@ void selective_scan(const ScanShape& s, std::int64_t T, const float* x, std::int
   }
 }
 
+void conv_scan_gate(const ScanShape& s, std::int64_t T, const float* xs, std::int64_t ld_xs,
+                    const float* conv_w, const float* conv_b, int W, float* conv_state,
+                    const float* dt_raw, std::int64_t ld_dt, const float* B, std::int64_t ld_B,
+                    const float* C, std::int64_t ld_C, const float* A, const float* D,
+                    const float* dt_bias, const float* z, std::int64_t ld_z, float* h, float* xc,
+                    std::int64_t ld_xc, float* y, std::int64_t ld_y) {
+  BM_CHECK(s.n_heads > 0 && s.head_dim > 0, ShapeError, "conv_scan_gate: n_heads and head_dim must be "
+           "positive (got ", s.n_heads, ", ", s.head_dim, ")");
+  BM_CHECK(s.d_state == 1 && s.n_groups == s.n_heads, ShapeError, "conv_scan_gate is the BitMamba-2 case "
+           "d_state 1, n_groups = n_heads (got d_state ", s.d_state, ", n_groups ", s.n_groups, ")");
+  BM_CHECK(T >= 0, ShapeError, "conv_scan_gate: negative T=", T);
+  BM_CHECK(W >= 1 && W <= 64, ArgumentError, "conv_scan_gate: kernel width must be in [1, 64], got ", W);
+  const std::int64_t HP = s.n_heads * s.head_dim;
+  BM_CHECK(ld_xs >= HP && ld_xc >= HP && ld_y >= HP && ld_z >= HP, ShapeError, "conv_scan_gate: row "
+           "strides (xs ", ld_xs, ", xc ", ld_xc, ", y ", ld_y, ", z ", ld_z, ") must be >= n_heads*head_dim=", HP);
+  BM_CHECK(ld_dt >= s.n_heads && ld_B >= s.n_heads && ld_C >= s.n_heads, ShapeError,
+           "conv_scan_gate: ld_dt, ld_B, ld_C must be >= n_heads=", s.n_heads);
+  if (T == 0) return;
+  BM_CHECK(xs && conv_w && conv_state && dt_raw && B && C && A && D && dt_bias && z && h && xc && y,
+           ArgumentError, "conv_scan_gate: null array");
+  ScanArgs a{s, T, xc, ld_xc, dt_raw, ld_dt, B, ld_B, C, ld_C, A, D, dt_bias, h, y, ld_y};
+  ConvGateArgs g;
+  g.xs = xs, g.ld_xs = ld_xs, g.weight = conv_w, g.bias = conv_b, g.W = W, g.conv_state = conv_state;
+  g.xc = xc, g.z = z, g.ld_z = ld_z;
+  const SsmKernels& k = active_kernels();
+  // Per channel: W conv taps, the recurrence and two exps (about 20 double operations each).
+  run_split(s.n_heads, 1, T * HP * 32, [&](std::int64_t h0, std::int64_t h1) { k.conv_scan_gate(a, g, h0, h1); });
+}
+
 ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T) {
   // Measured crossover (ssm_internal.h, docs/benchmarks_ssm.md).
   if (s.d_state == 1) return ScanMethod::kSequential;

@@ -50,6 +50,18 @@ void selective_scan(const ScanShape& s, std::int64_t T,
 // The method kAuto resolves to for this shape and token count (a measured rule).
 ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T);
 
+// The BitMamba-2 mixer core (d_state 1, n_groups = n_heads, conv over x only) for T tokens:
+//   xc = silu(conv1d(xs)) (written to xc, rows ld_xc);  y = selective scan of xc;  y *= silu(z)
+// Bit-identical to causal_conv1d(apply_silu) + selective_scan(kSequential) + gate_silu, but one pass
+// over the thread pool split by heads (every step of a head needs only that head's channels), so a
+// decode step pays one synchronisation instead of three and the head's data stays in L1.
+void conv_scan_gate(const ScanShape& s, std::int64_t T, const float* xs, std::int64_t ld_xs,
+                    const float* conv_w, const float* conv_b, int W, float* conv_state,
+                    const float* dt_raw, std::int64_t ld_dt, const float* B, std::int64_t ld_B,
+                    const float* C, std::int64_t ld_C, const float* A, const float* D,
+                    const float* dt_bias, const float* z, std::int64_t ld_z, float* h, float* xc,
+                    std::int64_t ld_xc, float* y, std::int64_t ld_y);
+
 // y[t, c] *= silu(z[t, c]) for T tokens of C channels (BitMamba-2 gating).
 void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,
                std::int64_t C);

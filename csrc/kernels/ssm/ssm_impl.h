@@ -248,6 +248,16 @@ void scan_state1_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
   }
 }
 
+// conv_scan_gate (ssm.h), heads [h0, h1): the conv, scan and gate of those heads' channels, in the
+// same operations as the three separate kernels.
+template <class VM>
+void conv_scan_gate_range(const ScanArgs& a, const ConvGateArgs& g, std::int64_t h0, std::int64_t h1) {
+  const std::int64_t P = a.s.head_dim, c0 = h0 * P, c1 = h1 * P, C = a.s.n_heads * P;
+  conv1d_range<VM>(g.xs, a.T, g.ld_xs, g.weight, g.bias, g.W, g.conv_state, C, g.xc, a.ld_x, true, c0, c1);
+  scan_state1_range<VM>(a, h0, h1);
+  gate_silu_rows<VM>(a.y + c0, a.ld_y, g.z + c0, g.ld_z, 0, a.T, c1 - c0);
+}
+
 // d_state > 1: per head, channels outer and tokens inner: a block of 16 state rows stays in L1 while
 // a tile of 64 tokens goes by, and each load of B[t] and C[t] serves 4 rows held in registers.
 template <class VM>
@@ -560,6 +570,7 @@ SsmKernels make_kernels(const char* name) {
   k.conv1d = &conv1d_range<VM>;
   k.scan_sequential = &scan_sequential_range<VM>;
   k.scan_chunked = &scan_chunked_range<VM>;
+  k.conv_scan_gate = &conv_scan_gate_range<VM>;
   k.gate_silu = &gate_silu_rows<VM>;
   k.gated_rmsnorm = &gated_rmsnorm_rows<VM>;
   k.exp_array = &exp_array<VM>;

@@ -54,6 +54,19 @@ void gated_rmsnorm(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_
                    float eps);
 }  // namespace ref
 
+// The conv and gate operands of conv_scan_gate (ssm.h); the scan's are in ScanArgs (x = xc).
+struct ConvGateArgs {
+  const float* xs = nullptr;
+  std::int64_t ld_xs = 0;
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+  int W = 4;
+  float* conv_state = nullptr;
+  float* xc = nullptr;  // conv output, the scan's x (rows a.ld_x)
+  const float* z = nullptr;
+  std::int64_t ld_z = 0;
+};
+
 // ---- One kernel set. Range kernels let dispatch.cpp split work over the thread pool.
 struct SsmKernels {
   // Channels [c_begin, c_end) of causal_conv1d (out may alias x: rows are produced last to first).
@@ -65,6 +78,9 @@ struct SsmKernels {
   // Chunked SSD of heads [h_begin, h_end) (C.B products computed once per group and chunk).
   void (*scan_chunked)(const ScanArgs& a, std::int64_t chunk, std::int64_t h_begin,
                        std::int64_t h_end);
+  // Heads [h_begin, h_end) of conv_scan_gate (d_state 1): conv, scan and gate of those channels.
+  void (*conv_scan_gate)(const ScanArgs& a, const ConvGateArgs& g, std::int64_t h_begin,
+                         std::int64_t h_end);
   // Tokens [t_begin, t_end) of gate_silu / gated_rmsnorm.
   void (*gate_silu)(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
                     std::int64_t t_begin, std::int64_t t_end, std::int64_t C);
