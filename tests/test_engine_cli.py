@@ -74,3 +74,20 @@ def test_bench_json(tiny):
     r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "1", "--bandwidth-mib", "16")
     lines = dict(l.split(": ", 1) for l in r.stdout.strip().splitlines())
     assert lines["decode"].endswith(" tok/s") and lines["prefill"].endswith(" tok/s")
+
+
+def test_bench_profile_phases_cover_the_decode_time(tiny):
+    r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "32", "--repeats", "1",
+            "--bandwidth-mib", "16", "--profile", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    prof = d["decode_profile_us_per_token"]
+    assert set(prof) == {"norm_quantize", "in_proj", "conv_scan_gate", "out_proj", "other", "head"}
+    assert all(v >= 0 for v in prof.values()) and prof["in_proj"] > 0 and prof["head"] > 0
+    # The phases tile the forward pass: their sum is the decode time per token less the sampler and
+    # the Python loop (allow generous slack for a loaded machine).
+    per_token_us = 1e6 / d["decode_tok_s"]
+    assert 0.3 * per_token_us < sum(prof.values()) <= 1.05 * per_token_us
+    r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "1",
+            "--bandwidth-mib", "16", "--profile")
+    assert "decode_in_proj: " in r.stdout and r.stdout.rstrip().endswith("us/token")

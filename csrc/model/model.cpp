@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -142,6 +143,17 @@ void Embedding::row(std::int64_t id, float* out) const {
       break;
   }
 }
+
+namespace {
+// Conv weights [C, K] (the checkpoint layout) -> tap-major [K, C]: the conv kernels read tap k of a
+// run of channels as one vector, so decode steps never transpose.
+std::vector<float> conv_tap_major(const std::vector<float>& w, std::int64_t C, std::int64_t K) {
+  std::vector<float> t(w.size());
+  for (std::int64_t c = 0; c < C; ++c)
+    for (std::int64_t k = 0; k < K; ++k) t[k * C + c] = w[c * K + k];
+  return t;
+}
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // state
@@ -387,7 +399,7 @@ std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
     LayerWeights L;
     L.in_norm = r.floats(p + "in_proj.norm", {{d}});
     L.in_proj = r.ternary(p + "in_proj", c.in_proj_rows(), d);
-    L.conv_w = r.floats(p + "conv1d.weight", {{di, 1, 4}, {di, 4}});
+    L.conv_w = conv_tap_major(r.floats(p + "conv1d.weight", {{di, 1, 4}, {di, 4}}), di, 4);
     L.conv_b = r.floats(p + "conv1d.bias", {{di}});
     L.dt_bias = r.floats(p + "dt_bias", {{H}});
     std::vector<float> a_log = r.floats(p + "A_log", {{H}});
@@ -558,7 +570,7 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
     LayerWeights L;
     L.in_norm = f32_tensor(g, p + "ssm_in_norm.weight", {d});
     L.in_proj = ternary_tensor(g, p + "ssm_in", c.in_proj_rows(), d);
-    L.conv_w = f32_tensor(g, p + "ssm_conv1d.weight", {c.conv_dim(), K});
+    L.conv_w = conv_tap_major(f32_tensor(g, p + "ssm_conv1d.weight", {c.conv_dim(), K}), c.conv_dim(), K);
     L.conv_b = f32_tensor(g, p + "ssm_conv1d.bias", {c.conv_dim()});
     L.dt_bias = f32_tensor(g, p + "ssm_dt.bias", {H});
     L.A = f32_tensor(g, p + "ssm_a", {H});
@@ -651,7 +663,7 @@ std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, st
     LayerWeights L;
     L.in_norm = vec(d, 0.5f, 1.5f);
     L.in_proj = tern(cfg.in_proj_rows(), d);
-    L.conv_w = vec(cfg.conv_dim() * cfg.conv_kernel, -0.5f, 0.5f);
+    L.conv_w = conv_tap_major(vec(cfg.conv_dim() * cfg.conv_kernel, -0.5f, 0.5f), cfg.conv_dim(), cfg.conv_kernel);
     L.conv_b = vec(cfg.conv_dim(), -0.1f, 0.1f);
     L.dt_bias = vec(H, -4.f, -1.f);
     L.A = vec(H, -8.f, -1.f);
@@ -696,8 +708,29 @@ void Model::forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, boo
   forward_multi(&st, &ids, &T, 1, all_logits, logits_out);
 }
 
+const char* PhaseProfile::name(int phase) {
+  static const char* names[kCount] = {"norm_quantize", "in_proj", "conv_scan_gate", "out_proj", "other", "head"};
+  return phase >= 0 && phase < kCount ? names[phase] : "?";
+}
+
+void Model::set_profiling(bool on) const {
+  for (auto& v : profile_->ns) v.store(0);
+  profile_->tokens.store(0);
+  profile_->enabled.store(on);
+}
+
 void Model::forward_multi(State* const* states, const std::int32_t* const* ids, const std::int64_t* Ts,
                           std::int64_t K, bool all_logits, float* logits_out) const {
+  // Phase timing when profiling: lap(p) charges the time since the previous lap to phase p.
+  PhaseProfile* prof = profile_->enabled.load(std::memory_order_relaxed) ? profile_.get() : nullptr;
+  auto last = std::chrono::steady_clock::now();
+  auto lap = [&](int phase) {
+    if (!prof) return;
+    const auto now = std::chrono::steady_clock::now();
+    prof->ns[phase].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count(),
+                              std::memory_order_relaxed);
+    last = now;
+  };
   const ModelConfig& c = cfg_;
   const std::int64_t d = c.d_model, di = c.d_inner, n_in = c.in_proj_rows(), cd = c.conv_dim(), gn = c.gn();
   std::vector<std::int64_t> off(K + 1, 0);
@@ -716,8 +749,11 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = layers_[l];
     // Ternary products over the tokens of every sequence at once.
+    lap(PhaseProfile::kOther);
     ternary::quantize_activations(x.data(), T, d, d, L.in_norm.data(), c.norm_eps, qa);
+    lap(PhaseProfile::kQuantize);
     ternary::matmul(L.in_proj, qa, p.data(), n_in);
+    lap(PhaseProfile::kInProj);
     // Conv, scan and gating per sequence, each continuing its own state.
     for (std::int64_t k = 0; k < K; ++k) {
       const std::int64_t Tk = Ts[k];
@@ -737,17 +773,21 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
       }
       // Canonical Mamba-2: the conv runs over x|B|C, so B and C come from its output.
       ssm::causal_conv1d(xbc, Tk, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
-                         states[k]->conv_layer(l), xck, cd, true);
+                         states[k]->conv_layer(l), xck, cd, true, /*weight_tap_major=*/true);
       const float* B = xck + di;
       const float* C = B + gn;
       ssm::selective_scan(shape, Tk, xck, cd, dt, n_in, B, cd, C, cd, L.A.data(), L.D.data(),
                           L.dt_bias.data(), states[k]->ssm_layer(l), yk, di);
       ssm::gated_rmsnorm(yk, di, z, n_in, L.ssm_norm.data(), Tk, di, c.n_groups, c.ssm_norm_eps);
     }
+    lap(PhaseProfile::kConvScanGate);
     ternary::quantize_activations(y.data(), T, di, di, L.out_norm.data(), c.norm_eps, qa);
+    lap(PhaseProfile::kQuantize);
     ternary::matmul(L.out_proj, qa, o.data(), d);
+    lap(PhaseProfile::kOutProj);
     for (std::int64_t i = 0; i < T * d; ++i) x[i] += o[i];
   }
+  lap(PhaseProfile::kOther);
   const std::int64_t rows = all_logits ? T : K;
   std::vector<float> xn(rows * d);
   if (all_logits) {
@@ -758,6 +798,8 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
   }
   ternary::quantize_activations(xn.data(), rows, d, d, lm_norm_.data(), c.norm_eps, qa);
   ternary::matmul(lm_head_, qa, logits_out, c.vocab_size);
+  lap(PhaseProfile::kHead);
+  if (prof) prof->tokens.fetch_add(T, std::memory_order_relaxed);
 }
 
 void Model::forward(State& s, const std::int32_t* ids, std::int64_t n, const LogitsFn& on_logits) const {

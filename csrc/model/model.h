@@ -4,6 +4,7 @@
 // number of States; all per-call scratch is allocated per call.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -64,10 +65,20 @@ class Embedding {
   std::int64_t bytes() const { return rows * row_bytes; }
 };
 
+// Wall time per forward phase, summed over calls while profiling is on (Model::set_profiling;
+// `bitmamba bench --profile` prints it per decoded token). Off by default: one relaxed load per call.
+struct PhaseProfile {
+  enum Phase { kQuantize, kInProj, kConvScanGate, kOutProj, kOther, kHead, kCount };
+  static const char* name(int phase);
+  std::atomic<bool> enabled{false};
+  std::atomic<std::int64_t> ns[kCount] = {};
+  std::atomic<std::int64_t> tokens{0};
+};
+
 struct LayerWeights {
   std::vector<float> in_norm;            // [d_model]
   ternary::TernaryMatrix in_proj;        // [in_proj_rows, d_model]
-  std::vector<float> conv_w;             // [conv_dim, K]
+  std::vector<float> conv_w;             // [K, conv_dim]: tap-major (transposed at load, see conv_tap_major)
   std::vector<float> conv_b;             // [conv_dim]
   std::vector<float> dt_bias;            // [H]
   std::vector<float> A;                  // [H]  = -exp(A_log)
@@ -139,6 +150,10 @@ class Model {
   std::int64_t packed_weight_bytes() const;
   const Embedding& embedding() const { return embed_; }
 
+  // Phase timing (PhaseProfile): set_profiling(true) clears and starts it.
+  void set_profiling(bool on) const;
+  const PhaseProfile& profile() const { return *profile_; }
+
   // Chunk of tokens processed at once by forward() (bounds scratch memory).
   static constexpr std::int64_t kChunk = 256;
 
@@ -158,6 +173,7 @@ class Model {
   std::vector<LayerWeights> layers_;
   std::vector<float> norm_f_;
   std::vector<float> lm_norm_;
+  std::shared_ptr<PhaseProfile> profile_ = std::make_shared<PhaseProfile>();
   ternary::TernaryMatrix lm_head_;
 };
 

@@ -146,6 +146,15 @@ BITMAMBA_BINDINGS(model) {
       .def_property_readonly("embedding_type", [](const Model& mdl) { return std::string(embed_name(mdl.embedding().type)); })
       .def_property_readonly("embedding_bytes", [](const Model& mdl) { return mdl.embedding().bytes(); })
       .def_property_readonly("bytes_per_token", &Model::bytes_per_token)
+      .def("set_profiling", &Model::set_profiling, py::arg("on"),
+           "Start (clearing it) or stop the per-phase timing of forward passes.")
+      .def("profile", [](const Model& m) {
+        py::dict d;
+        const PhaseProfile& p = m.profile();
+        for (int i = 0; i < PhaseProfile::kCount; ++i) d[PhaseProfile::name(i)] = p.ns[i].load() * 1e-9;
+        d["tokens"] = p.tokens.load();
+        return d;
+      }, "Seconds per phase since set_profiling(True), and the tokens processed.")
       .def_property_readonly("packed_weight_bytes", &Model::packed_weight_bytes)
       .def("metadata", [](const Model& mdl, const std::string& key) -> py::object {
         auto it = mdl.metadata().find(key);

@@ -138,6 +138,9 @@ TEST(SsmFused, ConvScanGateEqualsReferencesBitwise) {
     for (auto& v : A) v = -std::exp(u(rng));
     for (auto& v : dt_bias) v = ub(rng);
     const float *z = p.data(), *xs = z + HP, *B = xs + HP, *C = B + H, *dt = C + H;
+    std::vector<float> wT(W * HP);  // conv_scan_gate takes the taps tap-major [W, C]
+    for (std::int64_t c = 0; c < HP; ++c)
+      for (std::int64_t k = 0; k < W; ++k) wT[k * HP + c] = w[c * W + k];
     // References, one after the other.
     std::vector<float> xc_ref(T * HP), y_ref(T * HP), st_ref = st0, h_ref = h0;
     std::vector<float> xs_rows(T * HP);
@@ -153,7 +156,7 @@ TEST(SsmFused, ConvScanGateEqualsReferencesBitwise) {
       const int chunk = steps ? 1 : T;
       for (int t0 = 0; t0 < T; t0 += chunk) {
         const float* pr = p.data() + t0 * n_in;
-        conv_scan_gate({H, P, 1, H}, chunk, pr + HP, n_in, w.data(), b.data(), W, st.data(), pr + 2 * HP + 2 * H,
+        conv_scan_gate({H, P, 1, H}, chunk, pr + HP, n_in, wT.data(), b.data(), W, st.data(), pr + 2 * HP + 2 * H,
                        n_in, pr + 2 * HP, n_in, pr + 2 * HP + H, n_in, A.data(), D.data(), dt_bias.data(), pr,
                        n_in, h.data(), xc.data() + t0 * HP, HP, y.data() + t0 * HP, HP);
       }

@@ -46,7 +46,7 @@ void run_split(std::int64_t n, std::int64_t align, std::int64_t work,
 
 void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
                    const float* weight, const float* bias, int W, float* conv_state, float* out,
-                   std::int64_t ld_out, bool apply_silu) {
+                   std::int64_t ld_out, bool apply_silu, bool weight_tap_major) {
   BM_CHECK(T >= 0 && C >= 0, ShapeError, "causal_conv1d: negative size (T=", T, ", C=", C, ")");
   BM_CHECK(W >= 1 && W <= 64, ArgumentError, "causal_conv1d: kernel width must be in [1, 64], got ", W);
   BM_CHECK(ld_x >= C && ld_out >= C, ShapeError, "causal_conv1d: row strides (ld_x=", ld_x,
@@ -55,7 +55,7 @@ void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t 
   BM_CHECK(x && out && weight && (conv_state || W == 1), ArgumentError, "causal_conv1d: null array");
   const SsmKernels& k = active_kernels();
   run_split(C, 16, T * C * W, [&](std::int64_t c0, std::int64_t c1) {
-    k.conv1d(x, T, ld_x, weight, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+    k.conv1d(x, T, ld_x, weight, weight_tap_major, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
   });
 }
 

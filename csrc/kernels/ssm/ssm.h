@@ -24,9 +24,10 @@ struct ScanShape {
 // updated to the last W-1 rows of xx, so calls chain (T = 1 is the decode step). act = silu when
 // apply_silu, identity otherwise. x rows have stride ld_x, out rows stride ld_out. out may be x
 // itself (same rows and stride: the conv then runs in place). bias may be null (no bias).
+// weight_tap_major: weight is [W, C] instead (the layout the model keeps, read without transposing).
 void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
                    const float* weight, const float* bias, int W, float* conv_state,
-                   float* out, std::int64_t ld_out, bool apply_silu);
+                   float* out, std::int64_t ld_out, bool apply_silu, bool weight_tap_major = false);
 
 enum class ScanMethod { kAuto = 0, kSequential = 1, kChunked = 2 };
 
@@ -55,6 +56,7 @@ ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T);
 // Bit-identical to causal_conv1d(apply_silu) + selective_scan(kSequential) + gate_silu, but one pass
 // over the thread pool split by heads (every step of a head needs only that head's channels), so a
 // decode step pays one synchronisation instead of three and the head's data stays in L1.
+// conv_w here is tap-major [W, C] (the transpose of causal_conv1d's [C, W]), so no call transposes it.
 void conv_scan_gate(const ScanShape& s, std::int64_t T, const float* xs, std::int64_t ld_xs,
                     const float* conv_w, const float* conv_b, int W, float* conv_state,
                     const float* dt_raw, std::int64_t ld_dt, const float* B, std::int64_t ld_B,

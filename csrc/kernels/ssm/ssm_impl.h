@@ -48,22 +48,61 @@ inline void copy_floats(float* dst, const float* src, std::int64_t n) {
 // Depthwise causal conv1d, channels [c0, c1). Rows are produced last to first so out may be x
 // itself: out row t reads x rows t-W+1..t only, which are still unwritten. kW is the kernel width
 // when known at compile time (4, the Mamba case: the weight transposition unrolls), 0 otherwise.
+// One vector of channels (the first n lanes when kPartial) of the width-4 conv over T tokens:
+// a0..a3 slide over [conv_state rows; x rows], out[t] = act((((b + w0 a0) + w1 a1) + w2 a2) + w3 a3),
+// unfused, the float order of the reference. wT: taps k at wT + k * ldw.
+template <class VM, bool kPartial>
+inline void conv4_window(const float* x, std::int64_t T, std::int64_t ld_x, const float* wT, std::int64_t ldw,
+                         const float* bias, float* state, std::int64_t ld_state, float* out,
+                         std::int64_t ld_out, bool apply_silu, std::int64_t n) {
+  using V = typename VM::V;
+  auto ld = [n](const float* p) { return kPartial ? load_part<VM>(p, n) : VM::load(p); };
+  const V w0 = ld(wT), w1 = ld(wT + ldw), w2 = ld(wT + 2 * ldw), w3 = ld(wT + 3 * ldw), b = ld(bias);
+  V a0 = ld(state), a1 = ld(state + ld_state), a2 = ld(state + 2 * ld_state);
+  for (std::int64_t t = 0; t < T; ++t) {
+    const V a3 = ld(x + t * ld_x);
+    V acc = VM::add(b, VM::mul(w0, a0));
+    acc = VM::add(acc, VM::mul(w1, a1));
+    acc = VM::add(acc, VM::mul(w2, a2));
+    acc = VM::add(acc, VM::mul(w3, a3));
+    if (apply_silu) acc = VM::silu(acc);
+    if (kPartial) store_part<VM>(out + t * ld_out, acc, n);
+    else VM::store(out + t * ld_out, acc);
+    a0 = a1, a1 = a2, a2 = a3;
+  }
+  if (kPartial) {
+    store_part<VM>(state, a0, n), store_part<VM>(state + ld_state, a1, n), store_part<VM>(state + 2 * ld_state, a2, n);
+  } else {
+    VM::store(state, a0), VM::store(state + ld_state, a1), VM::store(state + 2 * ld_state, a2);
+  }
+}
+
+// weight is [C, W] (channel-major, the checkpoint layout), or [W, C] (tap-major) when weight_tm:
+// channel-major weights are transposed per block on the stack, tap-major ones are read in place
+// (the model keeps its conv weights tap-major, so a decode step does no transposing).
 template <class VM, int kW>
 void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
-                    const float* bias, int W_rt, float* conv_state, std::int64_t C, float* out,
-                    std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
+                    bool weight_tm, const float* bias, int W_rt, float* conv_state, std::int64_t C,
+                    float* out, std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
   using V = typename VM::V;
   const int W = kW > 0 ? kW : W_rt;
   constexpr std::int64_t kBlock = 64;  // channels per block (the transposed weights stay on stack)
   const std::int64_t S = W - 1;
-  alignas(64) float wT[64 * kBlock];   // [k][c], W <= 64 checked by the dispatcher
+  alignas(64) float wT_buf[64 * kBlock];   // [k][c], W <= 64 checked by the dispatcher
   alignas(64) float bb[kBlock];
   alignas(64) float new_state[63 * kBlock];
   for (std::int64_t cb = c0; cb < c1; cb += kBlock) {
     const std::int64_t nc = (c1 - cb < kBlock) ? c1 - cb : kBlock;
-    for (std::int64_t c = 0; c < nc; ++c) {
-      const float* wc = weight + (cb + c) * W;
-      for (int k = 0; k < W; ++k) wT[k * kBlock + c] = wc[k];
+    // wT + k * ldw + c: tap k of channel cb + c.
+    const float* wT = wT_buf;
+    std::int64_t ldw = kBlock;
+    if (weight_tm) {
+      wT = weight + cb, ldw = C;
+    } else {
+      for (std::int64_t c = 0; c < nc; ++c) {
+        const float* wc = weight + (cb + c) * W;
+        for (int k = 0; k < W; ++k) wT_buf[k * kBlock + c] = wc[k];
+      }
     }
     if (bias) copy_floats<VM>(bb, bias + cb, nc);
     else for (std::int64_t c = 0; c < nc; ++c) bb[c] = 0.0f;
@@ -72,32 +111,16 @@ void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const flo
       return i < S ? conv_state + i * C + cb : x + (i - S) * ld_x + cb;
     };
     if constexpr (kW == 4) {
-      // Width 4: per vector of channels, the 3 new state rows are held in registers while the
-      // outputs are produced, then stored: no scratch copies (a decode step is ~1 vector op each).
+      // Width 4: per vector of channels, a sliding window of the last 4 input rows in registers,
+      // tokens in order: every input row is loaded once, before out (which may be x itself) overwrites
+      // it, and the window left at the end is the new state.
       std::int64_t c = 0;
-      for (; c < nc; c += VM::W) {
-        const std::int64_t n = (nc - c < VM::W) ? nc - c : VM::W;
-        auto ld = [&](const float* p) { return n == VM::W ? VM::load(p) : load_part<VM>(p, n); };
-        auto st = [&](float* p, V v) {
-          if (n == VM::W) VM::store(p, v);
-          else store_part<VM>(p, v, n);
-        };
-        const V s0 = ld(xx_row(T) + c), s1 = ld(xx_row(T + 1) + c), s2 = ld(xx_row(T + 2) + c);
-        const V w0 = VM::load(wT + c), w1 = VM::load(wT + kBlock + c);
-        const V w2 = VM::load(wT + 2 * kBlock + c), w3 = VM::load(wT + 3 * kBlock + c);
-        const V b = VM::load(bb + c);
-        for (std::int64_t t = T - 1; t >= 0; --t) {
-          // ((((b + w0 x0) + w1 x1) + w2 x2) + w3 x3), unfused: the float order of the reference.
-          V acc = VM::add(b, VM::mul(w0, ld(xx_row(t) + c)));
-          acc = VM::add(acc, VM::mul(w1, ld(xx_row(t + 1) + c)));
-          acc = VM::add(acc, VM::mul(w2, ld(xx_row(t + 2) + c)));
-          acc = VM::add(acc, VM::mul(w3, ld(xx_row(t + 3) + c)));
-          st(out + t * ld_out + cb + c, apply_silu ? VM::silu(acc) : acc);
-        }
-        st(conv_state + cb + c, s0);
-        st(conv_state + C + cb + c, s1);
-        st(conv_state + 2 * C + cb + c, s2);
-      }
+      for (; c + VM::W <= nc; c += VM::W)
+        conv4_window<VM, false>(x + cb + c, T, ld_x, wT + c, ldw, bb + c, conv_state + cb + c, C,
+                                out + cb + c, ld_out, apply_silu, VM::W);
+      if (c < nc)
+        conv4_window<VM, true>(x + cb + c, T, ld_x, wT + c, ldw, bb + c, conv_state + cb + c, C,
+                               out + cb + c, ld_out, apply_silu, nc - c);
       continue;
     }
     // The new state (last S rows of xx) is saved before out overwrites x.
@@ -108,14 +131,14 @@ void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const flo
       for (; c + VM::W <= nc; c += VM::W) {
         V acc = VM::load(bb + c);
         for (int k = 0; k < W; ++k)
-          acc = VM::add(acc, VM::mul(VM::load(wT + k * kBlock + c), VM::load(xx_row(t + k) + c)));
+          acc = VM::add(acc, VM::mul(VM::load(wT + k * ldw + c), VM::load(xx_row(t + k) + c)));
         VM::store(o + c, apply_silu ? VM::silu(acc) : acc);
       }
       if (c < nc) {
         const std::int64_t n = nc - c;
         V acc = VM::load(bb + c);
         for (int k = 0; k < W; ++k)
-          acc = VM::add(acc, VM::mul(VM::load(wT + k * kBlock + c), load_part<VM>(xx_row(t + k) + c, n)));
+          acc = VM::add(acc, VM::mul(load_part<VM>(wT + k * ldw + c, n), load_part<VM>(xx_row(t + k) + c, n)));
         store_part<VM>(o + c, apply_silu ? VM::silu(acc) : acc, n);
       }
     }
@@ -124,13 +147,13 @@ void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const flo
 }
 
 template <class VM>
-void conv1d_range(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
-                  const float* bias, int W, float* conv_state, std::int64_t C, float* out,
-                  std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
+void conv1d_range_tm(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight, bool weight_tm,
+                     const float* bias, int W, float* conv_state, std::int64_t C, float* out,
+                     std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
   if (W == 4)
-    conv1d_range_w<VM, 4>(x, T, ld_x, weight, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+    conv1d_range_w<VM, 4>(x, T, ld_x, weight, weight_tm, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
   else
-    conv1d_range_w<VM, 0>(x, T, ld_x, weight, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+    conv1d_range_w<VM, 0>(x, T, ld_x, weight, weight_tm, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +276,8 @@ void scan_state1_range(const ScanArgs& a, std::int64_t h0, std::int64_t h1) {
 template <class VM>
 void conv_scan_gate_range(const ScanArgs& a, const ConvGateArgs& g, std::int64_t h0, std::int64_t h1) {
   const std::int64_t P = a.s.head_dim, c0 = h0 * P, c1 = h1 * P, C = a.s.n_heads * P;
-  conv1d_range<VM>(g.xs, a.T, g.ld_xs, g.weight, g.bias, g.W, g.conv_state, C, g.xc, a.ld_x, true, c0, c1);
+  conv1d_range_tm<VM>(g.xs, a.T, g.ld_xs, g.weight, /*weight_tm=*/true, g.bias, g.W, g.conv_state, C, g.xc,
+                      a.ld_x, true, c0, c1);
   scan_state1_range<VM>(a, h0, h1);
   gate_silu_rows<VM>(a.y + c0, a.ld_y, g.z + c0, g.ld_z, 0, a.T, c1 - c0);
 }
@@ -567,7 +591,7 @@ void softplus_array(const float* in, float* out, std::int64_t n) {
 template <class VM>
 SsmKernels make_kernels(const char* name) {
   SsmKernels k;
-  k.conv1d = &conv1d_range<VM>;
+  k.conv1d = &conv1d_range_tm<VM>;
   k.scan_sequential = &scan_sequential_range<VM>;
   k.scan_chunked = &scan_chunked_range<VM>;
   k.conv_scan_gate = &conv_scan_gate_range<VM>;

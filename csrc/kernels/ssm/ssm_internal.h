@@ -58,7 +58,7 @@ void gated_rmsnorm(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_
 struct ConvGateArgs {
   const float* xs = nullptr;
   std::int64_t ld_xs = 0;
-  const float* weight = nullptr;
+  const float* weight = nullptr;  // tap-major [W, C]
   const float* bias = nullptr;
   int W = 4;
   float* conv_state = nullptr;
@@ -70,7 +70,7 @@ struct ConvGateArgs {
 // ---- One kernel set. Range kernels let dispatch.cpp split work over the thread pool.
 struct SsmKernels {
   // Channels [c_begin, c_end) of causal_conv1d (out may alias x: rows are produced last to first).
-  void (*conv1d)(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
+  void (*conv1d)(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight, bool weight_tap_major,
                  const float* bias, int W, float* conv_state, std::int64_t C_total, float* out,
                  std::int64_t ld_out, bool apply_silu, std::int64_t c_begin, std::int64_t c_end);
   // Sequential scan of heads [h_begin, h_end): channels outer, tokens inner, state in registers.

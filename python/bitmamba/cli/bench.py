@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode run (default %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure, median reported (default %(default)s)")
     p.add_argument("--bandwidth-mib", type=int, default=256, help="buffer for the bandwidth test (default %(default)s)")
+    p.add_argument("--profile", action="store_true",
+                   help="also time the phases of the decode runs (norm+quantize, in_proj, conv/scan/gate, "
+                        "out_proj, head, other) and print microseconds per token for each")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -78,12 +81,21 @@ def run(args) -> int:
         prefill.append(args.prompt_tokens / (time.perf_counter() - t))
     decode = []
     sampler = C.Sampler(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_window=0, seed=0)
+    profile = None
     for _ in range(args.repeats):
         st = model.new_state()
         m.feed(st, prompt[:16])
+        if args.profile:
+            m.set_profiling(True)
         t = time.perf_counter()
         out = m.sample_and_feed(st, sampler, args.decode_tokens, [])
         decode.append(len(out) / (time.perf_counter() - t))
+    if args.profile:
+        # Phases of the last decode run, in microseconds per token (the timing itself is ~0.1 us a phase).
+        p = m.profile()
+        m.set_profiling(False)
+        n = max(int(p.pop("tokens")), 1)
+        profile = {k: round(v / n * 1e6, 1) for k, v in p.items()}
     rss = peak_rss_bytes()  # before the bandwidth buffer is allocated
     threads = C.get_num_threads()
     bw = read_bandwidth(C, args.bandwidth_mib << 20, threads)
@@ -104,6 +116,8 @@ def run(args) -> int:
         "decode_runs": [round(x, 2) for x in decode],
         "prefill_runs": [round(x, 2) for x in prefill],
     }
+    if profile is not None:
+        res["decode_profile_us_per_token"] = profile
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -116,4 +130,7 @@ def run(args) -> int:
     print(f"weights_per_token: {res['bytes_per_token'] / 1e6:.1f} MB")
     print(f"bandwidth: {res['read_bandwidth_gb_s']:.2f} GB/s")
     print(f"roofline: {res['roofline_fraction']:.3f}")
+    if profile is not None:
+        for k, v in profile.items():
+            print(f"decode_{k}: {v:.1f} us/token")
     return 0
