@@ -663,7 +663,8 @@ std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, st
     LayerWeights L;
     L.in_norm = vec(d, 0.5f, 1.5f);
     L.in_proj = tern(cfg.in_proj_rows(), d);
-    L.conv_w = conv_tap_major(vec(cfg.conv_dim() * cfg.conv_kernel, -0.5f, 0.5f), cfg.conv_dim(), cfg.conv_kernel);
+    L.conv_w = conv_tap_major(vec(cfg.conv_dim() * cfg.conv_kernel, -0.5f, 0.5f), cfg.conv_dim(),
+                              cfg.conv_kernel);
     L.conv_b = vec(cfg.conv_dim(), -0.1f, 0.1f);
     L.dt_bias = vec(H, -4.f, -1.f);
     L.A = vec(H, -8.f, -1.f);
@@ -709,7 +710,8 @@ void Model::forward_chunk(State& s, const std::int32_t* ids, std::int64_t T, boo
 }
 
 const char* PhaseProfile::name(int phase) {
-  static const char* names[kCount] = {"norm_quantize", "in_proj", "conv_scan_gate", "out_proj", "other", "head"};
+  static const char* names[kCount] = {"norm_quantize", "in_proj", "conv_scan_gate",
+                                      "out_proj",      "other",   "head"};
   return phase >= 0 && phase < kCount ? names[phase] : "?";
 }
 

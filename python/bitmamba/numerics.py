@@ -3,9 +3,9 @@
 The engine's float steps follow plain numpy float32 semantics in a fixed order, with one exception:
 numpy's own float32 exp is a fast SIMD approximation whose last bit depends on numpy's build and CPU, so
 the engine defines exp as `exp_f32` below: exp evaluated in float64 by one fixed polynomial (Cody-Waite
-reduction, degree-12 Taylor by Estrin's scheme), then rounded to float32. This module evaluates the same float64 operations
-in the same order, so `reference.forward(..., np.float32)` equals the engine's logits bit for bit
-(tests/test_engine_exact.py). The result is the correctly rounded float32 exp except when the float64
+reduction, degree-12 Taylor by Estrin's scheme), then rounded to float32. This module evaluates the same
+float64 operations in the same order, so `reference.forward(..., np.float32)` equals the engine's logits
+bit for bit (tests/test_engine_exact.py). The result is the correctly rounded float32 exp except when the float64
 value lies within ~1e-16 relative of a float32 rounding boundary.
 """
 from __future__ import annotations

@@ -116,8 +116,9 @@ void conv_scan_gate(const ScanShape& s, std::int64_t T, const float* xs, std::in
   BM_CHECK(T >= 0, ShapeError, "conv_scan_gate: negative T=", T);
   BM_CHECK(W >= 1 && W <= 64, ArgumentError, "conv_scan_gate: kernel width must be in [1, 64], got ", W);
   const std::int64_t HP = s.n_heads * s.head_dim;
-  BM_CHECK(ld_xs >= HP && ld_xc >= HP && ld_y >= HP && ld_z >= HP, ShapeError, "conv_scan_gate: row "
-           "strides (xs ", ld_xs, ", xc ", ld_xc, ", y ", ld_y, ", z ", ld_z, ") must be >= n_heads*head_dim=", HP);
+  BM_CHECK(ld_xs >= HP && ld_xc >= HP && ld_y >= HP && ld_z >= HP, ShapeError,
+           "conv_scan_gate: row strides (xs ", ld_xs, ", xc ", ld_xc, ", y ", ld_y, ", z ", ld_z,
+           ") must be >= n_heads*head_dim=", HP);
   BM_CHECK(ld_dt >= s.n_heads && ld_B >= s.n_heads && ld_C >= s.n_heads, ShapeError,
            "conv_scan_gate: ld_dt, ld_B, ld_C must be >= n_heads=", s.n_heads);
   if (T == 0) return;
@@ -129,7 +130,8 @@ void conv_scan_gate(const ScanShape& s, std::int64_t T, const float* xs, std::in
   g.xc = xc, g.z = z, g.ld_z = ld_z;
   const SsmKernels& k = active_kernels();
   // Per channel: W conv taps, the recurrence and two exps (about 20 double operations each).
-  run_split(s.n_heads, 1, T * HP * 32, [&](std::int64_t h0, std::int64_t h1) { k.conv_scan_gate(a, g, h0, h1); });
+  run_split(s.n_heads, 1, T * HP * 32,
+            [&](std::int64_t h0, std::int64_t h1) { k.conv_scan_gate(a, g, h0, h1); });
 }
 
 ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T) {
@@ -149,7 +151,8 @@ void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, s
   BM_CHECK(y && z, ArgumentError, "gate_silu: null array");
   const SsmKernels& k = active_kernels();
   if (T >= 2 * ThreadPool::global().num_threads()) {
-    run_split(T, 1, T * C * 8, [&](std::int64_t t0, std::int64_t t1) { k.gate_silu(y, ld_y, z, ld_z, t0, t1, C); });
+    run_split(T, 1, T * C * 8,
+              [&](std::int64_t t0, std::int64_t t1) { k.gate_silu(y, ld_y, z, ld_z, t0, t1, C); });
   } else {
     // Few tokens (decode): split the channels instead, so every thread takes a share of the exps.
     run_split(C, 16, T * C * 8, [&](std::int64_t c0, std::int64_t c1) {

@@ -45,16 +45,13 @@ inline void copy_floats(float* dst, const float* src, std::int64_t n) {
   for (; i < n; ++i) dst[i] = src[i];
 }
 
-// Depthwise causal conv1d, channels [c0, c1). Rows are produced last to first so out may be x
-// itself: out row t reads x rows t-W+1..t only, which are still unwritten. kW is the kernel width
-// when known at compile time (4, the Mamba case: the weight transposition unrolls), 0 otherwise.
 // One vector of channels (the first n lanes when kPartial) of the width-4 conv over T tokens:
 // a0..a3 slide over [conv_state rows; x rows], out[t] = act((((b + w0 a0) + w1 a1) + w2 a2) + w3 a3),
 // unfused, the float order of the reference. wT: taps k at wT + k * ldw.
 template <class VM, bool kPartial>
-inline void conv4_window(const float* x, std::int64_t T, std::int64_t ld_x, const float* wT, std::int64_t ldw,
-                         const float* bias, float* state, std::int64_t ld_state, float* out,
-                         std::int64_t ld_out, bool apply_silu, std::int64_t n) {
+inline void conv4_window(const float* x, std::int64_t T, std::int64_t ld_x, const float* wT,
+                         std::int64_t ldw, const float* bias, float* state, std::int64_t ld_state,
+                         float* out, std::int64_t ld_out, bool apply_silu, std::int64_t n) {
   using V = typename VM::V;
   auto ld = [n](const float* p) { return kPartial ? load_part<VM>(p, n) : VM::load(p); };
   const V w0 = ld(wT), w1 = ld(wT + ldw), w2 = ld(wT + 2 * ldw), w3 = ld(wT + 3 * ldw), b = ld(bias);
@@ -71,12 +68,17 @@ inline void conv4_window(const float* x, std::int64_t T, std::int64_t ld_x, cons
     a0 = a1, a1 = a2, a2 = a3;
   }
   if (kPartial) {
-    store_part<VM>(state, a0, n), store_part<VM>(state + ld_state, a1, n), store_part<VM>(state + 2 * ld_state, a2, n);
+    store_part<VM>(state, a0, n);
+    store_part<VM>(state + ld_state, a1, n);
+    store_part<VM>(state + 2 * ld_state, a2, n);
   } else {
     VM::store(state, a0), VM::store(state + ld_state, a1), VM::store(state + 2 * ld_state, a2);
   }
 }
 
+// Depthwise causal conv1d, channels [c0, c1); out may be x itself. kW is the kernel width when known
+// at compile time (4, the Mamba case, runs conv4_window), 0 otherwise (rows are then produced last to
+// first, so out row t reads x rows t-W+1..t only, which are still unwritten).
 // weight is [C, W] (channel-major, the checkpoint layout), or [W, C] (tap-major) when weight_tm:
 // channel-major weights are transposed per block on the stack, tap-major ones are read in place
 // (the model keeps its conv weights tap-major, so a decode step does no transposing).
@@ -147,13 +149,15 @@ void conv1d_range_w(const float* x, std::int64_t T, std::int64_t ld_x, const flo
 }
 
 template <class VM>
-void conv1d_range_tm(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight, bool weight_tm,
-                     const float* bias, int W, float* conv_state, std::int64_t C, float* out,
-                     std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
+void conv1d_range_tm(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
+                     bool weight_tm, const float* bias, int W, float* conv_state, std::int64_t C,
+                     float* out, std::int64_t ld_out, bool apply_silu, std::int64_t c0, std::int64_t c1) {
   if (W == 4)
-    conv1d_range_w<VM, 4>(x, T, ld_x, weight, weight_tm, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+    conv1d_range_w<VM, 4>(x, T, ld_x, weight, weight_tm, bias, W, conv_state, C, out, ld_out,
+                          apply_silu, c0, c1);
   else
-    conv1d_range_w<VM, 0>(x, T, ld_x, weight, weight_tm, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+    conv1d_range_w<VM, 0>(x, T, ld_x, weight, weight_tm, bias, W, conv_state, C, out, ld_out,
+                          apply_silu, c0, c1);
 }
 
 // ---------------------------------------------------------------------------------------------

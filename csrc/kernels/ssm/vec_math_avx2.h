@@ -87,9 +87,10 @@ struct Ops {
                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256d r = _mm256_sub_pd(x, _mm256_mul_pd(k, _mm256_set1_pd(fp::kExpLn2Hi)));
     r = _mm256_sub_pd(r, _mm256_mul_pd(k, _mm256_set1_pd(fp::kExpLn2Lo)));
-    const __m256d p = fp::exp_poly_estrin<__m256d>(
-        r, [](__m256d x, __m256d y) { return _mm256_mul_pd(x, y); }, [](__m256d x, __m256d y) { return _mm256_add_pd(x, y); },
-        [](double c) { return _mm256_set1_pd(c); });
+    const auto mul = [](__m256d a, __m256d b) { return _mm256_mul_pd(a, b); };
+    const auto add = [](__m256d a, __m256d b) { return _mm256_add_pd(a, b); };
+    const auto set = [](double c) { return _mm256_set1_pd(c); };
+    const __m256d p = fp::exp_poly_estrin<__m256d>(r, mul, add, set);
     const __m256i e = _mm256_slli_epi64(
         _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(k)), _mm256_set1_epi64x(1023)), 52);
     return _mm256_mul_pd(p, _mm256_castsi256_pd(e));

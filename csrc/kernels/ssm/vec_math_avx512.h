@@ -78,9 +78,10 @@ struct Ops {
                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512d r = _mm512_sub_pd(x, _mm512_mul_pd(k, _mm512_set1_pd(fp::kExpLn2Hi)));
     r = _mm512_sub_pd(r, _mm512_mul_pd(k, _mm512_set1_pd(fp::kExpLn2Lo)));
-    const __m512d p = fp::exp_poly_estrin<__m512d>(
-        r, [](__m512d x, __m512d y) { return _mm512_mul_pd(x, y); }, [](__m512d x, __m512d y) { return _mm512_add_pd(x, y); },
-        [](double c) { return _mm512_set1_pd(c); });
+    const auto mul = [](__m512d a, __m512d b) { return _mm512_mul_pd(a, b); };
+    const auto add = [](__m512d a, __m512d b) { return _mm512_add_pd(a, b); };
+    const auto set = [](double c) { return _mm512_set1_pd(c); };
+    const __m512d p = fp::exp_poly_estrin<__m512d>(r, mul, add, set);
     const __m512i e = _mm512_slli_epi64(
         _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_cvtpd_epi32(k)), _mm512_set1_epi64(1023)), 52);
     return _mm512_mul_pd(p, _mm512_castsi512_pd(e));

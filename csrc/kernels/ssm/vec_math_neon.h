@@ -75,9 +75,10 @@ struct Ops {
     const float64x2_t k = vrndnq_f64(vmulq_f64(x, vdupq_n_f64(fp::kExpL2E)));     // ties to even
     float64x2_t r = vsubq_f64(x, vmulq_f64(k, vdupq_n_f64(fp::kExpLn2Hi)));
     r = vsubq_f64(r, vmulq_f64(k, vdupq_n_f64(fp::kExpLn2Lo)));
-    const float64x2_t p = fp::exp_poly_estrin<float64x2_t>(
-        r, [](float64x2_t x, float64x2_t y) { return vmulq_f64(x, y); }, [](float64x2_t x, float64x2_t y) { return vaddq_f64(x, y); },
-        [](double c) { return vdupq_n_f64(c); });
+    const auto mul = [](float64x2_t a, float64x2_t b) { return vmulq_f64(a, b); };
+    const auto add = [](float64x2_t a, float64x2_t b) { return vaddq_f64(a, b); };
+    const auto set = [](double c) { return vdupq_n_f64(c); };
+    const float64x2_t p = fp::exp_poly_estrin<float64x2_t>(r, mul, add, set);
     const int64x2_t e = vshlq_n_s64(vaddq_s64(vcvtq_s64_f64(k), vdupq_n_s64(1023)), 52);
     return vmulq_f64(p, vreinterpretq_f64_s64(e));
   }
