@@ -13,7 +13,6 @@ until the source's val_max_tokens is reached. Every document ends with the EOS t
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from .config import DataConfig, SourceSpec
+from ..formats.atomic import atomic_write
 from .shards import ShardWriter
 from .sources import describe, iter_documents
 from .tokenizing import encode_batches, tokenizer_info, train_bpe
@@ -245,9 +245,8 @@ def prepare_data(cfg: DataConfig, output: Optional[str] = None, overwrite: bool 
         "seconds": round(time.time() - t0, 2),
         "config": cfg.to_dict(),
     }
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / MANIFEST)
+    with atomic_write(out / MANIFEST) as f:
+        f.write((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return manifest
 
 

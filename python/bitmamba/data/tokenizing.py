@@ -14,6 +14,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..formats.atomic import atomic_path
+
 _TOK = None
 _EOS = None
 
@@ -131,6 +133,5 @@ def train_bpe(docs: Iterable[str], vocab_size: int, eos_token: str, path, min_fr
                                   special_tokens=[eos_token], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(docs, trainer=trainer)
-    tmp = str(path) + ".tmp"
-    tok.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tok.save(str(tmp))

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from ..formats.atomic import atomic_write
+
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 
 
@@ -33,16 +35,8 @@ def save_checkpoint(state: dict, directory, step: int, keep: int) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(d, step)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:  # an interrupted save never leaves a partial checkpoint
+        torch.save(state, f)
     for old in list_checkpoints(d)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from ..formats.atomic import atomic_write
 
 
 class JsonlLog:
@@ -46,7 +47,6 @@ def plot_losses(log_path, png_path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = Path(png_path).with_name(Path(png_path).name + ".tmp.png")
-    fig.savefig(tmp)
+    with atomic_write(png_path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, png_path)

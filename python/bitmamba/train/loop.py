@@ -13,7 +13,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
