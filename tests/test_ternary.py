@@ -230,6 +230,8 @@ def test_matrix_importers_roundtrip(layout):
 SHAPES = [  # rows, cols, T
     (1, 1, 1), (3, 3, 3), (1, 129, 64), (64, 64, 1), (33, 1000, 3), (97, 257, 64), (130, 2048, 2),
     (5, 4100, 5),
+    # Many tokens (a prefill chunk reuses each decoded row group for all of them), odd counts.
+    (9, 4100, 67), (6, 2048, 131),
 ]
 
 

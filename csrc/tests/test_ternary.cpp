@@ -225,6 +225,12 @@ TEST(TernaryMatmul, SmallShapesAndTails) {
       }
 }
 
+// Many tokens per decoded row group (prefill chunks are up to 256 tokens), odd counts.
+TEST(TernaryMatmul, ManyTokens) {
+  check_product(9, 2048, 131, 41);
+  check_product(6, 4100, 67, 42);
+}
+
 TEST(TernaryMatmul, RandomShapes) {
   std::mt19937 rng(77);
   std::uniform_int_distribution<int> dr(1, 300), dc(1, 1500), dt(1, 20);
