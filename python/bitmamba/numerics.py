@@ -5,8 +5,8 @@ numpy's own float32 exp is a fast SIMD approximation whose last bit depends on n
 the engine defines exp as `exp_f32` below: exp evaluated in float64 by one fixed polynomial (Cody-Waite
 reduction, degree-12 Taylor by Estrin's scheme), then rounded to float32. This module evaluates the same
 float64 operations in the same order, so `reference.forward(..., np.float32)` equals the engine's logits
-bit for bit (tests/test_engine_exact.py). The result is the correctly rounded float32 exp except when the float64
-value lies within ~1e-16 relative of a float32 rounding boundary.
+bit for bit (tests/test_engine_exact.py). The result is the correctly rounded float32 exp except when the
+float64 value lies within ~1e-16 relative of a float32 rounding boundary.
 """
 from __future__ import annotations
 
@@ -61,9 +61,3 @@ def softplus_f32(v) -> np.ndarray:
     v = np.asarray(v, np.float32)
     return np.where(v > 20, v, np.log1p(exp_f32(np.minimum(v, np.float32(20))))).astype(np.float32)
 
-
-def rms_norm_f32(x, g, eps) -> np.ndarray:
-    """(x / sqrt(mean(x*x) + eps)) * g per row, float32, numpy's pairwise summation for the mean."""
-    x = np.asarray(x, np.float32)
-    r = np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(eps))
-    return x / r * np.asarray(g, np.float32)

@@ -55,7 +55,8 @@ void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t 
   BM_CHECK(x && out && weight && (conv_state || W == 1), ArgumentError, "causal_conv1d: null array");
   const SsmKernels& k = active_kernels();
   run_split(C, 16, T * C * W, [&](std::int64_t c0, std::int64_t c1) {
-    k.conv1d(x, T, ld_x, weight, weight_tap_major, bias, W, conv_state, C, out, ld_out, apply_silu, c0, c1);
+    k.conv1d(x, T, ld_x, weight, weight_tap_major, bias, W, conv_state, C, out, ld_out, apply_silu, c0,
+             c1);
   });
 }
 

@@ -3,10 +3,10 @@
 // dispatch.cpp chooses from.
 #pragma once
 
-#include "core/float_semantics.h"
-
 #include <cmath>
 #include <cstdint>
+
+#include "core/float_semantics.h"
 
 #include "kernels/ssm/ssm.h"
 
@@ -69,10 +69,12 @@ struct ConvGateArgs {
 
 // ---- One kernel set. Range kernels let dispatch.cpp split work over the thread pool.
 struct SsmKernels {
-  // Channels [c_begin, c_end) of causal_conv1d (out may alias x: rows are produced last to first).
-  void (*conv1d)(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight, bool weight_tap_major,
-                 const float* bias, int W, float* conv_state, std::int64_t C_total, float* out,
-                 std::int64_t ld_out, bool apply_silu, std::int64_t c_begin, std::int64_t c_end);
+  // Channels [c_begin, c_end) of causal_conv1d (out may alias x; weight [C, W], or [W, C] when
+  // weight_tap_major).
+  void (*conv1d)(const float* x, std::int64_t T, std::int64_t ld_x, const float* weight,
+                 bool weight_tap_major, const float* bias, int W, float* conv_state, std::int64_t C_total,
+                 float* out, std::int64_t ld_out, bool apply_silu, std::int64_t c_begin,
+                 std::int64_t c_end);
   // Sequential scan of heads [h_begin, h_end): channels outer, tokens inner, state in registers.
   void (*scan_sequential)(const ScanArgs& a, std::int64_t h_begin, std::int64_t h_end);
   // Chunked SSD of heads [h_begin, h_end) (C.B products computed once per group and chunk).

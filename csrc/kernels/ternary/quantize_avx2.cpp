@@ -51,7 +51,9 @@ void quantize_row_avx2(const float* x, std::int64_t K, const float* g, float eps
     __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + k), vr);
     if (g) v = _mm256_mul_ps(v, _mm256_loadu_ps(g + k));
     _mm256_storeu_ps(xn + k, v);
-    vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, v));
+    // max_ps returns its second operand when one is NaN: like std::max(amax, |xn|) in the scalar
+    // version, a NaN never replaces the running maximum.
+    vmax = _mm256_max_ps(_mm256_andnot_ps(sign, v), vmax);
   }
   alignas(32) float m8[8];
   _mm256_store_ps(m8, vmax);
