@@ -32,3 +32,23 @@ def data_dir(shared_dir) -> Path:
     if not d.is_dir():
         pytest.skip(f"shared data not found at {d}")
     return d
+
+
+def _supported_isas():
+    try:
+        import bitmamba
+
+        return bitmamba.cpu_info()["supported_isas"]
+    except ImportError:  # no compiled extension: the tests that need it skip themselves
+        return ["scalar"]
+
+
+@pytest.fixture(params=_supported_isas())
+def isa(request):
+    """Run the test once per kernel set this CPU supports, restoring the active one afterwards."""
+    import bitmamba
+
+    before = bitmamba.get_isa()
+    bitmamba.set_isa(request.param)
+    yield request.param
+    bitmamba.set_isa(before)

@@ -18,20 +18,6 @@ from engine_fixtures import random_weights, write_bit2
 GOLDEN = ["bit2-random-d128-l2-h2-v512", "bit2-random-d256-l4-h4-v2048"]
 
 
-def _isas():
-    try:
-        return bitmamba.cpu_info()["supported_isas"]
-    except ImportError:
-        return ["scalar"]
-
-
-@pytest.fixture(params=_isas())
-def isa(request):
-    before = bitmamba.get_isa()
-    bitmamba.set_isa(request.param)
-    yield request.param
-    bitmamba.set_isa(before)
-
 
 def _random_bit2(tmp_path, seed, **shape):
     rng = np.random.default_rng(seed)

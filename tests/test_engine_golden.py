@@ -19,20 +19,6 @@ import bitmamba
 GOLDEN = ["bit2-random-d128-l2-h2-v512", "bit2-random-d256-l4-h4-v2048"]
 
 
-def _isas():
-    try:
-        return bitmamba.cpu_info()["supported_isas"]
-    except ImportError:
-        return ["scalar"]
-
-
-@pytest.fixture(params=_isas())
-def isa(request):
-    before = bitmamba.get_isa()
-    bitmamba.set_isa(request.param)
-    yield request.param
-    bitmamba.set_isa(before)
-
 
 def _step_errors(model, name, gold):
     """Max |engine - golden| over the top-5 logits of every checked step; asserts the greedy ids."""

@@ -17,17 +17,6 @@ SCAN_RTOL = 2e-5
 ELEM_RTOL = 1e-5
 
 
-def _isas():
-    return bitmamba.cpu_info()["supported_isas"]
-
-
-@pytest.fixture(params=_isas())
-def isa(request):
-    before = bitmamba.get_isa()
-    bitmamba.set_isa(request.param)
-    yield request.param
-    bitmamba.set_isa(before)
-
 
 def close(got, ref, rtol, what=""):
     got = np.asarray(got, np.float64)
@@ -184,7 +173,7 @@ def test_forced_scalar_matches_vector_paths(N, G, method):
         y_s, h_s = call_scan(a, h0, method=method)
         w = rng.standard_normal((96, 4)).astype(np.float32)
         conv_s = ssm.causal_conv1d(a["x"].reshape(300, -1), w, None)[0]
-        for isa in _isas():
+        for isa in bitmamba.cpu_info()["supported_isas"]:
             bitmamba.set_isa(isa)
             y, h = call_scan(a, h0, method=method)
             close(y, y_s, SCAN_RTOL, f"y {isa}")
