@@ -77,25 +77,34 @@ inline float softplus_f32(float v) { return v > 20.0f ? v : std::log1p(exp_f32(v
 // numpy's float32 add.reduce order over a contiguous array (pairwise summation: below 8 elements a
 // plain loop; up to 128, eight interleaved partial sums combined as ((0+1)+(2+3))+((4+5)+(6+7)) and
 // the tail added in order; above, split at n/2 rounded down to a multiple of 8), here over x[i]^2.
-inline float pairwise_sum_sq(const float* x, std::int64_t n) {
+// `block(x, n)` sums one stretch of 8 <= n <= 128 elements that way; a vector version passes its own
+// block (the 8 partial sums are one 8-lane vector) and shares the recursion.
+inline float pairwise_block_sq(const float* x, std::int64_t n) {
+  float r[8];
+  for (int j = 0; j < 8; ++j) r[j] = x[j] * x[j];
+  std::int64_t i = 8;
+  for (; i < n - (n % 8); i += 8)
+    for (int j = 0; j < 8; ++j) r[j] += x[i + j] * x[i + j];
+  float s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+  for (; i < n; ++i) s += x[i] * x[i];
+  return s;
+}
+
+template <class Block>
+inline float pairwise_sum_sq(const float* x, std::int64_t n, Block block) {
   if (n < 8) {
     float s = 0.0f;
     for (std::int64_t i = 0; i < n; ++i) s += x[i] * x[i];
     return s;
   }
-  if (n <= 128) {
-    float r[8];
-    for (int j = 0; j < 8; ++j) r[j] = x[j] * x[j];
-    std::int64_t i = 8;
-    for (; i < n - (n % 8); i += 8)
-      for (int j = 0; j < 8; ++j) r[j] += x[i + j] * x[i + j];
-    float s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; ++i) s += x[i] * x[i];
-    return s;
-  }
+  if (n <= 128) return block(x, n);
   std::int64_t n2 = n / 2;
   n2 -= n2 % 8;
-  return pairwise_sum_sq(x, n2) + pairwise_sum_sq(x + n2, n - n2);
+  return pairwise_sum_sq(x, n2, block) + pairwise_sum_sq(x + n2, n - n2, block);
+}
+
+inline float pairwise_sum_sq(const float* x, std::int64_t n) {
+  return pairwise_sum_sq(x, n, pairwise_block_sq);
 }
 
 // The RMSNorm divisor sqrt(mean(x^2) + eps), in float (callers divide x by it).

@@ -7,42 +7,33 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/float_semantics.h"
 #include "kernels/ternary/kernels.h"
 
 namespace bitmamba::ternary::detail {
 namespace {
 
-// fp::pairwise_sum_sq with the 8 partial sums of a block held in one vector.
-float pairwise_sum_sq_avx2(const float* x, std::int64_t n) {
-  if (n < 8) {
-    float s = 0.0f;
-    for (std::int64_t i = 0; i < n; ++i) s += x[i] * x[i];
-    return s;
+// fp::pairwise_block_sq with the 8 partial sums in one vector (same additions, same order).
+float pairwise_block_sq_avx2(const float* x, std::int64_t n) {
+  __m256 v = _mm256_loadu_ps(x);
+  __m256 r = _mm256_mul_ps(v, v);
+  std::int64_t i = 8;
+  for (; i < n - (n % 8); i += 8) {
+    v = _mm256_loadu_ps(x + i);
+    r = _mm256_add_ps(r, _mm256_mul_ps(v, v));
   }
-  if (n <= 128) {
-    __m256 v = _mm256_loadu_ps(x);
-    __m256 r = _mm256_mul_ps(v, v);
-    std::int64_t i = 8;
-    for (; i < n - (n % 8); i += 8) {
-      v = _mm256_loadu_ps(x + i);
-      r = _mm256_add_ps(r, _mm256_mul_ps(v, v));
-    }
-    alignas(32) float p[8];
-    _mm256_store_ps(p, r);
-    float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-    for (; i < n; ++i) s += x[i] * x[i];
-    return s;
-  }
-  std::int64_t n2 = n / 2;
-  n2 -= n2 % 8;
-  return pairwise_sum_sq_avx2(x, n2) + pairwise_sum_sq_avx2(x + n2, n - n2);
+  alignas(32) float p[8];
+  _mm256_store_ps(p, r);
+  float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+  for (; i < n; ++i) s += x[i] * x[i];
+  return s;
 }
 
 }  // namespace
 
 void quantize_row_avx2(const float* x, std::int64_t K, const float* g, float eps, float* xn,
                        std::int8_t* q, float* scale, std::int32_t* sum) {
-  const float r = std::sqrt(pairwise_sum_sq_avx2(x, K) / static_cast<float>(K) + eps);
+  const float r = std::sqrt(fp::pairwise_sum_sq(x, K, pairwise_block_sq_avx2) / static_cast<float>(K) + eps);
   const __m256 vr = _mm256_set1_ps(r);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 vmax = _mm256_setzero_ps();
