@@ -725,7 +725,7 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
                           std::int64_t K, bool all_logits, float* logits_out) const {
   // Phase timing when profiling: lap(p) charges the time since the previous lap to phase p.
   PhaseProfile* prof = profile_->enabled.load(std::memory_order_relaxed) ? profile_.get() : nullptr;
-  auto last = std::chrono::steady_clock::now();
+  auto last = prof ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   auto lap = [&](int phase) {
     if (!prof) return;
     const auto now = std::chrono::steady_clock::now();
