@@ -1,64 +1,115 @@
-"""Configure, build and run the C++ GoogleTest suite (native, or cross-compiled for aarch64 + qemu).
+"""Configure, build and run the C++ GoogleTest suites: native, cross-compiled for aarch64 (run under
+qemu), and the sanitizer legs (ThreadSanitizer on the thread pool, AddressSanitizer + UBSan on the
+whole suite).
 
 Used by tests/test_cpp.py so that `python -m pytest` is the one command that runs every test, and by
-hand: `python tests/cpp_build.py [--aarch64]`.
+hand: `python tests/cpp_build.py [native|aarch64|tsan|asan]`.
 """
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+GTEST_SOURCES = Path("/usr/src/googletest/CMakeLists.txt")  # Debian's libgtest-dev
+
+# name -> (build folder, extra CMake definitions, target, gtest filter)
+VARIANTS = {
+    "native": ("cpp-tests", [], "bitmamba_tests", None),
+    "aarch64": ("cpp-tests-aarch64", [f"-DCMAKE_TOOLCHAIN_FILE={ROOT / 'cmake' / 'toolchain-aarch64.cmake'}"],
+                "bitmamba_tests", None),
+    "tsan": ("cpp-tests-tsan", ["-DBITMAMBA_SANITIZE=thread"], "bitmamba_pool_tests", None),
+    "asan": ("cpp-tests-asan", ["-DBITMAMBA_SANITIZE=address,undefined"], "bitmamba_tests", None),
+}
 
 
 def _run(cmd, **kw):
     return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, **kw)
 
 
-def build(aarch64: bool = False) -> Path:
-    """Build bitmamba_tests; returns the build directory. Raises RuntimeError with the log on failure."""
-    build_dir = ROOT / "build" / ("cpp-tests-aarch64" if aarch64 else "cpp-tests")
+def missing_tools(variant: str = "native") -> Optional[str]:
+    """Why this variant cannot be built here (None when it can)."""
+    need = ["cmake"]
+    if variant == "aarch64":
+        if platform.machine() != "x86_64":
+            return "the aarch64 cross leg runs on an x86-64 host"
+        need += ["aarch64-linux-gnu-g++", "qemu-aarch64"]
+    missing = [t for t in need if not shutil.which(t)]
+    if missing:
+        return f"{', '.join(missing)} not found"
+    if not GTEST_SOURCES.exists() and (variant == "aarch64" or not _system_gtest()):
+        return "GoogleTest not found (install Debian's libgtest-dev)"
+    return None
+
+
+def _system_gtest() -> bool:
+    """A GoogleTest CMake package installed for the host compiler (non-Debian layouts)."""
+    return any(Path(p).exists() for p in ("/usr/lib/cmake/GTest", "/usr/local/lib/cmake/GTest",
+                                          f"/usr/lib/{platform.machine()}-linux-gnu/cmake/GTest"))
+
+
+def build(variant: str = "native") -> Path:
+    """Build the variant's test binary; returns the build directory. Raises RuntimeError with the log
+    on failure. A failed configure removes its build folder, so fixing the cause (installing
+    GoogleTest, say) is enough for the next run to succeed."""
+    folder, defs, target, _ = VARIANTS[variant]
+    build_dir = ROOT / "build" / folder
     cmd = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-DBITMAMBA_BUILD_TESTS=ON",
-           "-DBITMAMBA_BUILD_PYTHON=OFF", "-DCMAKE_BUILD_TYPE=Release", "-Wno-dev"]
-    if shutil.which("ninja"):
+           "-DBITMAMBA_BUILD_PYTHON=OFF", "-DCMAKE_BUILD_TYPE=Release", "-Wno-dev", *defs]
+    if shutil.which("ninja") and not (build_dir / "CMakeCache.txt").exists():
         cmd += ["-G", "Ninja"]
-    if aarch64:
-        cmd += [f"-DCMAKE_TOOLCHAIN_FILE={ROOT / 'cmake' / 'toolchain-aarch64.cmake'}"]
-    if not (build_dir / "CMakeCache.txt").exists():
-        r = _run(cmd)
-        if r.returncode:
-            raise RuntimeError(f"cmake configure failed:\n{r.stdout}\n{r.stderr}")
-    r = _run(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2)])
+    r = _run(cmd)  # every time: cheap when nothing changed, and never trusts a stale cache
+    if r.returncode:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise RuntimeError(f"cmake configure failed:\n{r.stdout}\n{r.stderr}")
+    r = _run(["cmake", "--build", str(build_dir), "--target", target, "--parallel", str(os.cpu_count() or 2)])
     if r.returncode:
         raise RuntimeError(f"C++ build failed:\n{r.stdout[-20000:]}\n{r.stderr[-20000:]}")
     return build_dir
 
 
-def test_command(build_dir: Path, aarch64: bool = False) -> list:
-    exe = str(build_dir / "bitmamba_tests")
-    if aarch64:
-        return ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", exe, "--gtest_brief=1"]
-    return [exe, "--gtest_brief=1"]
+def test_command(build_dir: Path, variant: str = "native") -> list:
+    _, _, target, gtest_filter = VARIANTS[variant]
+    cmd = [str(build_dir / target), "--gtest_brief=1"]
+    if gtest_filter:
+        cmd.append(f"--gtest_filter={gtest_filter}")
+    if variant == "aarch64":
+        cmd = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", *cmd]
+    if variant == "tsan" and shutil.which("setarch"):
+        # gcc's ThreadSanitizer cannot map its shadow memory under the high ASLR entropy of recent
+        # kernels ("unexpected memory mapping"); running without address randomization avoids it.
+        cmd = ["setarch", platform.machine(), "-R", *cmd]
+    return cmd
 
 
-def run_suite(build_dir: Path, isa: str, aarch64: bool = False, timeout: float = 1500):
-    """Run the whole suite under one kernel set. Returns (returncode, output); 77 = set unsupported."""
+def run_suite(build_dir: Path, isa: str, variant: str = "native", timeout: float = 1500):
+    """Run the variant's suite under one kernel set. Returns (returncode, output); 77 = set unsupported."""
     env = dict(os.environ, BITMAMBA_TEST_ISA=isa)
-    r = subprocess.run(test_command(build_dir, aarch64), env=env, text=True, capture_output=True,
+    if variant == "asan":
+        env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:halt_on_error=1"
+        env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    if variant == "tsan":
+        env["TSAN_OPTIONS"] = "halt_on_error=1:second_deadlock_stack=1"
+    r = subprocess.run(test_command(build_dir, variant), env=env, text=True, capture_output=True,
                        timeout=timeout)
     return r.returncode, r.stdout + r.stderr
 
 
 if __name__ == "__main__":
-    cross = "--aarch64" in sys.argv
-    d = build(cross)
-    isas = ["scalar", "neon", "neondot"] if cross else ["scalar", "avx2", "avx512"]
+    variant = sys.argv[1].lstrip("-") if len(sys.argv) > 1 else "native"
+    why = missing_tools(variant)
+    if why:
+        sys.exit(f"cannot build the {variant} C++ tests: {why}")
+    d = build(variant)
+    isas = ["scalar", "neon", "neondot"] if variant == "aarch64" else ["scalar", "avx2", "avx512"]
     worst = 0
     for isa in isas:
-        rc, out = run_suite(d, isa, cross)
+        rc, out = run_suite(d, isa, variant)
         print(out.strip().splitlines()[-1] if out.strip() else "", f"[{isa}: rc={rc}]")
         if rc not in (0, 77):
             print(out)

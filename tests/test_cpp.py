@@ -1,50 +1,79 @@
-"""Runs the C++ GoogleTest suite from pytest: once per x86 kernel set, and cross-compiled for aarch64
-under qemu once per ARM kernel set (so NEON code is executed, not just compiled).
+"""Runs the C++ GoogleTest suites from pytest:
+- native, once per x86 (or ARM) kernel set;
+- cross-compiled for aarch64 and run under qemu once per ARM kernel set (NEON code is executed);
+- the thread pool's tests under ThreadSanitizer;
+- the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, once per kernel set the CPU has.
 
-The aarch64 leg needs g++-aarch64-linux-gnu and qemu-user (Debian). Without them it skips, unless
-BITMAMBA_REQUIRE_AARCH64=1 (set by .ci/run), in which case their absence is a failure.
+Missing tools (cmake, GoogleTest, the aarch64 cross compiler or qemu) skip with the reason, and under
+BITMAMBA_REQUIRE_ALL=1 (.ci/run) such a skip is a failure. A kernel set the CPU lacks is not applicable.
 """
 from __future__ import annotations
 
-import os
 import platform
-import shutil
 
 import pytest
 
 import cpp_build
+from skips import not_applicable
 
-NATIVE_ISAS = ["scalar", "avx2", "avx512"] if platform.machine() in ("x86_64", "AMD64") else ["scalar", "neon", "neondot"]
+X86 = platform.machine() in ("x86_64", "AMD64")
+NATIVE_ISAS = ["scalar", "avx2", "avx512"] if X86 else ["scalar", "neon", "neondot"]
+
+
+def _build(variant):
+    why = cpp_build.missing_tools(variant)
+    if why:
+        if variant == "aarch64" and not X86:
+            not_applicable(why)
+        pytest.skip(f"cannot build the {variant} C++ tests: {why}")
+    return cpp_build.build(variant)
 
 
 @pytest.fixture(scope="module")
 def native_build():
-    if not shutil.which("cmake"):
-        pytest.skip("cmake not found")
-    return cpp_build.build(aarch64=False)
+    return _build("native")
 
 
 @pytest.fixture(scope="module")
 def aarch64_build():
-    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if not shutil.which(t)]
-    if missing or platform.machine() != "x86_64":
-        msg = f"aarch64 cross leg needs {', '.join(missing) or 'an x86-64 host'}"
-        if os.environ.get("BITMAMBA_REQUIRE_AARCH64") == "1":
-            pytest.fail(msg + " (BITMAMBA_REQUIRE_AARCH64=1)")
-        pytest.skip(msg)
-    return cpp_build.build(aarch64=True)
+    return _build("aarch64")
+
+
+@pytest.fixture(scope="module")
+def tsan_build():
+    return _build("tsan")
+
+
+@pytest.fixture(scope="module")
+def asan_build():
+    return _build("asan")
+
+
+def _check(rc, out, isa):
+    if rc == 77:
+        not_applicable(f"this CPU cannot run the {isa} kernels")
+    assert rc == 0, out[-20000:]
 
 
 @pytest.mark.parametrize("isa", NATIVE_ISAS)
 def test_cpp_suite_native(native_build, isa):
-    rc, out = cpp_build.run_suite(native_build, isa)
-    if rc == 77:
-        pytest.skip(f"this CPU cannot run the {isa} kernels")
-    assert rc == 0, out[-20000:]
+    _check(*cpp_build.run_suite(native_build, isa), isa)
 
 
 @pytest.mark.parametrize("isa", ["scalar", "neon", "neondot"])
 def test_cpp_suite_aarch64_qemu(aarch64_build, isa):
-    rc, out = cpp_build.run_suite(aarch64_build, isa, aarch64=True)
+    rc, out = cpp_build.run_suite(aarch64_build, isa, variant="aarch64")
     assert rc != 77, f"qemu-aarch64 should emulate {isa}:\n{out}"
     assert rc == 0, out[-20000:]
+
+
+def test_thread_pool_under_thread_sanitizer(tsan_build):
+    rc, out = cpp_build.run_suite(tsan_build, "scalar", variant="tsan")
+    assert rc == 0 and "ThreadSanitizer" not in out, out[-20000:]
+
+
+@pytest.mark.parametrize("isa", NATIVE_ISAS)
+def test_cpp_suite_under_address_and_ub_sanitizers(asan_build, isa):
+    rc, out = cpp_build.run_suite(asan_build, isa, variant="asan")
+    assert "runtime error" not in out and "AddressSanitizer" not in out, out[-20000:]
+    _check(rc, out, isa)

@@ -10,12 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from skips import NOT_APPLICABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 EMU = ROOT / "tests" / "avx512_emu"
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 only")
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason=NOT_APPLICABLE + "the emulation builds x86-64 code")
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_avx512_kernel_logic_under_emulation(tmp_path):
     src = ROOT / "csrc"

@@ -81,9 +81,10 @@ ThreadPool::~ThreadPool() { stop_workers(); }
 void ThreadPool::set_num_threads(int n) {
   BM_CHECK(n >= 1 && n <= 1024, ArgumentError, "thread count must be in [1, 1024], got ", n);
   BM_CHECK(!t_in_region, Error, "cannot resize the thread pool from inside a parallel job");
-  if (n == num_threads_ && static_cast<int>(workers_.size()) == n - 1) return;
+  std::lock_guard<std::mutex> owner(owner_mutex_);
+  if (n == num_threads() && static_cast<int>(workers_.size()) == n - 1) return;
   stop_workers();
-  num_threads_ = n;
+  num_threads_.store(n, std::memory_order_relaxed);
   start_workers();
 }
 
@@ -92,7 +93,7 @@ void ThreadPool::start_workers() {
   // Each worker starts from the generation current now: one read later, when the thread happens to
   // be scheduled, could miss a stop published in between.
   const std::uint64_t start = generation_.load(std::memory_order_acquire);
-  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, start] { worker_loop(start); });
+  for (int i = 1; i < num_threads(); ++i) workers_.emplace_back([this, start] { worker_loop(start); });
 }
 
 void ThreadPool::stop_workers() {
@@ -157,8 +158,14 @@ void ThreadPool::worker_loop(std::uint64_t seen) {
 void ThreadPool::run_tasks(std::int64_t n_tasks, const std::function<void(std::int64_t)>& fn) {
   if (n_tasks <= 0) return;
   BM_CHECK(n_tasks < (std::int64_t{1} << 32), ArgumentError, "too many parallel tasks: ", n_tasks);
-  if (n_tasks == 1 || num_threads_ == 1 || t_in_region) {
-    // Inline: nothing to share, or a nested call from inside a task.
+  // The workers are ours only while we hold owner_mutex_. try_lock, never lock: a nested call, or a
+  // caller that finds another caller's job on the workers, runs inline on its own thread.
+  std::unique_lock<std::mutex> owner;
+  if (n_tasks > 1 && !t_in_region && num_threads() > 1) {
+    owner = std::unique_lock<std::mutex>(owner_mutex_, std::try_to_lock);
+  }
+  if (!owner.owns_lock()) {
+    // Inline: nothing to share, a nested call from inside a task, or the workers are busy.
     const bool outer = t_in_region;
     t_in_region = true;
     try {
@@ -203,7 +210,7 @@ void ThreadPool::run_tasks(std::int64_t n_tasks, const std::function<void(std::i
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn, int n_tasks) {
-  if (n_tasks <= 0) n_tasks = num_threads_;
+  if (n_tasks <= 0) n_tasks = num_threads();
   run_tasks(n_tasks, [&](std::int64_t i) { fn(static_cast<int>(i), n_tasks); });
 }
 

@@ -10,6 +10,11 @@
 // processes) delays nothing: the threads that are running take its tasks. A job waits only for tasks
 // that are actually being run.
 //
+// Many callers (one model shared by several Python threads): the pool runs one job at a time. A caller
+// that finds the pool busy runs its whole job on its own thread instead of waiting, so no caller ever
+// sees another's tasks, nobody blocks on the pool, and N callers keep at least N threads busy. A single
+// caller pays one uncontended try-lock per job. Results never depend on which thread ran a task.
+//
 // A parallel call made from inside a task runs inline (no nested parallelism, no deadlock).
 // Exceptions thrown by a task are rethrown in the caller (the first one wins).
 #pragma once
@@ -35,8 +40,9 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int num_threads() const { return num_threads_; }
-  // Resizes the pool (n >= 1). Not to be called while a job runs.
+  int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
+  // Resizes the pool (n >= 1). Waits until the job running on the workers (if any) has finished;
+  // callers running their jobs inline are not affected.
   void set_num_threads(int n);
 
   // Calls fn(i) exactly once for every i in [0, n_tasks), on whichever threads are free, and returns
@@ -56,7 +62,9 @@ class ThreadPool {
   // Claims and runs tasks of the current job until none are left.
   void work_on_current_job();
 
-  int num_threads_ = 1;
+  std::atomic<int> num_threads_{1};
+  // Held by the caller whose job the workers run, and by set_num_threads. Callers only try_lock it.
+  std::mutex owner_mutex_;
   std::vector<std::thread> workers_;
   // Wake-up: a new generation means a new job (or stop); sleeping workers wait on wake_.
   std::mutex mutex_;
