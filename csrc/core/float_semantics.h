@@ -10,7 +10,10 @@
 //   - exp is exp_f32 below: exp evaluated in double by one fixed polynomial, then rounded to float
 //     (correctly rounded except when the double result lies within ~1e-16 relative of a float rounding
 //     boundary), identical on every ISA because every ISA runs the same double operations;
-//   - silu(v) = v / (1 + exp_f32(-v)); softplus(v) = v > 20 ? v : log1pf(exp_f32(v)).
+//   - log1p is log1p_f32 below, defined the same way (double evaluation by +, -, *, /, frexp and
+//     comparisons only, then one rounding to float), never the C library's log1pf or a vector library's
+//     log, whose last bits differ between libraries and CPUs;
+//   - silu(v) = v / (1 + exp_f32(-v)); softplus(v) = v > 20 ? v : log1p_f32(exp_f32(v)).
 // Why it matters: a BitLinear rounds x * s to int8, and a value within an ulp of a .5 boundary rounds
 // either way under a different operation order. One such flip moves later logits by ~1e-2, which is
 // larger than the 1e-3 the golden tests ask for.
@@ -19,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace bitmamba::fp {
 
@@ -70,9 +74,61 @@ inline float exp_f32(float v) {
   return static_cast<float>(p * scale);
 }
 
+// log in double of 2^k m for m in [sqrt(1/2), sqrt(2)) (k an integer held in a double): with f = m - 1
+// (exact) and s = f / (2 + f) = (m - 1) / (m + 1), log(m) = 2 atanh(s) = 2s + s R, R = c0 z + ... + c9 z^10,
+// z = s^2, |s| <= 0.1716; the first omitted term is < 1e-18 relative. Written as in fdlibm's log1p,
+// log(m) = f - (f^2/2 - s (f^2/2 + R)), since 2s = f - s f: the large term f is exact and only the small
+// correction carries rounding. With k ln2 = k hi + k lo (k hi exact) the double result is within ~1.5e-16
+// relative of log(2^k m). Mul, add, sub and div only, in this order (Horner for R), so the vector
+// versions and the numpy mirror (bitmamba/numerics.py) give the same bits.
+constexpr double kLogSqrtHalf = 0.7071067811865476;  // frexp mantissas below it are doubled
+constexpr double kLog1pTiny = 0x1p-29;               // below it log1p(y) rounds to y (see log1p_f32)
+// c[i] = 2 / (2i + 3), i = 0 .. 9.
+constexpr double kLogC[10] = {2.0 / 3.0,  2.0 / 5.0,  2.0 / 7.0,  2.0 / 9.0,  2.0 / 11.0,
+                              2.0 / 13.0, 2.0 / 15.0, 2.0 / 17.0, 2.0 / 19.0, 2.0 / 21.0};
+
+template <class D, class Mul, class Add, class Sub, class Div, class Set>
+inline D log_reduced(D k, D m, Mul mul, Add add, Sub sub, Div div, Set set) {
+  const D f = sub(m, set(1.0));
+  const D s = div(f, add(set(2.0), f));
+  const D z = mul(s, s);
+  D p = set(kLogC[9]);
+  for (int i = 8; i >= 0; --i) p = add(set(kLogC[i]), mul(p, z));
+  const D R = mul(z, p);
+  const D hfsq = mul(set(0.5), mul(f, f));
+  const D t = sub(hfsq, add(mul(s, add(hfsq, R)), mul(k, set(kExpLn2Lo))));
+  return sub(mul(k, set(kExpLn2Hi)), sub(t, f));  // k hi is exact: hi has 32 significant bits
+}
+
+// log1p of a float, evaluated in double and rounded once to float: the correctly rounded value except
+// when the double result lies within ~1.5e-16 relative of a float rounding boundary. u = 1 + y needs no
+// correction term: for a float y with 2^-29 <= |y| < 2^53 it is exact in double (y's lowest bit is at
+// least 2^-52), and above 2^53 dropping the 1 changes the result by less than 3e-18 relative. Below
+// 2^-29, log1p(y) = y (1 - y/2 + ...) is within 2^-30 relative of y, so it rounds to y (also keeps -0
+// and subnormals). u = m 2^k by frexp (exact), m in [sqrt(1/2), sqrt(2)).
+inline float log1p_f32(float v) {
+  if (!(v > -1.0f)) {
+    if (std::isnan(v)) return v;
+    return v == -1.0f ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
+  }
+  const double y = static_cast<double>(v);
+  if (std::fabs(y) < kLog1pTiny || std::isinf(y)) return v;
+  int e = 0;
+  double m = std::frexp(1.0 + y, &e);  // [0.5, 1)
+  if (m < kLogSqrtHalf) {
+    m = m + m;
+    e -= 1;
+  }
+  const double r = log_reduced<double>(
+      static_cast<double>(e), m, [](double a, double b) { return a * b; },
+      [](double a, double b) { return a + b; }, [](double a, double b) { return a - b; },
+      [](double a, double b) { return a / b; }, [](double c) { return c; });
+  return static_cast<float>(r);
+}
+
 inline float silu_f32(float v) { return v / (1.0f + exp_f32(-v)); }
 
-inline float softplus_f32(float v) { return v > 20.0f ? v : std::log1p(exp_f32(v)); }
+inline float softplus_f32(float v) { return v > 20.0f ? v : log1p_f32(exp_f32(v)); }
 
 // numpy's float32 add.reduce order over a contiguous array (pairwise summation: below 8 elements a
 // plain loop; up to 128, eight interleaved partial sums combined as ((0+1)+(2+3))+((4+5)+(6+7)) and

@@ -65,6 +65,29 @@ std::uint16_t float_to_half(float f) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// NaN / Inf in weights
+std::int64_t first_non_finite(const float* p, std::int64_t n) {
+  // A branch-free pass over the exponent bits (the compiler vectorizes it); the index is looked for
+  // only when there is something to report.
+  std::uint32_t bad = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::uint32_t b;
+    std::memcpy(&b, p + i, 4);
+    bad |= static_cast<std::uint32_t>((b & 0x7f800000u) == 0x7f800000u);
+  }
+  if (!bad) return -1;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return i;
+  return -1;
+}
+
+void check_finite(const std::string& what, const float* p, std::int64_t n) {
+  const std::int64_t i = first_non_finite(p, n);
+  BM_CHECK(i < 0, FormatError, what, " holds a NaN/Inf value at element ", i, " (", p[i],
+           "): the model file is corrupt");
+}
+
+// ---------------------------------------------------------------------------------------------
 // config
 void ModelConfig::validate() const {
   auto in = [](std::int64_t v, std::int64_t lo, std::int64_t hi) { return v >= lo && v <= hi; };
@@ -107,22 +130,20 @@ ModelConfig ModelConfig::preset(const std::string& name) {
 // embedding
 void Embedding::row(std::int64_t id, float* out) const {
   BM_CHECK(id >= 0 && id < rows, ArgumentError, "token id ", id, " is outside the vocabulary [0, ", rows, ")");
-  const std::uint8_t* r;
+  const std::uint8_t* r = nullptr;
   std::vector<std::uint8_t> tmp;
   if (data) {
     r = data + id * row_bytes;
+  } else if (type == EmbedType::kF32) {
+    file->read_at(file_offset + static_cast<std::uint64_t>(id * row_bytes), static_cast<std::uint64_t>(row_bytes), out);
   } else {
-    if (type == EmbedType::kF32) {
-      file->read_at(file_offset + static_cast<std::uint64_t>(id * row_bytes), static_cast<std::uint64_t>(row_bytes), out);
-      return;
-    }
     tmp.resize(static_cast<std::size_t>(row_bytes));
     file->read_at(file_offset + static_cast<std::uint64_t>(id * row_bytes), tmp.size(), tmp.data());
     r = tmp.data();
   }
   switch (type) {
     case EmbedType::kF32:
-      std::memcpy(out, r, cols * sizeof(float));
+      if (r) std::memcpy(out, r, cols * sizeof(float));
       break;
     case EmbedType::kF16:
       for (std::int64_t i = 0; i < cols; ++i) {
@@ -142,6 +163,10 @@ void Embedding::row(std::int64_t id, float* out) const {
       }
       break;
   }
+  // The decoded row covers every encoding: a NaN/Inf F16 value or Q8_0 scale yields a NaN/Inf float
+  // (an Inf scale times a zero code is NaN), and finite F16 / Q8_0 values decode to finite floats.
+  BM_CHECK(first_non_finite(out, cols) < 0, FormatError, name, " row ", id,
+           " holds a NaN/Inf value: the model file is corrupt");
 }
 
 namespace {
@@ -258,10 +283,6 @@ State Model::load_state(const std::string& path) const {
 // loaders
 namespace {
 
-void check_finite(const std::vector<float>& v, const std::string& what) {
-  for (float x : v) BM_CHECK(std::isfinite(x), FormatError, what, " contains a non-finite value");
-}
-
 // BIT2 reader: bounds-checked records, in file order.
 class Bit2Reader {
  public:
@@ -306,7 +327,7 @@ class Bit2Reader {
     std::uint64_t off = float_record(what, shapes, &n);
     std::vector<float> v(n);
     std::memcpy(v.data(), f_.data() + off, n * 4);
-    check_finite(v, "BIT2 '" + f_.path() + "': " + what);
+    check_finite("BIT2 '" + f_.path() + "': " + what, v.data(), n);
     return v;
   }
   ternary::TernaryMatrix ternary(const std::string& what, std::int64_t rows, std::int64_t cols) {
@@ -385,6 +406,7 @@ std::shared_ptr<Model> Model::load_bit2(const std::string& path) {
   m->embed_.row_bytes = d * 4;
   m->embed_.file = m->file_;
   m->embed_.file_offset = emb_off;
+  m->embed_.name = "BIT2 '" + path + "': embedding";
   // lm_head is the last record and the largest matrix: repack it first (its transient copy then
   // adds to a nearly empty process: lower peak RSS), then read everything else in order.
   const std::uint64_t lm_bytes = 16 + static_cast<std::uint64_t>(V * d / 4);
@@ -456,7 +478,7 @@ std::vector<float> f32_tensor(const GgufFile& g, const std::string& name, std::v
   const GgufTensor& t = need_tensor(g, name, shape, {GgmlType::F32});
   std::vector<float> v(t.n_elements());
   std::memcpy(v.data(), g.tensor_data(t), v.size() * 4);
-  check_finite(v, "GGUF tensor '" + name + "'");
+  check_finite("GGUF tensor '" + name + "'", v.data(), static_cast<std::int64_t>(v.size()));
   return v;
 }
 
@@ -561,6 +583,7 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
   m->embed_.row_bytes = static_cast<std::int64_t>(e.n_bytes / V);
   m->embed_.file = m->file_;
   m->embed_.file_offset = e.offset;
+  m->embed_.name = "GGUF tensor 'token_embd.weight'";
 
   // The largest matrix first: repacking holds a transient copy of it, which then adds to a
   // nearly empty process instead of to all the layers (lower peak RSS).
@@ -658,6 +681,7 @@ std::shared_ptr<Model> Model::random(const ModelConfig& cfg, EmbedType embed, st
     }
   }
   E.data = E.owned.data();
+  E.name = "random embedding";
   m->lm_head_ = tern(V, d);  // largest first: its transient repacking copy meets a small process
   for (std::int64_t l = 0; l < cfg.n_layers; ++l) {
     LayerWeights L;
@@ -813,18 +837,28 @@ void Model::forward(State& s, const std::int32_t* ids, std::int64_t n, const Log
              " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
   const std::int64_t V = cfg_.vocab_size;
   std::vector<float> chunk_logits;
-  for (std::int64_t t0 = 0; t0 < n; t0 += kChunk) {
-    const std::int64_t T = std::min(kChunk, n - t0);
-    if (on_logits) {
-      chunk_logits.resize(T * V);
-      forward_chunk(s, ids + t0, T, true, chunk_logits.data());
-      std::memcpy(s.logits.data(), chunk_logits.data() + (T - 1) * V, V * sizeof(float));
-      on_logits(t0, T, chunk_logits.data());
-    } else {
-      forward_chunk(s, ids + t0, T, false, s.logits.data());
+  // A chunk reads its embedding rows before it touches the state, so a failing row (NaN/Inf in the
+  // file) leaves the state as it was; over several chunks a copy (cheap next to 256+ tokens of
+  // prefill) restores it, so a failed call never leaves a half-fed state.
+  State before;
+  if (n > kChunk) before = s;
+  try {
+    for (std::int64_t t0 = 0; t0 < n; t0 += kChunk) {
+      const std::int64_t T = std::min(kChunk, n - t0);
+      if (on_logits) {
+        chunk_logits.resize(T * V);
+        forward_chunk(s, ids + t0, T, true, chunk_logits.data());
+        std::memcpy(s.logits.data(), chunk_logits.data() + (T - 1) * V, V * sizeof(float));
+        on_logits(t0, T, chunk_logits.data());
+      } else {
+        forward_chunk(s, ids + t0, T, false, s.logits.data());
+      }
+      s.n_tokens += T;
+      s.has_logits = true;
     }
-    s.n_tokens += T;
-    s.has_logits = true;
+  } catch (...) {
+    if (n > kChunk) s = std::move(before);
+    throw;
   }
 }
 

@@ -61,6 +61,9 @@ class Embedding {
   std::shared_ptr<MappedFile> file;       // source file when data == nullptr
   std::uint64_t file_offset = 0;
   AlignedBuffer<std::uint8_t> owned;
+  std::string name;  // for errors, e.g. "GGUF tensor 'token_embd.weight'"
+  // Row `id` as floats. Rows are never read at load, so each is checked for NaN/Inf here (FormatError
+  // naming the table and the row): d_model comparisons next to a pread.
   void row(std::int64_t id, float* out) const;
   std::int64_t bytes() const { return rows * row_bytes; }
 };
@@ -180,5 +183,11 @@ class Model {
 // fp16 -> fp32 (portable, exact for all values including subnormals, inf, nan).
 float half_to_float(std::uint16_t h);
 std::uint16_t float_to_half(float f);
+
+// Every float a model file holds is checked for NaN/Inf: the float tensors at load, embedding rows when
+// read. first_non_finite: index of the first NaN/Inf among n floats, -1 if none. check_finite throws
+// FormatError "<what> holds a NaN/Inf value at element i" if there is one.
+std::int64_t first_non_finite(const float* p, std::int64_t n);
+void check_finite(const std::string& what, const float* p, std::int64_t n);
 
 }  // namespace bitmamba::model

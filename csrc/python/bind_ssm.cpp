@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/ssm/ssm.h"
+#include "kernels/ssm/ssm_internal.h"
 #include "python/registry.h"
 
 namespace py = pybind11;
@@ -148,4 +149,21 @@ BITMAMBA_BINDINGS(ssm) {
         },
         py::arg("y"), py::arg("z"), py::arg("weight"), py::arg("n_groups"), py::arg("eps") = 1e-5f,
         "y = rmsnorm(y * silu(z)) per group of C/n_groups channels, times weight; in place.");
+
+  s.def("float_function",
+        [](const std::string& name, In x) {
+          const ssm::SsmKernels& k = ssm::active_kernels();
+          void (*fn)(const float*, float*, std::int64_t) = name == "silu"       ? k.silu_array
+                                                           : name == "softplus" ? k.softplus_array
+                                                           : name == "log1p"    ? k.log1p_array
+                                                                                : nullptr;
+          if (!fn) throw ArgumentError("name must be 'silu', 'softplus' or 'log1p', got '" + name + "'");
+          Out out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+          py::gil_scoped_release nogil;
+          fn(x.data(), out.mutable_data(), static_cast<std::int64_t>(x.size()));
+          return out;
+        },
+        py::arg("name"), py::arg("x"),
+        "The active kernel set's vector silu, softplus or log1p over a float32 array: the engine's "
+        "float semantics (fp::silu_f32, softplus_f32, log1p_f32 bit for bit), for the tests.");
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,56 @@ TEST(ModelGguf, RejectsHugeCountsAndBadTypes) {
   write_file(p, bad);
   EXPECT_THROW(GgufFile{p}, FormatError);
   std::remove(p.c_str());
+}
+
+// Embedding rows (owned buffer here; the loaders' rows come from pread, the same decode and check):
+// a NaN/Inf F16 value, Q8_0 scale or F32 value is reported when its row is read, naming the row.
+TEST(ModelEmbedding, RowWithNanOrInfIsRejectedWhenRead) {
+  const std::int64_t cols = 64;
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (EmbedType type : {EmbedType::kF32, EmbedType::kF16, EmbedType::kQ8_0}) {
+    for (float bad : {nan, inf, -inf}) {
+      Embedding e;
+      e.type = type;
+      e.rows = 3;
+      e.cols = cols;
+      e.row_bytes = type == EmbedType::kF32 ? cols * 4 : type == EmbedType::kF16 ? cols * 2 : cols / 32 * 34;
+      e.name = "tbl";
+      e.owned.resize(e.rows * e.row_bytes, true);
+      for (std::int64_t r = 0; r < e.rows; ++r) {
+        std::uint8_t* row = e.owned.data() + r * e.row_bytes;
+        if (type == EmbedType::kQ8_0) {
+          for (int b = 0; b < cols / 32; ++b) {
+            const std::uint16_t h = float_to_half(r == 1 && b == 1 ? bad : 0.5f);
+            std::memcpy(row + b * 34, &h, 2);  // values stay 0: an Inf scale times 0 is NaN
+          }
+        } else if (r == 1) {
+          if (type == EmbedType::kF32) {
+            std::memcpy(row + 4 * 7, &bad, 4);
+          } else {
+            const std::uint16_t h = float_to_half(bad);
+            std::memcpy(row + 2 * 7, &h, 2);
+          }
+        }
+      }
+      e.data = e.owned.data();
+      std::vector<float> out(cols);
+      e.row(0, out.data());
+      e.row(2, out.data());
+      try {
+        e.row(1, out.data());
+        ADD_FAILURE() << "row 1 was accepted, type " << static_cast<int>(type) << " value " << bad;
+      } catch (const FormatError& err) {
+        EXPECT_NE(std::string(err.what()).find("tbl row 1 holds a NaN/Inf value"), std::string::npos) << err.what();
+      }
+    }
+  }
+  float v[5] = {1, 2, 3, 4, 5};
+  EXPECT_EQ(first_non_finite(v, 5), -1);
+  v[4] = -inf;
+  EXPECT_EQ(first_non_finite(v, 5), 4);
+  EXPECT_THROW(check_finite("t", v, 5), FormatError);
+  EXPECT_NO_THROW(check_finite("t", v, 4));
 }
 
 TEST(ModelSampler, SeedDeterminismAndGreedy) {

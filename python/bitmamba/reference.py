@@ -5,8 +5,9 @@ the sequential recurrence, for both layouts. BitLinear follows the integer seman
 by round-half-to-even, an exact integer accumulator, one division at the end. `dtype` picks the float
 precision of everything around the integer part:
 - float32 is the engine's own arithmetic (bitmamba.numerics, csrc/core/float_semantics.h): numpy float32 in
-  DESIGN.md's operation order, exp evaluated in float64 and rounded. The engine's BitMamba-2 logits equal it
-  bit for bit on every kernel set (tests/test_engine_exact.py);
+  DESIGN.md's operation order, exp and log1p evaluated in float64 by numerics' explicit definitions and
+  rounded (no numpy transcendental, whose last bits vary by CPU). The engine's BitMamba-2 logits equal it
+  bit for bit on every kernel set (tests/test_engine_exact.py), on any CPU (tests/test_numerics.py);
 - float64 is the high-precision reference.
 Used by the tests of the converter, the engine and the PyTorch model.
 """

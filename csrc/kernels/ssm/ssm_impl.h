@@ -590,6 +590,12 @@ void softplus_array(const float* in, float* out, std::int64_t n) {
   for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::softplus(VM::load(in + i)));
   if (i < n) store_part<VM>(out + i, VM::softplus(load_part<VM>(in + i, n - i)), n - i);
 }
+template <class VM>
+void log1p_array(const float* in, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::log1p_f32(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, VM::log1p_f32(load_part<VM>(in + i, n - i)), n - i);
+}
 
 // The kernel table of this set.
 template <class VM>
@@ -604,6 +610,7 @@ SsmKernels make_kernels(const char* name) {
   k.exp_array = &exp_array<VM>;
   k.silu_array = &silu_array<VM>;
   k.softplus_array = &softplus_array<VM>;
+  k.log1p_array = &log1p_array<VM>;
   k.name = name;
   return k;
 }

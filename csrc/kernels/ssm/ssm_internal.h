@@ -33,7 +33,7 @@ struct ScanArgs {
 };
 
 // softplus(v) = log(1 + exp(v)), and v itself above 20 (as DESIGN.md section 3 and mamba_ssm do);
-// silu(v) = v / (1 + exp(-v)). Both with the engine's exact exp (core/float_semantics.h).
+// silu(v) = v / (1 + exp(-v)). Both with the engine's exact exp and log1p (core/float_semantics.h).
 // static: each translation unit (compiled with its own ISA flags) keeps its own copy.
 static inline float softplus_ref(float v) { return fp::softplus_f32(v); }
 static inline float silu_ref(float v) { return fp::silu_f32(v); }
@@ -89,10 +89,13 @@ struct SsmKernels {
   void (*gated_rmsnorm)(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
                         const float* weight, std::int64_t t_begin, std::int64_t t_end,
                         std::int64_t C, std::int64_t n_groups, float eps);
-  // The set's vector exp, silu and softplus over an array (for the tests of their stated error bounds).
+  // The set's vector functions over an array, for the tests: the fast exp (within its stated error
+  // bound), and silu, softplus and log1p, which equal fp::silu_f32, fp::softplus_f32 and
+  // fp::log1p_f32 bit for bit.
   void (*exp_array)(const float* in, float* out, std::int64_t n);
   void (*silu_array)(const float* in, float* out, std::int64_t n);
   void (*softplus_array)(const float* in, float* out, std::int64_t n);
+  void (*log1p_array)(const float* in, float* out, std::int64_t n);
   const char* name;
 };
 

@@ -5,8 +5,9 @@
 // Range reduction x = n ln2 + r, |r| <= ln2/2, with ln2 split in two parts, then the Cephes degree-6
 // polynomial for exp(r) and 2^n built in the exponent bits. Relative error <= 2.5e-7 (about 2 ulp)
 // on the clamped range; the chunked scan uses it for its decay factors. silu(v) = v / (1 + exp(-v))
-// uses exp_f32 instead, the engine's exact exp (core/float_semantics.h: evaluated in double, rounded
-// to float, bit-identical on every kernel set). Bounds are checked by csrc/tests/test_ssm.cpp.
+// uses exp_f32 instead, the engine's exact exp, and softplus exp_f32 and log1p_f32
+// (core/float_semantics.h: evaluated in double, rounded to float, bit-identical on every kernel set).
+// Bounds and bit identity are checked by csrc/tests/test_ssm.cpp.
 #pragma once
 
 #include <immintrin.h>
@@ -42,43 +43,6 @@ struct Ops {
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
   }
-  // Natural log of positive normal floats (Cephes logf scheme: mantissa reduced to
-  // [sqrt(1/2), sqrt(2)), degree-8 polynomial). Relative error <= 3e-7 away from x = 1.
-  static V log(V x) {
-    const __m256i xi = _mm256_castps_si256(x);
-    V e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(127)));
-    V m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(xi, _mm256_set1_epi32(0x007fffff)),
-                                              _mm256_set1_epi32(0x3f800000)));  // [1, 2)
-    const V big = _mm256_cmp_ps(m, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
-    m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
-    e = _mm256_add_ps(e, _mm256_and_ps(big, _mm256_set1_ps(1.0f)));
-    const V f = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
-    const V z = _mm256_mul_ps(f, f);
-    V p = _mm256_set1_ps(7.0376836292e-2f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.1514610310e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.1676998740e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.2420140846e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.4249322787e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.6668057665e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.0000714765e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-2.4999993993e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(3.3333331174e-1f));
-    V y = _mm256_mul_ps(_mm256_mul_ps(p, f), z);
-    y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
-    y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
-    return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), _mm256_add_ps(f, y));
-  }
-  // softplus(v) = log1p(exp(v)), v itself for v > 20. log1p(u) = log(w) u / (w - 1) with w = 1 + u
-  // rounded (exact correction of the rounding of w; u itself when w == 1). Error <= 6e-7 relative.
-  static V softplus(V v) {
-    const V u = exp(_mm256_min_ps(v, _mm256_set1_ps(20.0f)));
-    const V w = _mm256_add_ps(_mm256_set1_ps(1.0f), u);
-    const V d = _mm256_sub_ps(w, _mm256_set1_ps(1.0f));
-    const V one = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
-    const V l = _mm256_div_ps(_mm256_mul_ps(log(w), u), _mm256_blendv_ps(d, _mm256_set1_ps(1.0f), one));
-    const V r = _mm256_blendv_ps(l, u, one);
-    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
-  }
   // fp::exp_f32 on 4 doubles: the same double operations in the same order as the scalar version.
   static __m256d exp_pd(__m256d x) {
     // max/min return their second operand when one is NaN: x goes second so NaN stays NaN.
@@ -105,6 +69,46 @@ struct Ops {
   static V silu(V v) {
     const V den = _mm256_add_ps(_mm256_set1_ps(1.0f), exp_f32(_mm256_sub_ps(_mm256_setzero_ps(), v)));
     return _mm256_div_ps(v, den);
+  }
+  // fp::log1p_f32 on 4 doubles (the float arguments widened): the same double operations in the same
+  // order as the scalar version, frexp done on the exponent bits, the special lanes blended in last.
+  static __m256d log1p_pd(__m256d y) {
+    const __m256d u = _mm256_add_pd(_mm256_set1_pd(1.0), y);
+    const __m256i bits = _mm256_castpd_si256(u);
+    // frexp of the positive normal u: the mantissa with the exponent of 0.5, and the exponent field
+    // (11 bits) put in the low mantissa bits of 2^52, so subtracting 2^52 + 1022 gives the exponent.
+    const __m256d m0 = _mm256_castsi256_pd(_mm256_or_si256(
+        _mm256_and_si256(bits, _mm256_set1_epi64x(0x000FFFFFFFFFFFFF)), _mm256_set1_epi64x(0x3FE0000000000000)));
+    const __m256d e0 = _mm256_sub_pd(
+        _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(bits, 52), _mm256_set1_epi64x(0x4330000000000000))),
+        _mm256_set1_pd(4503599627370496.0 + 1022.0));
+    const __m256d low = _mm256_cmp_pd(m0, _mm256_set1_pd(fp::kLogSqrtHalf), _CMP_LT_OQ);
+    const __m256d m = _mm256_blendv_pd(m0, _mm256_add_pd(m0, m0), low);
+    const __m256d k = _mm256_sub_pd(e0, _mm256_and_pd(low, _mm256_set1_pd(1.0)));
+    const auto mul = [](__m256d a, __m256d b) { return _mm256_mul_pd(a, b); };
+    const auto add = [](__m256d a, __m256d b) { return _mm256_add_pd(a, b); };
+    const auto sub = [](__m256d a, __m256d b) { return _mm256_sub_pd(a, b); };
+    const auto div = [](__m256d a, __m256d b) { return _mm256_div_pd(a, b); };
+    const auto set = [](double c) { return _mm256_set1_pd(c); };
+    __m256d r = fp::log_reduced<__m256d>(k, m, mul, add, sub, div, set);
+    // y itself where |y| < 2^-29, y = inf or y is NaN (the unordered compare); -inf at -1; NaN below.
+    const __m256d ay = _mm256_andnot_pd(_mm256_set1_pd(-0.0), y);
+    const __m256d keep = _mm256_or_pd(_mm256_cmp_pd(ay, _mm256_set1_pd(fp::kLog1pTiny), _CMP_LT_OQ),
+                                      _mm256_cmp_pd(ay, _mm256_set1_pd(INFINITY), _CMP_EQ_UQ));
+    r = _mm256_blendv_pd(r, y, keep);
+    r = _mm256_blendv_pd(r, _mm256_set1_pd(-INFINITY), _mm256_cmp_pd(y, _mm256_set1_pd(-1.0), _CMP_EQ_OQ));
+    return _mm256_blendv_pd(r, _mm256_set1_pd(NAN), _mm256_cmp_pd(y, _mm256_set1_pd(-1.0), _CMP_LT_OQ));
+  }
+  // log1p rounded to float from a double evaluation (fp::log1p_f32, bit-identical to it).
+  static V log1p_f32(V v) {
+    const __m128 lo = _mm256_cvtpd_ps(log1p_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+    const __m128 hi = _mm256_cvtpd_ps(log1p_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+    return _mm256_set_m128(hi, lo);
+  }
+  // softplus(v) = v > 20 ? v : log1p_f32(exp_f32(v)), fp::softplus_f32 exactly (NaN stays NaN).
+  static V softplus(V v) {
+    const V l = log1p_f32(exp_f32(v));
+    return _mm256_blendv_ps(l, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
   }
   static float hsum(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

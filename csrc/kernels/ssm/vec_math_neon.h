@@ -1,6 +1,7 @@
 // aarch64 Advanced SIMD vector operations for ssm_impl.h (4 floats). Same algorithms and error
 // bounds as vec_math_avx2.h: the fast exp (relative error <= 2.5e-7 on [-87.33654, 88.37626]) for the
-// chunked scan, and silu through fp::exp_f32 (core/float_semantics.h), bit-identical everywhere.
+// chunked scan, and silu and softplus through fp::exp_f32 and fp::log1p_f32 (core/float_semantics.h),
+// bit-identical everywhere.
 #pragma once
 
 #include <arm_neon.h>
@@ -36,39 +37,6 @@ struct Ops {
     const int32x4_t e = vshlq_n_s32(vaddq_s32(ni, vdupq_n_s32(127)), 23);
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
   }
-  // log and softplus: same algorithms and bounds as vec_math_avx2.h.
-  static V log(V x) {
-    const int32x4_t xi = vreinterpretq_s32_f32(x);
-    V e = vcvtq_f32_s32(vsubq_s32(vshrq_n_s32(xi, 23), vdupq_n_s32(127)));
-    V m = vreinterpretq_f32_s32(vorrq_s32(vandq_s32(xi, vdupq_n_s32(0x007fffff)), vdupq_n_s32(0x3f800000)));
-    const uint32x4_t big = vcgtq_f32(m, vdupq_n_f32(1.41421356f));
-    m = vbslq_f32(big, vmulq_f32(m, vdupq_n_f32(0.5f)), m);
-    e = vaddq_f32(e, vbslq_f32(big, vdupq_n_f32(1.0f), vdupq_n_f32(0.0f)));
-    const V f = vsubq_f32(m, vdupq_n_f32(1.0f));
-    const V z = vmulq_f32(f, f);
-    V p = vdupq_n_f32(7.0376836292e-2f);
-    p = vfmaq_f32(vdupq_n_f32(-1.1514610310e-1f), p, f);
-    p = vfmaq_f32(vdupq_n_f32(1.1676998740e-1f), p, f);
-    p = vfmaq_f32(vdupq_n_f32(-1.2420140846e-1f), p, f);
-    p = vfmaq_f32(vdupq_n_f32(1.4249322787e-1f), p, f);
-    p = vfmaq_f32(vdupq_n_f32(-1.6668057665e-1f), p, f);
-    p = vfmaq_f32(vdupq_n_f32(2.0000714765e-1f), p, f);
-    p = vfmaq_f32(vdupq_n_f32(-2.4999993993e-1f), p, f);
-    p = vfmaq_f32(vdupq_n_f32(3.3333331174e-1f), p, f);
-    V y = vmulq_f32(vmulq_f32(p, f), z);
-    y = vfmaq_f32(y, e, vdupq_n_f32(-2.12194440e-4f));
-    y = vfmsq_f32(y, z, vdupq_n_f32(0.5f));
-    return vfmaq_f32(vaddq_f32(f, y), e, vdupq_n_f32(0.693359375f));
-  }
-  static V softplus(V v) {
-    const V u = exp(vminq_f32(v, vdupq_n_f32(20.0f)));
-    const V w = vaddq_f32(vdupq_n_f32(1.0f), u);
-    const V d = vsubq_f32(w, vdupq_n_f32(1.0f));
-    const uint32x4_t one = vceqq_f32(d, vdupq_n_f32(0.0f));
-    const V l = vdivq_f32(vmulq_f32(log(w), u), vbslq_f32(one, vdupq_n_f32(1.0f), d));
-    const V r = vbslq_f32(one, u, l);
-    return vbslq_f32(vcgtq_f32(v, vdupq_n_f32(20.0f)), v, r);
-  }
   // fp::exp_f32 on 2 doubles: the same double operations in the same order as the scalar version.
   static float64x2_t exp_pd(float64x2_t x) {
     x = vminq_f64(vmaxq_f64(x, vdupq_n_f64(fp::kExpLo)), vdupq_n_f64(fp::kExpHi));  // NaN stays NaN
@@ -89,6 +57,41 @@ struct Ops {
   }
   // silu(v) = v / (1 + exp_f32(-v)), fp::silu_f32 exactly.
   static V silu(V v) { return vdivq_f32(v, vaddq_f32(vdupq_n_f32(1.0f), exp_f32(vnegq_f32(v)))); }
+  // fp::log1p_f32 on 2 doubles: the same double operations in the same order as the scalar version,
+  // frexp done on the exponent bits (as vec_math_avx2.h), the special lanes blended in last.
+  static float64x2_t log1p_pd(float64x2_t y) {
+    const float64x2_t u = vaddq_f64(vdupq_n_f64(1.0), y);
+    const uint64x2_t bits = vreinterpretq_u64_f64(u);
+    const float64x2_t m0 = vreinterpretq_f64_u64(vorrq_u64(vandq_u64(bits, vdupq_n_u64(0x000FFFFFFFFFFFFFull)),
+                                                           vdupq_n_u64(0x3FE0000000000000ull)));
+    const float64x2_t e0 = vsubq_f64(vreinterpretq_f64_u64(vorrq_u64(vshrq_n_u64(bits, 52),
+                                                                     vdupq_n_u64(0x4330000000000000ull))),
+                                     vdupq_n_f64(4503599627370496.0 + 1022.0));
+    const uint64x2_t low = vcltq_f64(m0, vdupq_n_f64(fp::kLogSqrtHalf));
+    const float64x2_t m = vbslq_f64(low, vaddq_f64(m0, m0), m0);
+    const float64x2_t k = vbslq_f64(low, vsubq_f64(e0, vdupq_n_f64(1.0)), e0);
+    const auto mul = [](float64x2_t a, float64x2_t b) { return vmulq_f64(a, b); };
+    const auto add = [](float64x2_t a, float64x2_t b) { return vaddq_f64(a, b); };
+    const auto sub = [](float64x2_t a, float64x2_t b) { return vsubq_f64(a, b); };
+    const auto div = [](float64x2_t a, float64x2_t b) { return vdivq_f64(a, b); };
+    const auto set = [](double c) { return vdupq_n_f64(c); };
+    float64x2_t r = fp::log_reduced<float64x2_t>(k, m, mul, add, sub, div, set);
+    // y itself where |y| < 2^-29, y = inf or y is NaN (not y == y); -inf at -1; NaN below.
+    const float64x2_t ay = vabsq_f64(y);
+    const uint64x2_t nan = vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(vceqq_f64(y, y))));
+    const uint64x2_t keep = vorrq_u64(vorrq_u64(vcltq_f64(ay, vdupq_n_f64(fp::kLog1pTiny)),
+                                                vceqq_f64(ay, vdupq_n_f64(INFINITY))), nan);
+    r = vbslq_f64(keep, y, r);
+    r = vbslq_f64(vceqq_f64(y, vdupq_n_f64(-1.0)), vdupq_n_f64(-INFINITY), r);
+    return vbslq_f64(vcltq_f64(y, vdupq_n_f64(-1.0)), vdupq_n_f64(NAN), r);
+  }
+  // log1p rounded to float from a double evaluation (fp::log1p_f32, bit-identical to it).
+  static V log1p_f32(V v) {
+    const float32x2_t lo = vcvt_f32_f64(log1p_pd(vcvt_f64_f32(vget_low_f32(v))));
+    return vcvt_high_f32_f64(lo, log1p_pd(vcvt_high_f64_f32(v)));
+  }
+  // softplus(v) = v > 20 ? v : log1p_f32(exp_f32(v)), fp::softplus_f32 exactly (NaN stays NaN).
+  static V softplus(V v) { return vbslq_f32(vcgtq_f32(v, vdupq_n_f32(20.0f)), v, log1p_f32(exp_f32(v))); }
   static float hsum(V v) { return vaddvq_f32(v); }
 };
 

@@ -1,5 +1,5 @@
 // Width-1 "vector" operations for the scalar kernel set: the same kernel code (ssm_impl.h) as the
-// SIMD sets, with std::exp for the fast exp and fp::exp_f32 for silu (core/float_semantics.h).
+// SIMD sets, with std::exp for the fast exp and fp::silu_f32 / fp::softplus_f32 (core/float_semantics.h).
 #pragma once
 
 #include <cmath>
@@ -20,8 +20,8 @@ struct Ops {
   static V mul(V a, V b) { return a * b; }
   static V fma(V a, V b, V c) { return a * b + c; }  // a*b + c
   static V exp(V a) { return std::exp(a); }
-  static V log(V a) { return std::log(a); }
-  static V softplus(V a) { return a > 20.0f ? a : std::log1p(std::exp(a)); }
+  static V softplus(V a) { return fp::softplus_f32(a); }
+  static V log1p_f32(V a) { return fp::log1p_f32(a); }
   static V exp_f32(V a) { return fp::exp_f32(a); }
   static V silu(V a) { return fp::silu_f32(a); }
   static float hsum(V a) { return a; }
