@@ -16,20 +16,6 @@ from typing import Iterable, List, Optional, Tuple, Union
 
 BUNDLED_GPT2 = Path(__file__).resolve().parent / "assets" / "gpt2" / "tokenizer.json"
 
-
-def _repair(spec: dict) -> dict:
-    """Fix two known defects of circulating GPT-2 tokenizer.json copies (see assets/gpt2/README.md)."""
-    model = spec.get("model")
-    if isinstance(model, dict) and "type" not in model and "vocab" in model and "merges" in model:
-        spec["model"] = {"type": "BPE", **model}
-        model = spec["model"]
-    if isinstance(model, dict):
-        vocab = model.get("vocab")
-        if isinstance(vocab, dict) and vocab.get("ĠLLMProvider") == 40559 and "ĠClaude" not in vocab:
-            vocab["ĠClaude"] = vocab.pop("ĠLLMProvider")
-    return spec
-
-
 _EXPECTED = "expected a tokenizer.json, a directory holding one, or a GGUF model with an embedded tokenizer"
 
 
@@ -61,6 +47,19 @@ def read_tokenizer_json(path: Union[str, os.PathLike]) -> Tuple[str, str]:
     if not text.lstrip().startswith("{"):
         raise ValueError(f"{p} is not a tokenizer.json (not a JSON object): {_EXPECTED}")
     return text, str(p)
+
+
+def _repair(spec: dict) -> dict:
+    """Fix two known defects of circulating GPT-2 tokenizer.json copies (see assets/gpt2/README.md)."""
+    model = spec.get("model")
+    if isinstance(model, dict) and "type" not in model and "vocab" in model and "merges" in model:
+        spec["model"] = {"type": "BPE", **model}
+        model = spec["model"]
+    if isinstance(model, dict):
+        vocab = model.get("vocab")
+        if isinstance(vocab, dict) and vocab.get("ĠLLMProvider") == 40559 and "ĠClaude" not in vocab:
+            vocab["ĠClaude"] = vocab.pop("ĠLLMProvider")
+    return spec
 
 
 class Tokenizer:
