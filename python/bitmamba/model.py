@@ -45,11 +45,11 @@ def _resolve_tokenizer(native_model, path: Optional[Path], tokenizer) -> Optiona
     embedded = native_model.metadata("tokenizer.huggingface.json")
     if embedded:
         try:
-            return Tokenizer.from_json_string(embedded, source=f"{path}: metadata key 'tokenizer.huggingface.json'")
+            return Tokenizer.from_json_string(embedded, source="GGUF tokenizer.huggingface.json")
         except ValueError as e:  # valid UTF-8 (checked by the loader) but not a usable tokenizer.json
             from .formats.errors import FormatError
 
-            raise FormatError(f"{e}; the file is corrupt: convert it again, or pass --tokenizer") from None
+            raise FormatError(f"{path}: {e}; the file is corrupt: convert it again, or pass --tokenizer") from None
     if path is not None and (path.parent / "tokenizer.json").is_file():
         return Tokenizer.from_file(path.parent / "tokenizer.json")
     if native_model.config["vocab_size"] == 50257:
