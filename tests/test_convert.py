@@ -431,3 +431,56 @@ def test_pytorch_dir_with_half_precision_safetensors(torch_model_dir, tmp_path, 
             assert t.scale == q.scale
         else:
             np.testing.assert_array_equal(t, v)
+
+
+# ---- a full disk and a killed earlier run ---------------------------------------------------------------
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("how", ["errno", "numpy"])
+def test_full_disk_is_one_line_and_leaves_nothing(golden_dir, tmp_path, monkeypatch, capsys, how):
+    """The tensor data cannot be written: /dev/full refuses it as a full disk would. gguf-py writes tensors
+    with numpy's tofile, whose error has no errno ("N requested and M written"); a Python write has ENOSPC.
+    Either way: one line naming the output and the cause, exit status 1, OUT as it was, no temporary."""
+    import os
+
+    src = golden_dir / "bit2-random-d128-l2-h2-v512.bin"
+    d = tmp_path / "out"
+    d.mkdir()
+    out = d / "x.gguf"
+    out.write_bytes(b"previous contents")
+
+    def write_tensors_to_full_disk(self, *args, **kwargs):
+        with open("/dev/full", "wb") as dev:
+            if how == "numpy":
+                np.zeros(3216448, np.uint8).tofile(dev)
+            dev.write(b"\0" * 3216448)
+
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", write_tensors_to_full_disk)
+    if how == "numpy":  # only a file system that is (nearly) full makes an errno-less short write ENOSPC
+        real = os.statvfs(d)
+        full = os.statvfs_result((real.f_bsize, real.f_frsize, real.f_blocks, 2, 2, real.f_files, real.f_ffree,
+                                  real.f_favail, real.f_flag, real.f_namemax))
+        monkeypatch.setattr(os, "statvfs", lambda p: full)
+    assert cli_main(["convert", str(src), str(out), "--no-tokenizer"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"bitmamba convert: error: no space left on device while writing {out}" in err
+    assert "requested and" not in err and "[Errno" not in err
+    assert out.read_bytes() == b"previous contents"
+    assert [p.name for p in d.iterdir()] == ["x.gguf"]
+
+
+def test_stale_temporary_of_an_interrupted_convert_is_removed(golden_dir, tmp_path):
+    """kill -9 during a convert leaves .OUT.tmp-PID-XXXXXXXX; the next convert to OUT removes it once that
+    process is gone, and leaves everything else."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    out = tmp_path / "m.gguf"
+    stale = tmp_path / f".m.gguf.tmp-{p.pid}-abcdefgh"
+    stale.write_bytes(b"\0" * 100000)
+    others = [tmp_path / f".n.gguf.tmp-{p.pid}-abcdefgh", tmp_path / "m.gguf.old"]
+    for o in others:
+        o.write_bytes(b"keep")
+    assert cli_main(["convert", str(golden_dir / "bit2-random-d128-l2-h2-v512.bin"), str(out), "--quiet",
+                     "--no-tokenizer"]) == 0
+    assert not stale.exists() and all(o.exists() for o in others)
+    assert read_gguf(out).config.vocab_size == 512

@@ -185,3 +185,89 @@ def test_training_reduces_loss(data, tmp_path):
     assert log[0]["loss"] > 0.9 * math.log(data[1])
     assert log[-1]["loss"] < log[0]["loss"] - 1.0, [x["loss"] for x in log]
     assert r["validation"]["val_loss"] < log[0]["loss"] - 1.0
+
+
+# ---- resuming: missing, damaged and stale checkpoints -----------------------------------------------------
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_resume_needs_a_checkpoint_and_auto_starts_fresh(data, tmp_path, capsys):
+    import yaml
+
+    from bitmamba.cli import main as cli_main
+
+    out = tmp_path / "run"
+    cfg = _cfg(data, out, steps=2, eval_every=0)
+    with pytest.raises(ValueError, match="no checkpoint in .*--resume auto"):
+        train(cfg, resume="latest", quiet=True)
+    # The command line: `--resume` alone means the latest checkpoint, and says so when there is none.
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    assert cli_main(["train", str(tmp_path / "c.yaml"), "--resume", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no checkpoint" in err and "Traceback" not in err
+    assert not list_checkpoints(out / "checkpoints")
+    # --resume auto: nothing to resume, so a fresh start, and it says which it did.
+    assert train(cfg, resume="auto", quiet=True)["step"] == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "starting from step 0" in err
+    r = train(_cfg(data, out, steps=4, eval_every=0), resume="auto", quiet=True)
+    assert r["step"] == 4 and "resumed from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(data, tmp_path, capsys, damage):
+    a, b = tmp_path / "a", tmp_path / "b"
+    # keep_checkpoints 1 still keeps the previous checkpoint: it is what a damaged latest falls back to.
+    train(_cfg(data, a, steps=6, eval_every=0, log_every=2, keep_checkpoints=1), quiet=True)
+    train(_cfg(data, b, steps=6, eval_every=0, log_every=2, keep_checkpoints=1), stop_at=4, quiet=True)
+    names = [p.name for p in list_checkpoints(b / "checkpoints")]
+    assert names == ["step-00000002.pt", "step-00000004.pt"]
+    latest = b / "checkpoints" / "step-00000004.pt"
+    raw = latest.read_bytes()
+    latest.write_bytes(raw[: len(raw) // 2] if damage == "truncated" else b"not a checkpoint\n" * 100)
+    capsys.readouterr()
+    r = train(_cfg(data, b, steps=6, eval_every=0, log_every=2, keep_checkpoints=1), resume="latest", quiet=True)
+    err = capsys.readouterr().err
+    assert f"warning: {latest}" in err and "step-00000002.pt at step 2" in err
+    assert r["step"] == 6
+    # Resumed from step 2 and trained on: the same model as the straight run.
+    wa, wb = _weights(a, 6), _weights(b, 6)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert [p.name for p in list_checkpoints(b / "checkpoints")] == ["step-00000004.pt", "step-00000006.pt"]
+    # Nothing readable at all: an error, not a silent restart.
+    for p in list_checkpoints(b / "checkpoints"):
+        p.write_bytes(b"")
+    with pytest.raises(ValueError, match="no readable checkpoint"):
+        train(_cfg(data, b, steps=8, eval_every=0), resume="auto", quiet=True)
+
+
+def test_stale_checkpoint_temporaries_are_removed(data, tmp_path):
+    """A run killed while writing a checkpoint leaves its temporary; the next checkpoint write of the run
+    removes it (any step), and leaves files that are not such temporaries alone."""
+    ck = tmp_path / "run" / "checkpoints"
+    ck.mkdir(parents=True)
+    dead = _dead_pid()
+    stale = [ck / f".step-00000100.pt.tmp-{dead}-abcd1234", ck / f".step-00000002.pt.tmp-{dead}-zz_99xyz"]
+    live = ck / f".step-00000100.pt.tmp-{os.getpid()}-abcd1234"
+    keep = [ck / "notes.txt", ck / f".other.pt.tmp-{dead}-abcd1234", live]
+    for p in stale + keep:
+        p.write_bytes(b"x" * 1000)
+    train(_cfg(data, tmp_path / "run", steps=2, eval_every=0), quiet=True)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in keep)
+
+
+def test_log_line_cut_by_a_kill_is_dropped_on_resume(tmp_path):
+    from bitmamba.train.logs import JsonlLog
+
+    p = tmp_path / "log.jsonl"
+    p.write_text('{"kind": "train", "step": 1}\n{"kind": "train", "step": 2}\n{"kind": "tra')
+    JsonlLog(p, resume_step=2)
+    assert [r["step"] for r in read_log(p)] == [1, 2]
+    p.write_text('{"kind": "train", "step": 1}\n{"kind": \n{"kind": "train", "step": 2}\n')
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        JsonlLog(p, resume_step=2)

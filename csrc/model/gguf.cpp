@@ -77,6 +77,54 @@ class Reader {
   const std::string& path_;
 };
 
+// Index of the first byte of `s` that does not start a well-formed UTF-8 sequence (overlong forms,
+// surrogates and code points above U+10FFFF are not well-formed), or npos. GGUF strings are UTF-8;
+// checking them here means every string the engine hands to Python decodes, and a corrupt file is
+// reported as such instead of failing later in a str conversion.
+std::size_t invalid_utf8_at(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;       // overlong
+      else if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;       // overlong
+      else if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (std::size_t k = 2; k < len; ++k)
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
+// Throws FormatError when `s` is not UTF-8; `what` names the string for the message.
+void require_utf8(const std::string& s, const std::string& path, const std::string& what) {
+  const std::size_t at = invalid_utf8_at(s);
+  if (at == std::string::npos) return;
+  static const char* hex = "0123456789abcdef";
+  const unsigned b = static_cast<unsigned char>(s[at]);
+  throw FormatError(detail::concat("GGUF file '", path, "': ", what, " is not valid UTF-8 (byte 0x",
+                                   hex[b >> 4], hex[b & 15], " at position ", at,
+                                   "): the file is corrupt; convert or download it again"));
+}
+
 std::uint64_t scalar_size(GgufValueType t) {
   switch (t) {
     case GgufValueType::U8: case GgufValueType::I8: case GgufValueType::BOOL: return 1;
@@ -131,6 +179,7 @@ GgufFile::GgufFile(const std::string& path, const std::vector<std::string>& keep
 
   for (std::uint64_t k = 0; k < n_kv; ++k) {
     std::string key = r.read_string("metadata key");
+    require_utf8(key, path, detail::concat("metadata key #", k));
     BM_CHECK(!key.empty(), FormatError, "GGUF file '", path, "': empty metadata key #", k);
     BM_CHECK(!kv_.count(key), FormatError, "GGUF file '", path, "': duplicate metadata key '", key, "'");
     GgufValue v;
@@ -139,6 +188,7 @@ GgufFile::GgufFile(const std::string& path, const std::vector<std::string>& keep
     v.type = static_cast<GgufValueType>(t);
     if (v.type == GgufValueType::STRING) {
       v.s = r.read_string("metadata string");
+      require_utf8(v.s, path, "metadata key '" + key + "'");
     } else if (v.type == GgufValueType::ARRAY) {
       std::uint32_t et = r.read<std::uint32_t>("array type");
       BM_CHECK(et <= 12 && et != 9, FormatError, "GGUF key '", key, "': bad array element type ", et);
@@ -152,6 +202,7 @@ GgufFile::GgufFile(const std::string& path, const std::vector<std::string>& keep
         if (keep) v.strings.reserve(v.count);
         for (std::uint64_t i = 0; i < v.count; ++i) {
           std::string s = r.read_string("array string");
+          require_utf8(s, path, detail::concat("metadata key '", key, "' element ", i));
           if (keep) v.strings.push_back(std::move(s));
         }
       } else {
@@ -180,6 +231,7 @@ GgufFile::GgufFile(const std::string& path, const std::vector<std::string>& keep
   for (std::uint64_t k = 0; k < n_tensors; ++k) {
     GgufTensor t;
     t.name = r.read_string("tensor name");
+    require_utf8(t.name, path, detail::concat("the name of tensor #", k));
     BM_CHECK(!t.name.empty() && t.name.size() <= 256, FormatError, "GGUF tensor #", k,
              ": bad name length ", t.name.size());
     BM_CHECK(!tensor_index_.count(t.name), FormatError, "GGUF: duplicate tensor '", t.name, "'");

@@ -31,9 +31,10 @@ void run_bindings(py::module_& m) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "bitmamba C++ core (kernels, model loaders, inference)";
-  // FormatError subclasses ValueError: a bad file is bad input. Python-side code re-exports it as
-  // bitmamba.FormatError.
-  static py::exception<bitmamba::FormatError> format_error(m, "FormatError", PyExc_ValueError);
+  // FormatError subclasses bitmamba.FormatError (a ValueError: a bad file is bad input), the class the
+  // pure-Python readers raise, so one `except bitmamba.FormatError` catches both.
+  py::object format_base = py::module_::import("bitmamba.formats.errors").attr("FormatError");
+  static py::exception<bitmamba::FormatError> format_error(m, "FormatError", format_base);
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -26,9 +26,10 @@ def __getattr__(name):
 
         return Tokenizer
     if name == "FormatError":
-        from ._native import native
+        # The pure-Python base class: the C++ loaders' FormatError subclasses it.
+        from .formats.errors import FormatError
 
-        return native().FormatError
+        return FormatError
     raise AttributeError(f"module 'bitmamba' has no attribute {name!r}")
 
 

@@ -17,6 +17,7 @@ from typing import List, Optional
 import numpy as np
 
 from .formats.checkpoint import Checkpoint, NonFiniteError, Ternary, tensor_names
+from .formats.errors import FormatError
 
 GGUF_MAGIC = b"GGUF"
 BIT2_MAGIC = (0x42495432).to_bytes(4, "little")
@@ -164,29 +165,48 @@ def repair_tokenizer_json(text: str) -> str:
     except ImportError:  # pragma: no cover - older trees without the engine's tokenizer module
         return text
     before = json.loads(text)
+    if not isinstance(before, dict):
+        raise ValueError("a tokenizer.json holds a JSON object")
     after = _repair(json.loads(text))
     return text if after == before else json.dumps(after, ensure_ascii=False)
 
 
-def resolve_tokenizer(ck: Checkpoint, tokenizer: Optional[str]) -> (Optional[str], str):
-    """(tokenizer.json text or None, where it came from)."""
-    text, origin = _find_tokenizer(ck, tokenizer)
-    return (repair_tokenizer_json(text) if text is not None else None), origin
+def resolve_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None) -> (Optional[str], str):
+    """(tokenizer.json text or None, where it came from). source: the checkpoint's path, for messages."""
+    import json
+
+    text, origin = _find_tokenizer(ck, tokenizer, source)
+    if text is None:
+        return None, origin
+    error = _tokenizer_error(ck, tokenizer)
+    try:
+        return repair_tokenizer_json(text), origin
+    except json.JSONDecodeError as e:
+        raise error(f"tokenizer from {origin} is not valid JSON ({e.msg.removesuffix(' at')} at line {e.lineno}, "
+                    f"column {e.colno}): give a valid tokenizer.json with --tokenizer, or --no-tokenizer") from None
+    except ValueError as e:
+        raise error(f"tokenizer from {origin} is not a tokenizer.json ({e}): give one with --tokenizer, or "
+                    "--no-tokenizer") from None
 
 
-def _find_tokenizer(ck: Checkpoint, tokenizer: Optional[str]) -> (Optional[str], str):
+def _tokenizer_error(ck: Checkpoint, tokenizer: Optional[str]):
+    """A bad tokenizer inside the source file means the file is damaged (FormatError); one given with
+    --tokenizer or found elsewhere is bad input (ValueError)."""
+    return FormatError if not tokenizer and ck.tokenizer_json else ValueError
+
+
+def _find_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None) -> (Optional[str], str):
+    # Paths go through the one function generate/chat/eval use too: a tokenizer.json, its directory, or a
+    # GGUF with an embedded tokenizer.
+    from .tokenizer import read_tokenizer_json
+
     if tokenizer:
-        p = Path(tokenizer)
-        if p.is_dir():
-            p = p / "tokenizer.json"
-        if not p.is_file():
-            raise FileNotFoundError(f"tokenizer not found: {p} (give a tokenizer.json or a directory holding one)")
-        return p.read_text(encoding="utf-8"), str(p)
+        return read_tokenizer_json(tokenizer)
     if ck.tokenizer_json:
-        return ck.tokenizer_json, "the source checkpoint"
+        return ck.tokenizer_json, "the source checkpoint" + (f" ({source})" if source is not None else "")
     env = os.environ.get("BITMAMBA_TOKENIZER")
     if env and Path(env).is_file():
-        return Path(env).read_text(encoding="utf-8"), env
+        return read_tokenizer_json(env)
     if PACKAGED_TOKENIZER.is_file():
         return PACKAGED_TOKENIZER.read_text(encoding="utf-8"), f"packaged GPT-2 ({PACKAGED_TOKENIZER})"
     return None, ""
@@ -210,14 +230,17 @@ def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", emb
     extra = []
     tok_text = None
     if to == "gguf" and embed_tokenizer:
-        tok_text, origin = resolve_tokenizer(ck, tokenizer)
+        tok_text, origin = resolve_tokenizer(ck, tokenizer, src)
         if tok_text is None:
             warnings.append("no tokenizer embedded (none in the source, no --tokenizer, no packaged GPT-2 "
                             "tokenizer): the file works with token ids only")
         else:
             from .formats.gguf_tokenizer import tokenizer_metadata
 
-            n_tok = len(tokenizer_metadata(tok_text)["tokens"])
+            try:
+                n_tok = len(tokenizer_metadata(tok_text)["tokens"])
+            except ValueError as e:
+                raise _tokenizer_error(ck, tokenizer)(f"tokenizer from {origin}: {e}") from None
             if n_tok != ck.config.vocab_size:
                 msg = (f"tokenizer from {origin} has {n_tok} tokens but the model's vocabulary is "
                        f"{ck.config.vocab_size}")

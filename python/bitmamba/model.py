@@ -44,7 +44,12 @@ def _resolve_tokenizer(native_model, path: Optional[Path], tokenizer) -> Optiona
         return Tokenizer.coerce(tokenizer)
     embedded = native_model.metadata("tokenizer.huggingface.json")
     if embedded:
-        return Tokenizer.from_json_string(embedded, source="GGUF tokenizer.huggingface.json")
+        try:
+            return Tokenizer.from_json_string(embedded, source="GGUF tokenizer.huggingface.json")
+        except ValueError as e:  # valid UTF-8 (checked by the loader) but not a usable tokenizer.json
+            from .formats.errors import FormatError
+
+            raise FormatError(f"{path}: {e}; the file is corrupt: convert it again, or pass --tokenizer") from None
     if path is not None and (path.parent / "tokenizer.json").is_file():
         return Tokenizer.from_file(path.parent / "tokenizer.json")
     if native_model.config["vocab_size"] == 50257:

@@ -12,9 +12,41 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 BUNDLED_GPT2 = Path(__file__).resolve().parent / "assets" / "gpt2" / "tokenizer.json"
+
+_EXPECTED = "expected a tokenizer.json, a directory holding one, or a GGUF model with an embedded tokenizer"
+
+
+def read_tokenizer_json(path: Union[str, os.PathLike]) -> Tuple[str, str]:
+    """(tokenizer.json text, where it came from) for a tokenizer path as users give it (--tokenizer of
+    generate, chat, eval and convert): a tokenizer.json, a directory holding one, or a GGUF model file,
+    whose embedded tokenizer (metadata tokenizer.huggingface.json) is taken. Anything else is a
+    ValueError that says what is expected; a corrupt GGUF is a FormatError naming the file and key."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "tokenizer.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"tokenizer not found: {p} ({_EXPECTED})")
+    data = p.read_bytes()
+    if data[:4] == b"GGUF":
+        from .formats.gguf_reader import GGUFFile
+
+        text = GGUFFile(p).fields.get("tokenizer.huggingface.json")
+        if not isinstance(text, str):
+            raise ValueError(f"{p} is a GGUF model without an embedded tokenizer (no tokenizer.huggingface.json "
+                             "metadata): give the model's tokenizer.json instead")
+        return text, f"{p} (embedded tokenizer.huggingface.json)"
+    if data[:4] == b"2TIB":  # the BIT2 magic 0x42495432, little endian
+        raise ValueError(f"{p} is a BIT2 model file, which carries no tokenizer: {_EXPECTED}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{p} is not a tokenizer.json (not UTF-8 text): {_EXPECTED}") from None
+    if not text.lstrip().startswith("{"):
+        raise ValueError(f"{p} is not a tokenizer.json (not a JSON object): {_EXPECTED}")
+    return text, str(p)
 
 
 def _repair(spec: dict) -> dict:
@@ -53,12 +85,9 @@ class Tokenizer:
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike]) -> "Tokenizer":
-        p = Path(path)
-        if p.is_dir():
-            p = p / "tokenizer.json"
-        if not p.is_file():
-            raise FileNotFoundError(f"tokenizer file not found: {p}")
-        return cls.from_json_string(p.read_text(encoding="utf-8"), source=str(p))
+        """From a tokenizer.json, a directory holding one, or a GGUF model with an embedded tokenizer."""
+        text, source = read_tokenizer_json(path)
+        return cls.from_json_string(text, source=source)
 
     @classmethod
     def gpt2(cls) -> "Tokenizer":

@@ -22,8 +22,8 @@ def register(sub) -> None:
     p.add_argument("--embed-type", choices=["f32", "f16", "q8_0"], default="f32",
                    help="GGUF type of the token embedding (default f32: exact)")
     p.add_argument("--tokenizer", metavar="PATH", default=None,
-                   help="tokenizer.json (or a directory holding one) to embed in the GGUF (default: the "
-                   "source's own, else the packaged GPT-2 tokenizer)")
+                   help="tokenizer.json, a directory holding one, or a GGUF whose embedded tokenizer to embed "
+                   "in the GGUF (default: the source's own, else the packaged GPT-2 tokenizer)")
     p.add_argument("--no-tokenizer", action="store_true", help="do not embed a tokenizer")
     p.add_argument("--name", default=None, help="general.name to record in the GGUF")
     p.add_argument("--dry-run", action="store_true", help="read and check the source, print the report, "

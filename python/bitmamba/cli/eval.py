@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 TASK_HELP = "wikitext2, arc_easy, arc_challenge, piqa, hellaswag, boolq, or all"
@@ -18,7 +19,9 @@ def register(sub) -> None:
         "from local files (default: $BITMAMBA_DATA_DIR or ../shared/data/eval).",
     )
     p.add_argument("model", nargs="?", default=None,
-                   help="model file or directory (anything bitmamba.load accepts; default: the bundled model)")
+                   help="model file (.gguf or BIT2 .bin), a directory holding exactly one, or a PyTorch "
+                   "checkpoint directory (config.json + model.safetensors, converted to a temporary GGUF); "
+                   "default: the bundled model")
     p.add_argument("--tasks", default="all", help=f"comma-separated tasks: {TASK_HELP} (default: all)")
     p.add_argument("--limit", type=int, default=None, help="only the first N documents of each task")
     p.add_argument("--data-dir", default=None,
@@ -38,16 +41,64 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+MODEL_MAGICS = (b"GGUF", (0x42495432).to_bytes(4, "little"))  # GGUF, BIT2
+
+
+def _is_model_file(p: Path) -> bool:
+    # By content, not suffix: a PyTorch directory may hold a pytorch_model.bin that is no BIT2 file.
+    try:
+        with open(p, "rb") as f:
+            return f.read(4) in MODEL_MAGICS
+    except OSError:
+        return False
+
+
+def model_in_directory(d: Path):
+    """What a directory given as MODEL means: ("file", the one GGUF / BIT2 file in it) or ("pytorch", d)
+    for a save_pretrained checkpoint. Anything else is an error that says what is expected."""
+    files = sorted(p for p in d.iterdir() if p.is_file() and _is_model_file(p))
+    if len(files) == 1:
+        return "file", files[0]
+    if len(files) > 1:
+        raise ValueError(f"{d} holds {len(files)} model files ({', '.join(p.name for p in files)}): name the "
+                         "one to evaluate")
+    if (d / "config.json").is_file() and (d / "model.safetensors").is_file():
+        return "pytorch", d
+    raise FileNotFoundError(f"{d} holds no model file (.gguf or BIT2 .bin) and is not a PyTorch checkpoint "
+                            "directory (config.json + model.safetensors): give a model file or such a directory")
+
+
 def load_model(path: str, tokenizer=None):
-    """bitmamba.load(path), with a clear error where this build has no model loader."""
+    """bitmamba.load(path) for a model file; for a directory, the one model file in it or, for a PyTorch
+    checkpoint directory, a GGUF converted from it into a temporary directory."""
     import bitmamba
 
     load = getattr(bitmamba, "load", None)
     if load is None:
         raise ValueError("this bitmamba build has no model loader (bitmamba.load); it comes with the engine")
-    if not Path(path).exists():
+    p = Path(path)
+    if not p.exists():
         raise FileNotFoundError(f"model not found: {path}")
-    return load(path, tokenizer=tokenizer) if tokenizer is not None else load(path)
+    if p.is_dir():
+        kind, found = model_in_directory(p)
+        if kind == "pytorch":
+            from ..convert import ConversionError, convert
+
+            # The engine maps the file, so the GGUF may be deleted as soon as it is loaded.
+            with tempfile.TemporaryDirectory(prefix="bitmamba-eval-") as tmp:
+                out = Path(tmp) / "model.gguf"
+                try:
+                    res = convert(p, out, tokenizer=tokenizer)
+                except ConversionError as e:
+                    raise ValueError(f"cannot evaluate {p}: {e}") from None
+                for w in res.warnings:
+                    print(f"warning: {w}", file=sys.stderr)
+                print(f"{p}: PyTorch checkpoint converted to a temporary GGUF (TQ2_0, F32 embedding)",
+                      file=sys.stderr)
+                return load(out, tokenizer=tokenizer) if tokenizer is not None else load(out)
+        print(f"{p}: evaluating {found.name}", file=sys.stderr)
+        p = found
+    return load(p, tokenizer=tokenizer) if tokenizer is not None else load(p)
 
 
 def run(args) -> int:

@@ -11,8 +11,9 @@ def register(sub) -> None:
         "(or scripts/train.py). Writes log.jsonl, loss.png and checkpoints/ under the run directory.",
     )
     p.add_argument("config", help="training config YAML")
-    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
-                   help="resume from CHECKPOINT, or (no value) from the latest checkpoint in the run directory")
+    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT|auto",
+                   help="resume from CHECKPOINT; with no value, from the latest readable checkpoint in the run "
+                   "directory (an error if there is none); 'auto': resume if there is one, else start fresh")
     p.add_argument("--out-dir", help="run directory (overrides out_dir)")
     p.add_argument("--data", help="prepared data directory (overrides data)")
     p.add_argument("--steps", type=int, help="total optimizer steps (overrides steps; sets the schedule length)")

@@ -45,28 +45,84 @@ def open_text(path: Path):
     return open(path, encoding="utf-8", newline="")
 
 
-def read_jsonl(path: Path) -> list:
-    rows = []
-    with open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-    return rows
+class Rows(list):
+    """Records read from a data file, with where each came from for error messages: `lines[i]` is the
+    1-based line (jsonl, text) or row (parquet) of record i, `unit` says which."""
+
+    def __init__(self, records=(), lines=None, unit: str = "line"):
+        super().__init__(records)
+        self.lines = list(lines) if lines is not None else list(range(1, len(self) + 1))
+        self.unit = unit
+
+    def where(self, path, i: int) -> str:
+        """ "path: line 12" for record i (counting from 1, as editors do)."""
+        return f"{path}: {self.unit} {self.lines[i]}"
 
 
-def read_parquet(path: Path) -> list:
+def _utf8_error_line(path) -> str:
+    """ " at line N" of the first byte that is not UTF-8 (text is decoded in blocks, so the reader's own
+    position says nothing), or "" when the file cannot be read again."""
+    path = Path(path)
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return f" at line {line}"
+    except (OSError, EOFError):
+        pass
+    return ""
+
+
+def _unreadable(path, e: BaseException) -> ValueError:
+    if isinstance(e, UnicodeDecodeError):
+        return ValueError(f"{path}: not UTF-8 text{_utf8_error_line(path)} (byte 0x{e.object[e.start]:02x}): the "
+                          "file is damaged; download it again")
+    return ValueError(f"{path}: cannot read ({e}): the file is damaged; download it again")
+
+
+def read_jsonl(path: Path) -> Rows:
+    rows, lines = [], []
+    try:
+        with open_text(path) as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line.rstrip("\r\n")))  # (an error at the end: on this line)
+                except json.JSONDecodeError as e:
+                    # e.msg alone can read "Invalid control character at": the position is ours to add.
+                    raise ValueError(f"{path}: not valid JSON at line {n}, column {e.colno}: "
+                                     f"{e.msg.removesuffix(' at')}; fix the line or download the file again") from None
+                lines.append(n)
+    except (UnicodeDecodeError, OSError, EOFError) as e:  # not UTF-8, a damaged .gz / .bz2
+        raise _unreadable(path, e) from None
+    return Rows(rows, lines)
+
+
+def read_parquet(path: Path) -> Rows:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise ValueError(f"{path} is a parquet file: reading it needs pyarrow (pip install pyarrow)") from None
-    return pq.read_table(path).to_pylist()
+    try:
+        return Rows(pq.read_table(path).to_pylist(), unit="row")
+    except Exception as e:  # pyarrow raises its own ArrowInvalid etc. for a damaged file
+        raise _unreadable(path, e) from None
 
 
-def read_records(path: Path) -> list:
+def read_text(path: Path) -> str:
+    """A whole text file (.gz / .bz2 too), with a one-line error naming it when it cannot be read."""
+    try:
+        with open_text(path) as f:
+            return f.read()
+    except (UnicodeDecodeError, OSError, EOFError) as e:
+        raise _unreadable(path, e) from None
+
+
+def read_records(path: Path) -> Rows:
     name = Path(path).name
     if name.endswith(".parquet"):
         return read_parquet(path)
@@ -90,11 +146,14 @@ def find_file(task: str, data_dir: Path, candidates) -> Path:
     )
 
 
-def _require(rows, keys, path, what):
-    for i, r in enumerate(rows[:5]):
+def _require(rows: Rows, keys, path, what):
+    """Every record is an object with `keys`; else a ValueError naming the file and line (from 1)."""
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise ValueError(f"{rows.where(path, i)}: a JSON {type(r).__name__}, not an object; expected {what}")
         missing = [k for k in keys if k not in r]
         if missing:
-            raise ValueError(f"{path}: row {i} lacks {missing}; expected {what}")
+            raise ValueError(f"{rows.where(path, i)}: lacks {', '.join(missing)}; expected {what}")
 
 
 # ------------------------------------------------------------------------------------------- loaders
@@ -111,32 +170,34 @@ def load_piqa(data_dir: Path) -> tuple:
     jpath = find_file("piqa", data_dir, ["piqa/valid.jsonl"])
     lpath = find_file("piqa", data_dir, ["piqa/valid-labels.lst"])
     rows = read_jsonl(jpath)
-    with open(lpath, encoding="utf-8") as f:
-        labels = [ln.strip() for ln in f if ln.strip()]
+    labels = [(n, ln.strip()) for n, ln in enumerate(read_text(lpath).splitlines(), 1) if ln.strip()]
     if len(labels) != len(rows):
         raise ValueError(f"{lpath} has {len(labels)} labels but {jpath} has {len(rows)} items")
     _require(rows, ["goal", "sol1", "sol2"], jpath, "the official PIQA schema")
-    for r, lab in zip(rows, labels):
+    for r, (n, lab) in zip(rows, labels):
+        if lab not in ("0", "1"):
+            raise ValueError(f"{lpath}: line {n}: label {lab!r} is not 0 or 1")
         r["label"] = int(lab)
     return rows, jpath
 
 
-def parse_hellaswag_text(lines) -> list:
-    """llama.cpp format: per item "activity_label: ctx", the gold index, then the 4 endings."""
+def parse_hellaswag_text(lines, path="HellaSwag text file") -> Rows:
+    """llama.cpp format: per item "activity_label: ctx", the gold index, then the 4 endings. Item i starts
+    on line 6 i + 1."""
     lines = [ln.rstrip("\r\n") for ln in lines]
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) % 6:
-        raise ValueError(f"HellaSwag text file has {len(lines)} lines, not a multiple of 6 "
+        raise ValueError(f"{path} has {len(lines)} lines, not a multiple of 6 "
                          "(expected: context, label, 4 endings per item)")
     items = []
     for i in range(0, len(lines), 6):
         try:
             label = int(lines[i + 1])
         except ValueError:
-            raise ValueError(f"HellaSwag text line {i + 2}: label {lines[i + 1]!r} is not an integer") from None
+            raise ValueError(f"{path}: line {i + 2}: label {lines[i + 1]!r} is not an integer") from None
         items.append({"ctx": lines[i], "label": label, "endings": lines[i + 2:i + 6]})
-    return items
+    return Rows(items, range(1, len(lines) + 1, 6))
 
 
 def load_hellaswag(data_dir: Path) -> tuple:
@@ -148,10 +209,9 @@ def load_hellaswag(data_dir: Path) -> tuple:
         "hellaswag/hellaswag_val_llamacpp_format.jsonl", "hellaswag/hellaswag_val_llamacpp_format.jsonl.gz",
     ])
     if ".txt" in path.name:
-        with open_text(path) as f:
-            return parse_hellaswag_text(f.read().split("\n")), path, "flat"
+        return parse_hellaswag_text(read_text(path).split("\n"), path), path, "flat"
     rows = read_records(path)
-    if rows and "ctx_a" in rows[0]:
+    if rows and isinstance(rows[0], dict) and "ctx_a" in rows[0]:
         _require(rows, ["activity_label", "ctx_a", "ctx_b", "endings", "label"], path, "the HellaSwag schema")
         return rows, path, "hf"
     _require(rows, ["ctx", "endings", "label"], path, "{ctx, endings, label}")
@@ -174,12 +234,12 @@ def load_wikitext_pages(data_dir: Path) -> tuple:
         "wikitext2/*.parquet", "wikitext2/*.jsonl",
     ])
     if path.name.endswith(".raw"):
-        with open_text(path) as f:
-            raw = f.read().replace("\r\n", "\n")
+        raw = read_text(path).replace("\r\n", "\n")
         return wikitext_pages(raw), path
     rows = read_records(path)
-    if rows and "page" in rows[0]:  # already document level (EleutherAI/wikitext_document_level)
-        return [r["page"] for r in rows], path
+    if rows and isinstance(rows[0], dict) and "page" in rows[0]:  # document level (wikitext_document_level)
+        _require(rows, ["page"], path, 'document-level rows {"page": ...}')
+        return Rows([r["page"] for r in rows], rows.lines, rows.unit), path
     _require(rows, ["text"], path, 'HF wikitext rows {"text": ...} or pages {"page": ...}')
     return wikitext_pages(wikitext_raw_from_rows([r["text"] for r in rows])), path
 

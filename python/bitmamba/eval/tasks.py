@@ -87,16 +87,30 @@ def _wikitext_docs(pages, schema=None):
                           len(p.encode("utf-8"))) for p in pages]
 
 
+def _build(builder, rows, schema, path) -> list:
+    """builder applied record by record, so a bad record (a missing field, an answer that is not among the
+    choices) is reported with its file and line, counted from 1."""
+    docs = []
+    for i, r in enumerate(rows):
+        try:
+            docs += builder([r], schema)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            where = rows.where(path, i) if isinstance(rows, data.Rows) else f"{path}: record {i + 1}"
+            detail = f"no field {e}" if isinstance(e, KeyError) else str(e)
+            raise ValueError(f"{where}: {detail}") from None
+    return docs
+
+
 def _local(loader, builder):
     def load(data_dir):
         rows, path = loader(data_dir)[:2]
-        return builder(rows, None), str(path)
+        return _build(builder, rows, None, path), str(path)
     return load
 
 
 def _hellaswag_local(data_dir):
     rows, path, schema = data.load_hellaswag(data_dir)
-    return _hellaswag_docs(rows, schema), str(path)
+    return _build(_hellaswag_docs, rows, schema, path), str(path)
 
 
 _HELLASWAG_NOTE = ("from the llama.cpp text format the ctx_a/ctx_b split is lost; the harness's "

@@ -8,6 +8,7 @@ promise BIT2 -> GGUF -> BIT2 round trips byte for byte.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Optional
@@ -18,6 +19,7 @@ from ..numerics import exp_f32
 
 from ..nn.config import BitMambaConfig
 from .checkpoint import Checkpoint, Ternary
+from .errors import FormatError
 from .ternary_pack import (QK, TQ1_BLOCK_BYTES, TQ2_BLOCK_BYTES, block_scales, pack_tq1_0, pack_tq2_0,
                            unpack_tq1_0, unpack_tq2_0)
 
@@ -60,8 +62,8 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
     names = gguf_tensor_names(cfg)
     Q = gguf.GGMLQuantizationType
 
-    with atomic_path(path) as tmp:
-        w = gguf.GGUFWriter(str(tmp), ARCH)
+    # closing(): a failed write (a full disk) releases the temporary's handle before atomic_path removes it
+    with atomic_path(path) as tmp, contextlib.closing(gguf.GGUFWriter(str(tmp), ARCH)) as w:
         w.add_string("general.name", ck.name or ARCH)
         w.add_uint32(f"{ARCH}.vocab_size", cfg.vocab_size)
         w.add_uint32(f"{ARCH}.context_length", cfg.context_length)
@@ -144,21 +146,21 @@ def read_gguf(path) -> Checkpoint:
     f = r.fields
     arch = f.get("general.architecture")
     if arch != ARCH:
-        raise ValueError(f"{path}: general.architecture is {arch!r}, expected {ARCH!r}")
+        raise FormatError(f"{path}: general.architecture is {arch!r}, expected {ARCH!r}")
 
     def need(key):
         v = f.get(f"{ARCH}.{key}")
         if v is None:
-            raise ValueError(f"{path}: missing metadata key {ARCH}.{key}")
+            raise FormatError(f"{path}: missing metadata key {ARCH}.{key}")
         return v
 
-    d_model = int(need("embedding_length"))
-    d_inner = int(need("ssm.inner_size"))
-    if d_model <= 0 or d_inner % d_model:
-        raise ValueError(f"{path}: ssm.inner_size {d_inner} is not a multiple of embedding_length {d_model}")
-    eos = f.get("tokenizer.ggml.eos_token_id")
-    vocab = int(need("vocab_size"))
     try:
+        d_model = int(need("embedding_length"))
+        d_inner = int(need("ssm.inner_size"))
+        if d_model <= 0 or d_inner % d_model:
+            raise FormatError(f"{path}: ssm.inner_size {d_inner} is not a multiple of embedding_length {d_model}")
+        eos = f.get("tokenizer.ggml.eos_token_id")
+        vocab = int(need("vocab_size"))
         cfg = BitMambaConfig(
             vocab_size=vocab, d_model=d_model, n_layers=int(need("block_count")),
             n_heads=int(need("ssm.head_count")), d_state=int(need("ssm.state_size")),
@@ -169,18 +171,20 @@ def read_gguf(path) -> Checkpoint:
             eos_token_id=int(eos) if eos is not None else min(50256, vocab - 1),
             context_length=int(f.get(f"{ARCH}.context_length", 2048)),
         )
-    except ValueError as e:
-        raise ValueError(f"{path}: bad hyperparameters: {e}") from None
+    except FormatError:
+        raise
+    except (ValueError, TypeError, OverflowError) as e:  # a value of the wrong type or out of range
+        raise FormatError(f"{path}: bad hyperparameters: {e}") from None
     out = {}
     a_log_all = f.get(f"{ARCH}.ssm.a_log")
     H = cfg.n_heads
     for src, dst in gguf_tensor_names(cfg).items():
         t = r.tensors.get(dst)
         if t is None:
-            raise ValueError(f"{path}: missing tensor {dst}")
+            raise FormatError(f"{path}: missing tensor {dst}")
         if src.endswith(("in_proj.weight", "out_proj.weight")) or src == "lm_head.weight":
             if len(t.shape) != 2:
-                raise ValueError(f"{path}: {dst} should be 2-D, has shape {t.shape}")
+                raise FormatError(f"{path}: {dst} should be 2-D, has shape {t.shape}")
             rows, cols = t.shape
             if t.type_name == "TQ2_0":
                 codes = unpack_tq2_0(t.data, rows, cols)
@@ -189,17 +193,17 @@ def read_gguf(path) -> Checkpoint:
             elif t.type_name == "I8":
                 codes = np.array(t.data, dtype=np.int8)
                 if codes.size and (codes.min() < -1 or codes.max() > 1):
-                    raise ValueError(f"{path}: {dst} holds I8 values outside {{-1, 0, 1}}")
+                    raise FormatError(f"{path}: {dst} holds I8 values outside {{-1, 0, 1}}")
             else:
-                raise ValueError(f"{path}: {dst} has type {t.type_name}, expected TQ2_0, TQ1_0 or I8")
+                raise FormatError(f"{path}: {dst} has type {t.type_name}, expected TQ2_0, TQ1_0 or I8")
             st = r.tensors.get(dst[: -len(".weight")] + ".scale")
             if st is not None:
                 if st.type_name != "F32" or st.data.size != 1:
-                    raise ValueError(f"{path}: {st.name} must be one F32 value")
+                    raise FormatError(f"{path}: {st.name} must be one F32 value")
                 scale = np.float32(st.data.reshape(-1)[0])
             else:  # a file from another tool: fall back to the fp16 block scale
                 if t.type_name == "I8":
-                    raise ValueError(f"{path}: {dst} is I8 and has no .scale tensor")
+                    raise FormatError(f"{path}: {dst} is I8 and has no .scale tensor")
                 bb = TQ2_BLOCK_BYTES if t.type_name == "TQ2_0" else TQ1_BLOCK_BYTES
                 scale = np.float32(1.0 / block_scales(t.data, bb)[0])
             out[src] = Ternary(codes, scale)
@@ -211,11 +215,11 @@ def read_gguf(path) -> Checkpoint:
 
             a = gguf.quants.dequantize(np.array(t.data), gguf.GGMLQuantizationType.Q8_0)
         else:
-            raise ValueError(f"{path}: {dst} has unsupported type {t.type_name}")
+            raise FormatError(f"{path}: {dst} has unsupported type {t.type_name}")
         a = a.reshape(t.shape)
         if src.endswith("conv1d.weight"):
             if a.size != cfg.conv_dim * cfg.d_conv:
-                raise ValueError(f"{path}: {dst} has shape {t.shape}, expected {(cfg.conv_dim, cfg.d_conv)}")
+                raise FormatError(f"{path}: {dst} has shape {t.shape}, expected {(cfg.conv_dim, cfg.d_conv)}")
             a = a.reshape(cfg.conv_dim, 1, cfg.d_conv)
         elif src.endswith("A_log"):
             i = int(src.split(".")[1])
@@ -225,9 +229,23 @@ def read_gguf(path) -> Checkpoint:
                 a = np.log(-a.astype(np.float64)).astype(np.float32)
         out[src] = a
     tok = f.get("tokenizer.huggingface.json")
+    if tok is not None:
+        # Checked here, where the file and key can be named; a byte flipped inside it can leave valid
+        # UTF-8 that is no longer JSON.
+        import json
+
+        if not isinstance(tok, str):
+            raise FormatError(f"{path}: metadata key 'tokenizer.huggingface.json' is not a string")
+        try:
+            json.loads(tok)
+        except json.JSONDecodeError as e:
+            raise FormatError(f"{path}: metadata key 'tokenizer.huggingface.json' is not valid JSON "
+                              f"({e.msg.removesuffix(' at')} at line {e.lineno}, column {e.colno}): the file is "
+                              "corrupt; convert it again, or pass --tokenizer (convert --no-tokenizer embeds none)"
+                              ) from None
     ck = Checkpoint(cfg, out, tokenizer_json=tok, name=str(f.get("general.name", path.stem)))
     try:
         ck.validate()
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise FormatError(f"{path}: {e}") from None
     return ck

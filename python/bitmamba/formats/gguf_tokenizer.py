@@ -11,7 +11,11 @@ TOKEN_CONTROL = 3
 def tokenizer_metadata(tokenizer_json: str) -> Dict:
     """tokens (by id), token types, merges, eos/bos ids from a Hugging Face tokenizer.json string."""
     tj = json.loads(tokenizer_json)
+    if not isinstance(tj, dict):
+        raise ValueError("a tokenizer.json holds a JSON object")
     model = tj.get("model") or {}
+    if not isinstance(model, dict):
+        raise ValueError("its \"model\" is not a JSON object")
     # Older tokenizer.json files (GPT-2's among them) omit model.type; a vocab plus merges is BPE.
     mtype = model.get("type", "BPE" if "merges" in model else None)
     if mtype != "BPE" or not isinstance(model.get("vocab"), dict):

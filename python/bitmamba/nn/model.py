@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -18,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bitlinear import BitLinear
-from ..formats.atomic import atomic_path, default_mode
+from ..formats.atomic import atomic_dir, atomic_path
 from .config import BitMambaConfig
 from .ssd import ssd_chunked, ssm_scan_sequential
 
@@ -149,18 +147,10 @@ class BitMambaLM(nn.Module):
         directory = Path(directory)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
         config = json.dumps({"model_type": "bitmamba2", **self.config.to_dict()}, indent=2) + "\n"
-        parent = directory.parent
-        parent.mkdir(parents=True, exist_ok=True)
         if not directory.exists():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
-            try:
+            with atomic_dir(directory) as tmp:
                 save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
                 (tmp / "config.json").write_text(config)
-                os.chmod(tmp, default_mode(directory=True))
-                os.replace(tmp, directory)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
             return
         for name, writer in (("model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"})),
                              ("config.json", lambda p: p.write_text(config))):

@@ -15,8 +15,21 @@ class JsonlLog:
             self.path.write_text("")
         elif self.path.exists():
             # Resuming: drop what was logged after the checkpoint, it will be logged again.
-            keep = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            lines = self.path.read_text().splitlines()
+            last = max((n for n, ln in enumerate(lines, 1) if ln.strip()), default=0)
+            keep = []
+            for n, ln in enumerate(lines, 1):
+                if not ln.strip():
+                    continue
+                try:
+                    rec = json.loads(ln)
+                except json.JSONDecodeError as e:
+                    if n == last:
+                        break  # a line cut short when the previous run was killed: logged again below
+                    raise ValueError(f"{self.path}: line {n} is not valid JSON ({e.msg}, column {e.colno}); "
+                                     "repair or remove the line to resume") from None
+                if rec.get("step", 0) <= resume_step:
+                    keep.append(ln)
             self.path.write_text("".join(k + "\n" for k in keep))
 
     def write(self, record: dict) -> None:

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..data import MixedDataset, ValidationSet, rank_indices
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import list_checkpoints, load_checkpoint, load_latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .logs import JsonlLog, plot_losses
 from .schedule import Schedule
@@ -159,8 +160,10 @@ def evaluate(model, valset: ValidationSet, weights: dict, d: "_Dist", autocast) 
 
 def train(cfg: TrainConfig, resume=None, stop_at: Optional[int] = None, model_factory: Optional[Callable] = None,
           quiet: bool = False) -> dict:
-    """Run (or resume) training. resume: None (fresh), "auto" (latest checkpoint in out_dir, if any) or a
-    checkpoint path. stop_at: stop after this many steps (the schedule still spans cfg.steps).
+    """Run (or resume) training. resume: None (fresh), "latest" (the newest readable checkpoint in out_dir;
+    an error when there is none), "auto" (the same, but start fresh when there is none) or a checkpoint
+    path. A damaged newest checkpoint falls back to the one before it, with a warning.
+    stop_at: stop after this many steps (the schedule still spans cfg.steps).
     model_factory: a zero-argument callable returning the torch module to train (default: build_model).
     Returns a summary (final step, losses, throughput, paths)."""
     import torch
@@ -214,13 +217,25 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
 
     step, consumed, elapsed_before = 0, 0, 0.0
     resumed_interval = {"loss": 0.0, "steps": 0}
-    ckpt_path = None
-    if resume == "auto":
-        ckpt_path = latest_checkpoint(ckpt_dir)
+    # Which checkpoint (if any) is resumed is said even with quiet: it decides what the run does.
+    note = (lambda msg: print(msg, file=sys.stderr, flush=True)) if lead else (lambda msg: None)
+    ckpt_path = st = None
+    if resume in ("latest", "auto"):
+        found = load_latest_checkpoint(ckpt_dir, warn=note)
+        if found is not None:
+            ckpt_path, st = found
+        elif resume == "latest":
+            raise ValueError(f"--resume: no checkpoint in {ckpt_dir} to resume from: start without --resume, "
+                             "or pass --resume auto to resume when a checkpoint exists and start fresh otherwise")
+        else:
+            note(f"--resume auto: no checkpoint in {ckpt_dir}, starting from step 0")
     elif resume:
         ckpt_path = Path(resume)
-    if ckpt_path is not None:
         st = load_checkpoint(ckpt_path)
+    elif list_checkpoints(ckpt_dir):
+        note(f"warning: starting from step 0 although {ckpt_dir} holds checkpoints of an earlier run (up to "
+             f"{list_checkpoints(ckpt_dir)[-1].name}); this run replaces them: use --resume to continue it")
+    if ckpt_path is not None:
         for k in ("seq_len", "batch_size", "mix", "data_seed", "shuffle"):
             if st["config"].get(k) != getattr(cfg, k):
                 raise ValueError(f"cannot resume {ckpt_path}: its {k} = {st['config'].get(k)!r}, the config says "
@@ -231,7 +246,7 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         resumed_interval = st.get("log_interval", {"loss": 0.0, "steps": 0})
         rngs = st["rng"]
         _set_rng_state(rngs[d.rank] if len(rngs) == d.world else rngs[0])
-        say(f"resumed from {ckpt_path} at step {step} ({consumed} samples consumed)")
+        note(f"resumed from {ckpt_path} at step {step} ({consumed} samples consumed)")
 
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
