@@ -269,3 +269,26 @@ def test_cli_empty_or_missing_prompt(tiny):
     assert_one_line_error(r, "required", "--help")
     assert r.returncode == 2 and r.stdout == ""
     assert_one_line_error(cli("generate", str(tiny), "a", "b"), "expected [MODEL] PROMPT")
+
+
+def test_interactive_chat_survives_a_line_that_is_not_utf8(tiny):
+    # At a terminal a bad line is reported and the conversation goes on.
+    import pty
+
+    master, slave = pty.openpty()
+    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin", "BITMAMBA_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "bitmamba", "chat", str(tiny), "-n", "3", "-t", "0"],
+                         stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    os.write(master, b"\xffoops\nhello\n\x04")  # the last byte is end of input (Ctrl-D)
+    out, err = p.communicate(timeout=120)
+    os.close(master)
+    assert p.returncode == 0, err
+    err = err.decode()
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "bitmamba chat: error: line 1 of the input is not valid UTF-8 text (byte 0xFF at offset 0): "
+        "give UTF-8 text (convert it with iconv -t UTF-8); type the line again"]
+    out = out.decode()
+    # Asked again after the bad line, answered 'hello', asked again before the end of input.
+    assert out.startswith("> > ") and out.endswith("\n> ") and out.count("\n") == 1

@@ -15,11 +15,13 @@ def register(sub) -> None:
     p = sub.add_parser("chat", help="interactive multi-turn chat (state kept between turns)",
                        description="Chat with a model. Turns are framed as 'User: ...' / 'Assistant: ...'; "
                        "the reply stops at the next 'User:' line, EOS or --max-new-tokens. Commands: "
-                       "/reset clears the conversation, /quit (or end of input) exits.")
+                       "/reset clears the conversation, /quit (or end of input) exits. With input from a pipe or "
+                       "file there is no '> ' prompt and the replies are separated by blank lines.")
     p.add_argument("model", metavar="MODEL", nargs="?", default=None,
                    help="model file (.gguf or BIT2 .bin; default: the bundled model)")
     p.add_argument("--state", metavar="FILE", default=None,
-                   help="load the conversation state from FILE when it exists and save it after every turn")
+                   help="load the conversation state from FILE when it exists and save it (atomically) after "
+                   "every turn")
     p.add_argument("--system", default="", help="text placed before the first turn")
     add_model_options(p)
     add_sampling_options(p)
