@@ -1,32 +1,10 @@
 """`bitmamba generate / chat / bench` end to end on a tiny GGUF with the GPT-2 tokenizer embedded."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from bitmamba.tokenizer import BUNDLED_GPT2
-from engine_fixtures import random_weights, write_gguf
-
 pytest.importorskip("bitmamba._C")
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def cli(*args, stdin=None):
-    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin", "BITMAMBA_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "bitmamba", *args], input=stdin, capture_output=True,
-                          text=True, env=env, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    w, cfg = random_weights(rng, vocab=50257, d_model=64, d_inner=128, n_layers=1, n_heads=2)
-    p = tmp_path_factory.mktemp("cli") / "tiny.gguf"
-    write_gguf(p, w, cfg, ternary="I8", tokenizer_json=BUNDLED_GPT2.read_text(encoding="utf-8"))
-    return p
+from cli_helpers import cli, tiny  # noqa: E402,F401  (tiny is a fixture)
 
 
 def test_generate_is_seeded_and_streams(tiny):

@@ -12,13 +12,13 @@
 
 namespace bitmamba::model {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+MappedFile::MappedFile(const std::string& path, const char* what) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  BM_CHECK(fd >= 0, FormatError, "cannot open model file '", path, "': ", std::strerror(errno));
+  BM_CHECK(fd >= 0, FormatError, "cannot open ", what, " '", path, "': ", std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw FormatError(detail::concat("'", path, "' is not a regular file"));
+    throw FormatError(detail::concat(what, " '", path, "' is not a regular file"));
   }
   size_ = static_cast<std::uint64_t>(st.st_size);
   if (size_ > 0) {
@@ -26,7 +26,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);
-      throw FormatError(detail::concat("cannot memory-map '", path, "': ", std::strerror(e)));
+      throw FormatError(detail::concat("cannot memory-map ", what, " '", path, "': ", std::strerror(e)));
     }
     data_ = static_cast<const std::uint8_t*>(p);
   }

@@ -13,7 +13,8 @@ class MappedFile {
  public:
   MappedFile() = default;
   // Throws FormatError when the file cannot be opened or mapped (names the path and the reason).
-  explicit MappedFile(const std::string& path);
+  // `what` names the kind of file in those messages ("model file", "state file").
+  explicit MappedFile(const std::string& path, const char* what = "model file");
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -78,9 +78,23 @@ BITMAMBA_BINDINGS(model) {
       })
       .def("save", [](const State& s, const py::object& p) {
         std::string path = fspath(p);
-        py::gil_scoped_release nogil;
-        s.save(path);
-      }, py::arg("path"), "Write the state to a small validated binary file.")
+        std::string failure;
+        {
+          py::gil_scoped_release nogil;
+          try {
+            s.save(path);
+          } catch (const Error& e) {
+            failure = e.what();
+          }
+        }
+        // Every failure here is the file system's (missing directory, permissions, disk full): OSError,
+        // like Python's own file writes.
+        if (!failure.empty()) {
+          PyErr_SetString(PyExc_OSError, failure.c_str());
+          throw py::error_already_set();
+        }
+      }, py::arg("path"),
+      "Write the state to a small validated binary file; atomic: on failure (OSError) the previous file is kept.")
       .def("__copy__", [](const State& s) { return State(s); })
       .def("__deepcopy__", [](const State& s, py::dict) { return State(s); }, py::arg("memo"));
 

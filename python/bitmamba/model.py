@@ -13,10 +13,12 @@ call into C++ releases the GIL.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import secrets
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -28,6 +30,68 @@ PathLike = Union[str, os.PathLike]
 # Sampling defaults shared by generate/stream and the CLI.
 DEFAULTS = dict(max_new_tokens=128, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
                 repeat_penalty=1.1, repeat_window=64)
+
+SEED_MAX = 2**64 - 1  # the C++ sampler's seed is a uint64 (its Mersenne Twister is mt19937_64)
+_INT64_MAX = 2**63 - 1
+
+
+def check_sampling(max_new_tokens=DEFAULTS["max_new_tokens"], temperature=DEFAULTS["temperature"],
+                   top_k=DEFAULTS["top_k"], top_p=DEFAULTS["top_p"], min_p=DEFAULTS["min_p"],
+                   repeat_penalty=DEFAULTS["repeat_penalty"], repeat_window=DEFAULTS["repeat_window"],
+                   seed=None, flags: bool = False) -> dict:
+    """The sampling options checked and converted to the types the C++ sampler takes.
+
+    Raises TypeError for a value of the wrong type and ValueError for one out of range, naming the
+    option (as a command-line flag, `--top-p`, when flags=True). Used by Model.stream and by the
+    command line before it prints anything. temperature <= 0 is greedy; top_k 0 and top_p 1 are off.
+    """
+    name = (lambda n: "--" + n.replace("_", "-")) if flags else (lambda n: n)
+
+    def integer(key, value, lo, hi=None, hi_text=None):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name(key)} must be an integer, got {type(value).__name__} {value!r}")
+        value = int(value)
+        if value < lo or (hi is not None and value > hi):
+            bounds = f"from {lo} to {hi_text or hi}" if hi is not None else f">= {lo}"
+            raise ValueError(f"{name(key)} must be an integer {bounds}, got {value}")
+        return value
+
+    def real(key, value, ok, what):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name(key)} must be a number, got {type(value).__name__} {value!r}")
+        value = float(value)
+        if not ok(value):  # NaN fails every comparison, so it is rejected here too
+            raise ValueError(f"{name(key)} must be {what}, got {value:g}")
+        return value
+
+    # Windows and k beyond int64 mean the same as the largest one (everything), so they are capped
+    # rather than refused; the C++ side takes int64.
+    return dict(
+        max_new_tokens=integer("max_new_tokens", max_new_tokens, 0),
+        temperature=real("temperature", temperature, math.isfinite, "a finite number"),
+        top_k=min(integer("top_k", 0 if top_k is None else top_k, 0), _INT64_MAX),
+        top_p=real("top_p", top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
+        min_p=real("min_p", min_p, lambda v: 0 <= v <= 1, "in [0, 1]"),
+        repeat_penalty=real("repeat_penalty", repeat_penalty, lambda v: 0 < v < math.inf, "a finite number > 0"),
+        repeat_window=min(integer("repeat_window", repeat_window, 0), _INT64_MAX),
+        seed=None if seed is None else integer("seed", seed, 0, SEED_MAX, "2**64 - 1"),
+    )
+
+
+def stop_strings(stop) -> List[str]:
+    """stop= as a list of non-empty strings: None, one string or a sequence of strings; empty strings
+    are ignored (an empty stop string would match at once and end every generation empty)."""
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        stop = [stop]
+    elif isinstance(stop, (bytes, bytearray)) or not isinstance(stop, Iterable):
+        raise TypeError(f"stop must be a string or a list of strings, got {type(stop).__name__}")
+    stop = list(stop)
+    for s in stop:
+        if not isinstance(s, str):
+            raise TypeError(f"stop strings must be str, got {type(s).__name__} {s!r}")
+    return [s for s in stop if s]
 
 
 def _ids_array(ids) -> np.ndarray:
@@ -123,8 +187,12 @@ class Model:
         return self._m.new_state()
 
     def load_state(self, path: PathLike):
-        """A State saved with state.save(path); FormatError if corrupt or from another model shape."""
-        return self._m.load_state(str(path))
+        """A State saved with state.save(path); FileNotFoundError if missing, FormatError if corrupt,
+        truncated or from another model shape."""
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"state file not found: {p}")
+        return self._m.load_state(str(p))
 
     # -- scoring --------------------------------------------------------------------------------
     def feed(self, ids: Sequence[int], state) -> None:
@@ -178,29 +246,33 @@ class Model:
         continues it (and may then be empty) and the state keeps everything fed and generated
         (including a final EOS, and tokens past a stop string). temperature <= 0 is greedy. seed
         None draws a random one; the same seed and settings give the same text. Generation ends at
-        EOS, at the first stop string (not included in the output) or after max_new_tokens.
-        ValueError for an empty prompt on a fresh state.
+        EOS, at the first stop string (not included in the output; empty ones are ignored) or after
+        max_new_tokens. Every option is checked before anything runs (check_sampling): TypeError or
+        ValueError naming it. ValueError for an empty prompt on a fresh state or text that is not
+        valid Unicode.
         """
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        stops = [s for s in (stop or []) if s]
-        if isinstance(stop, str):
-            stops = [stop]
+        opt = check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                             top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                             repeat_window=repeat_window, seed=seed)
+        stops = stop_strings(stop)
+        if isinstance(prompt, (bytes, bytearray)):
+            # list(b"hi") would silently become the token ids [104, 105].
+            raise TypeError("prompt must be str or a sequence of token ids, got bytes: decode it first")
         ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if state is None:
             state = self.new_state()
         if not ids and not state.has_logits:
             raise ValueError("empty prompt: give some text (or a state that has already seen tokens)")
         C = native()
-        sampler = C.Sampler(temperature=float(temperature), top_k=int(top_k or 0), top_p=float(top_p),
-                            min_p=float(min_p), repeat_penalty=float(repeat_penalty),
-                            repeat_window=int(repeat_window),
-                            seed=int(seed) if seed is not None else secrets.randbits(63))
-        for t in ids[-max(0, int(repeat_window)):] if repeat_window > 0 else []:
+        window = opt["repeat_window"]
+        sampler = C.Sampler(temperature=opt["temperature"], top_k=opt["top_k"], top_p=opt["top_p"],
+                            min_p=opt["min_p"], repeat_penalty=opt["repeat_penalty"], repeat_window=window,
+                            seed=opt["seed"] if opt["seed"] is not None else secrets.randbits(63))
+        for t in ids[-window:] if window > 0 else []:
             sampler.accept(int(t))
         if ids:
             self.feed(ids, state)
-        return self._stream_tokens(state, sampler, max_new_tokens, stops)
+        return self._stream_tokens(state, sampler, opt["max_new_tokens"], stops)
 
     def _stream_tokens(self, state, sampler, max_new_tokens: int, stops: List[str]) -> Iterator[str]:
         dec = StreamDecoder(self.tokenizer)

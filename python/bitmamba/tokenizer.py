@@ -62,6 +62,16 @@ def _repair(spec: dict) -> dict:
     return spec
 
 
+def check_unicode(text: str, what: str = "the text") -> None:
+    """ValueError naming the first lone surrogate in text (text that cannot be written as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{what} is not valid Unicode: character {e.start} is the lone surrogate "
+                         f"U+{ord(text[e.start]):04X} (undecodable bytes?); decode bytes as UTF-8, "
+                         "with errors='replace' if need be") from None
+
+
 class Tokenizer:
     """Text <-> token ids. `encode` adds no special tokens; `decode` keeps them (exact round trip)."""
 
@@ -114,12 +124,27 @@ class Tokenizer:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text: str) -> List[int]:
+        """Token ids of text. ValueError if it holds lone surrogates (undecodable bytes that Python
+        kept as U+DC80..U+DCFF, e.g. from a command line that was not UTF-8), which no tokenizer can
+        encode."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects str, got {type(text).__name__}")
-        return list(self._tok.encode(text, add_special_tokens=False).ids)
+        try:
+            return list(self._tok.encode(text, add_special_tokens=False).ids)
+        except TypeError:
+            check_unicode(text)  # the backend says only "TextInputSequence must be str"
+            raise
 
     def encode_batch(self, texts: Iterable[str]) -> List[List[int]]:
-        return [list(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+        texts = list(texts)
+        try:
+            return [list(e.ids) for e in self._tok.encode_batch(texts, add_special_tokens=False)]
+        except TypeError:
+            for i, t in enumerate(texts):
+                if not isinstance(t, str):
+                    raise TypeError(f"encode_batch expects str items, got {type(t).__name__} at index {i}") from None
+                check_unicode(t, f"text {i}")
+            raise
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)

@@ -16,8 +16,16 @@ from .._version import __version__
 COMMANDS = ["info", "generate", "chat", "bench", "convert", "eval", "prepare-data", "train"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, like every other error of this command line (argparse
+    prints the whole usage first, which buries the message). Subcommand parsers inherit the class."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bitmamba",
         description="BitMamba-2 (ternary Mamba-2) language models on CPUs: generate, convert, "
         "evaluate, train.",

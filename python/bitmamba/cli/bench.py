@@ -13,6 +13,8 @@ import statistics
 import sys
 import time
 
+from ._common import add_threads_option, check_threads
+
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure decode / prefill speed, peak RSS and roofline fraction",
@@ -22,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--shape", choices=["255m", "1b"], default=None, help="random weights of this shape")
     p.add_argument("--embed", choices=["q8_0", "f16", "f32"], default="q8_0",
                    help="embedding storage for random weights (default %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="C++ thread count (default: physical cores)")
+    add_threads_option(p)
     p.add_argument("--prompt-tokens", type=int, default=512, help="prefill prompt length (default %(default)s)")
     p.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode run (default %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure, median reported (default %(default)s)")
@@ -54,6 +56,7 @@ def run(args) -> int:
 
     if args.repeats < 1 or args.prompt_tokens < 1 or args.decode_tokens < 1:
         raise ValueError("--repeats, --prompt-tokens and --decode-tokens must be >= 1")
+    check_threads(args)
     C = native()
     if args.threads is not None:
         set_num_threads(args.threads)

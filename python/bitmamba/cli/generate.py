@@ -1,10 +1,13 @@
 """`bitmamba generate MODEL "prompt"`: stream a continuation to the terminal."""
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import time
 
-from ._common import add_model_options, add_sampling_options, load_model, sampling_kwargs
+from ._common import (MODEL_SUFFIXES, add_model_options, add_sampling_options, check_threads, decode_input,
+                      is_model_file, load_model, sampling_kwargs, text_arg)
 
 
 def register(sub) -> None:
@@ -14,7 +17,7 @@ def register(sub) -> None:
                        "bitmamba generate \"Once upon a time\".")
     p.add_argument("args", metavar="[MODEL] PROMPT", nargs="+",
                    help="model file (.gguf or BIT2 .bin; default: the bundled model) and the text to "
-                   "continue ('-' reads standard input)")
+                   "continue ('-' reads standard input; UTF-8)")
     add_model_options(p)
     add_sampling_options(p)
     p.add_argument("--no-echo", action="store_true", help="do not print the prompt before the continuation")
@@ -22,28 +25,72 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def split_args(args) -> tuple:
+    """(model path or None, prompt) from the positional arguments, refusing the likely slips: a model
+    file with no prompt (it would otherwise become the prompt of the bundled model) and the two in the
+    wrong order."""
+    if len(args) > 2:
+        raise ValueError(f"expected [MODEL] PROMPT, got {len(args)} arguments (quote the prompt)")
+    if len(args) == 1:
+        (only,) = args
+        if is_model_file(only):
+            raise ValueError(f"no prompt given ({only} is a model file): add the text to continue, e.g. "
+                             f"bitmamba generate {shlex.quote(only)} \"Once upon a time\"")
+        if (only.lower().endswith(MODEL_SUFFIXES) and not os.path.exists(only)
+                and not any(c.isspace() for c in only)):
+            raise ValueError(f"no prompt given, and model file not found: {only}")
+        return None, only
+    model, prompt = args
+    if not os.path.exists(model) and is_model_file(prompt):
+        raise ValueError("MODEL comes before PROMPT: bitmamba generate "
+                         f"{shlex.quote(prompt)} {shlex.quote(model)}")
+    return model, prompt
+
+
+def read_prompt(arg: str) -> str:
+    if arg == "-":
+        prompt = decode_input(sys.stdin.buffer.read(), "the prompt read from standard input")
+        if not prompt:
+            raise ValueError("the prompt read from standard input is empty: pipe in the text to continue")
+        return prompt
+    if not arg:
+        raise ValueError("the prompt is empty: give the text to continue ('-' reads it from standard input)")
+    return text_arg(arg, "the prompt")
+
+
 def run(args) -> int:
-    if len(args.args) > 2:
-        raise ValueError(f"expected [MODEL] PROMPT, got {len(args.args)} arguments (quote the prompt)")
-    args.model = args.args[0] if len(args.args) == 2 else None
-    prompt = args.args[-1]
-    prompt = sys.stdin.read() if prompt == "-" else prompt
+    # Everything that can be refused is checked before the model is loaded and before anything is
+    # printed, so an error never lands after the echoed prompt.
+    args.model, prompt_arg = split_args(args.args)
+    kw = sampling_kwargs(args)
+    check_threads(args)
+    prompt = read_prompt(prompt_arg)
     model = load_model(args)
-    model.tokenizer  # fail before echoing anything when the model has no tokenizer
-    if not args.no_echo:
-        sys.stdout.write(prompt)
-        sys.stdout.flush()
+    ids = model.tokenizer.encode(prompt)  # fails here when the model has no tokenizer
     state = model.new_state()
-    t0 = time.perf_counter()
-    it = model.stream(prompt, state=state, **sampling_kwargs(args))
-    t1 = time.perf_counter()  # stream() feeds the prompt before returning
-    for piece in it:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    t2 = time.perf_counter()
+    written = False
+    try:
+        if not args.no_echo:
+            written = bool(prompt)
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
+        t0 = time.perf_counter()
+        it = model.stream(ids, state=state, **kw)
+        t1 = time.perf_counter()  # stream() feeds the prompt before returning
+        for piece in it:
+            written = True
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        t2 = time.perf_counter()
+    except BaseException:
+        # A failure (or Ctrl-C) mid-output: end the line so the error message starts on its own.
+        if written:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise
     sys.stdout.write("\n")
     if args.stats:
-        n_prompt = len(model.tokenizer.encode(prompt))
+        n_prompt = len(ids)
         n_gen = state.n_tokens - n_prompt
         print(f"prompt: {n_prompt} tokens, {n_prompt / max(t1 - t0, 1e-9):.1f} tok/s; "
               f"generated: {n_gen} tokens, {n_gen / max(t2 - t1, 1e-9):.1f} tok/s", file=sys.stderr)
