@@ -44,6 +44,7 @@ CpuFeatures detect() {
   f.avx2 = avx && os_ymm && (b & (1u << 5));
   f.avx512f = os_zmm && (b & (1u << 16));
   f.avx512bw = os_zmm && (b & (1u << 30));
+  f.avx512dq = os_zmm && (b & (1u << 17));
   f.avx512vl = os_zmm && (b & (1u << 31));
   f.avx512vbmi = os_zmm && (c & (1u << 1));
   f.avx512vnni = os_zmm && (c & (1u << 11));
@@ -121,7 +122,8 @@ bool isa_supported(Isa isa) {
 #if BM_X86
     case Isa::kAvx2: return f.avx2 && f.fma && f.f16c;
     case Isa::kAvx512:
-      return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+      return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq &&
+             f.avx512vnni;  // the flags CMake gives *_avx512.cpp
 #endif
 #if BM_ARM64
     case Isa::kNeon: return f.neon;

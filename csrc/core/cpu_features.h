@@ -24,7 +24,8 @@ enum class Isa : int {
 struct CpuFeatures {
   std::string arch;  // "x86_64", "aarch64" or "other"
   bool avx2 = false, fma = false, f16c = false;
-  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512vbmi = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false,
+       avx512vbmi = false;
   bool avxvnni = false;  // AVX2-encoded VNNI (Alder Lake, Zen 5); reported only
   bool neon = false, dotprod = false, i8mm = false;
 };

@@ -19,6 +19,7 @@ BITMAMBA_BINDINGS(core) {
     d["avx512f"] = f.avx512f;
     d["avx512bw"] = f.avx512bw;
     d["avx512vl"] = f.avx512vl;
+    d["avx512dq"] = f.avx512dq;
     d["avx512vnni"] = f.avx512vnni;
     d["avx512vbmi"] = f.avx512vbmi;
     d["avxvnni"] = f.avxvnni;
