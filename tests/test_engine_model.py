@@ -352,3 +352,17 @@ def test_logprobs_batch_equals_one_by_one(mamba2_model):
         m.logprobs_batch([[1], [2]], [batch_states[0], batch_states[0]])
     with pytest.raises(ValueError, match="seen at least one token"):
         m.logprobs_batch([[1]], [m.new_state()])
+
+
+def test_bitmamba2_layout_shape_checked_when_built():
+    """The bitmamba2 forward is the d_state 1, n_groups = n_heads case: another shape is refused when the
+    model is built, not at its first token."""
+    with pytest.raises(ValueError, match="bitmamba2 layout needs d_state 1 and n_groups = n_heads"):
+        bitmamba.Model.random("custom", vocab_size=64, d_model=64, n_layers=1, d_inner=128, n_heads=4,
+                              n_groups=1)
+    with pytest.raises(ValueError, match="bitmamba2 layout needs"):
+        bitmamba.Model.random("custom", vocab_size=64, d_model=64, n_layers=1, d_inner=128, n_heads=4,
+                              n_groups=4, d_state=8)
+    m = bitmamba.Model.random("custom", vocab_size=64, d_model=64, n_layers=1, d_inner=128, n_heads=4,
+                              n_groups=1, d_state=8, layout="mamba2")
+    assert m.logits([1, 2]).shape == (2, 64)

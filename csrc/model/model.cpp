@@ -106,6 +106,10 @@ void ModelConfig::validate() const {
   BM_CHECK(in(d_state, 1, 4096), FormatError, "d_state ", d_state, " out of range");
   BM_CHECK(in(n_groups, 1, n_heads) && n_heads % n_groups == 0, FormatError, "n_groups ", n_groups,
            " must divide n_heads ", n_heads);
+  // The bitmamba2 layout's forward (ssm::conv_scan_gate) is the d_state 1, one-group-per-head case.
+  BM_CHECK(layout != Layout::kBitMamba2 || (d_state == 1 && n_groups == n_heads), FormatError,
+           "the bitmamba2 layout needs d_state 1 and n_groups = n_heads (got d_state ", d_state,
+           ", n_groups ", n_groups, ", n_heads ", n_heads, "); other shapes use the mamba2 layout");
   BM_CHECK(in(conv_kernel, 1, 16), FormatError, "conv_kernel ", conv_kernel, " out of range");
   BM_CHECK(in(context_length, 1, std::int64_t{1} << 40), FormatError, "context_length ", context_length, " out of range");
   BM_CHECK(std::isfinite(norm_eps) && norm_eps >= 0 && std::isfinite(ssm_norm_eps) && ssm_norm_eps >= 0,
@@ -929,8 +933,8 @@ void score(const float* logits, std::int64_t V, std::int32_t id, double* lp, std
   double sum = 0;
   for (std::int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
   *lp = static_cast<double>(logits[id]) - mx - std::log(sum);
-  *greedy = logits[id] == mx ? 1 : 0;
-  (void)arg;
+  // Greedy = the argmax (first index on ties) is this token, as the evaluation harness defines it.
+  *greedy = arg == id ? 1 : 0;
 }
 }  // namespace
 

@@ -160,10 +160,8 @@ def repair_tokenizer_json(text: str) -> str:
     repair is returned unchanged (byte for byte)."""
     import json
 
-    try:
-        from .tokenizer import _repair
-    except ImportError:  # pragma: no cover - older trees without the engine's tokenizer module
-        return text
+    from .tokenizer import _repair
+
     before = json.loads(text)
     if not isinstance(before, dict):
         raise ValueError("a tokenizer.json holds a JSON object")

@@ -1,7 +1,8 @@
 """The bundled default model: a small BitMamba-2 trained with this package's own pipeline.
 
 It lets `bitmamba generate "Once upon a time"` (and chat, bench, eval) run on a fresh install with no
-model argument. How it was made: configs/train/bundled.yaml and docs/default-model.md.
+model argument. How it was made: configs/train/bundled.yaml and the README's section
+"The bundled default model".
 """
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ static inline float silu_ref(float v) { return fp::silu_f32(v); }
 static inline float exp_ref(float v) { return fp::exp_f32(v); }
 
 // ---- Plain references (scan_scalar.cpp, conv1d.cpp): direct transcriptions of the formulas in
-// ssm.h, single-threaded, fp::exp_f32. Also the fallback the dispatcher uses for odd cases.
+// ssm.h, single-threaded, fp::exp_f32. Only the tests call them (as the reference every kernel set
+// is checked against); the dispatcher never does.
 namespace ref {
 void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
                    const float* weight, const float* bias, int W, float* conv_state, float* out,
