@@ -366,3 +366,9 @@ def test_bitmamba2_layout_shape_checked_when_built():
     m = bitmamba.Model.random("custom", vocab_size=64, d_model=64, n_layers=1, d_inner=128, n_heads=4,
                               n_groups=1, d_state=8, layout="mamba2")
     assert m.logits([1, 2]).shape == (2, 64)
+
+
+def test_unknown_layout_is_an_error():
+    with pytest.raises(ValueError, match="unknown layout 'mamba3'"):
+        bitmamba.Model.random("custom", vocab_size=64, d_model=64, n_layers=1, d_inner=128, n_heads=4,
+                              n_groups=4, layout="mamba3")

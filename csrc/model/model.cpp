@@ -95,6 +95,18 @@ void check_finite(const std::string& what, const float* p, std::int64_t n) {
 
 // ---------------------------------------------------------------------------------------------
 // config
+const char* layout_name(Layout layout) { return layout == Layout::kMamba2 ? "mamba2" : "bitmamba2"; }
+
+bool parse_layout(const std::string& name, Layout* out) {
+  for (Layout l : {Layout::kBitMamba2, Layout::kMamba2}) {
+    if (name == layout_name(l)) {
+      *out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
 void ModelConfig::validate() const {
   auto in = [](std::int64_t v, std::int64_t lo, std::int64_t hi) { return v >= lo && v <= hi; };
   BM_CHECK(in(vocab_size, 1, 1 << 24), FormatError, "vocab_size ", vocab_size, " out of range");
@@ -620,9 +632,8 @@ std::shared_ptr<Model> Model::load_gguf(const std::string& path) {
   c.conv_kernel = key_int(g, a + "ssm.conv_kernel", 4, false);
   c.context_length = key_int(g, a + "context_length", 2048, false);
   std::string layout = g.has(a + "ssm.layout") ? g.get_string(a + "ssm.layout") : "bitmamba2";
-  BM_CHECK(layout == "bitmamba2" || layout == "mamba2", FormatError, "GGUF key '", a,
-           "ssm.layout' = '", layout, "' (expected bitmamba2 or mamba2)");
-  c.layout = layout == "mamba2" ? Layout::kMamba2 : Layout::kBitMamba2;
+  BM_CHECK(parse_layout(layout, &c.layout), FormatError, "GGUF key '", a, "ssm.layout' = '", layout,
+           "' (expected bitmamba2 or mamba2)");
   if (g.has(a + "bitlinear.norm_epsilon")) c.norm_eps = static_cast<float>(g.get_float(a + "bitlinear.norm_epsilon"));
   if (g.has(a + "ssm.norm_epsilon")) c.ssm_norm_eps = static_cast<float>(g.get_float(a + "ssm.norm_epsilon"));
   c.eos_token_id = key_int(g, "tokenizer.ggml.eos_token_id", c.vocab_size == 50257 ? 50256 : -1, false);

@@ -19,6 +19,9 @@
 namespace bitmamba::model {
 
 enum class Layout { kBitMamba2 = 0, kMamba2 = 1 };
+// The layout's name in files and configs ("bitmamba2", "mamba2"), and back: false for any other name.
+const char* layout_name(Layout layout);
+bool parse_layout(const std::string& name, Layout* out);
 
 struct ModelConfig {
   std::int64_t vocab_size = 0;

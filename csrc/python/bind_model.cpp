@@ -40,7 +40,7 @@ py::dict config_dict(const ModelConfig& c) {
   d["n_groups"] = c.n_groups;
   d["conv_kernel"] = c.conv_kernel;
   d["context_length"] = c.context_length;
-  d["layout"] = c.layout == Layout::kMamba2 ? "mamba2" : "bitmamba2";
+  d["layout"] = layout_name(c.layout);
   d["norm_eps"] = c.norm_eps;
   d["ssm_norm_eps"] = c.ssm_norm_eps;
   d["eos_token_id"] = c.eos_token_id;
@@ -146,7 +146,12 @@ BITMAMBA_BINDINGS(model) {
             else if (k == "n_heads") c.n_heads = item.second.cast<std::int64_t>();
             else if (k == "d_state") c.d_state = item.second.cast<std::int64_t>();
             else if (k == "n_groups") c.n_groups = item.second.cast<std::int64_t>();
-            else if (k == "layout") c.layout = item.second.cast<std::string>() == "mamba2" ? Layout::kMamba2 : Layout::kBitMamba2;
+            else if (k == "layout") {
+              const std::string name = item.second.cast<std::string>();
+              if (!parse_layout(name, &c.layout)) {
+                throw ArgumentError("unknown layout '" + name + "' (expected bitmamba2 or mamba2)");
+              }
+            }
             else throw ArgumentError("unknown config key '" + k + "'");
           }
         }
