@@ -50,16 +50,14 @@ def test_golden_logits_and_greedy(golden_dir, isa):
 @pytest.mark.parametrize("name", GOLDEN)
 def test_golden_greedy_decode_path(golden_dir, name, isa):
     """Single-token decode (the generate path) gives the golden greedy ids up to the first near-tie."""
-    from bitmamba._native import native
-
     model = bitmamba.load(golden_dir / f"{name}.bin")
     gold = json.loads((golden_dir / f"{name}.json").read_text())
     for case in gold["cases"]:
         st = model.new_state()
         model.feed(case["prompt"], st)
-        sampler = native().Sampler(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
-                                   repeat_window=0, seed=0)
-        ids = model.native.sample_and_feed(st, sampler, len(case["greedy"]), [])
+        ids = model.generate_ids([], state=st, max_new_tokens=len(case["greedy"]), temperature=0.0, top_k=0,
+                                 top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_window=0, seed=0, ignore_eos=True)
+        assert len(ids) == len(case["greedy"])
         for i, pairs in enumerate(case["top5"]):
             vals = sorted((v for _, v in pairs), reverse=True)
             if vals[0] - vals[1] <= 1e-3:

@@ -16,12 +16,14 @@
 
 namespace bitmamba::model {
 
+// The defaults here are the user-facing ones (GenerationOptions in generator.h holds them, and
+// Python and the command line read them from there).
 struct SamplerParams {
   float temperature = 0.8f;
   std::int64_t top_k = 40;
   float top_p = 0.95f;
   float min_p = 0.05f;
-  float repeat_penalty = 1.0f;
+  float repeat_penalty = 1.1f;
   std::int64_t repeat_window = 64;
   std::uint64_t seed = 0;
   void validate() const;  // ArgumentError on out-of-range values

@@ -1,32 +1,20 @@
-// Bindings for csrc/model: Model (load / random / forward), State, Sampler. Thin: numpy in/out,
-// the GIL released around every forward pass.
+// Bindings for csrc/model: Model (load / random / forward) and State; sampling and generation are in
+// bind_generate.cpp. Thin: numpy in/out, the GIL released around every forward pass.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include "core/error.h"
 #include "model/model.h"
-#include "model/sampler.h"
+#include "python/arrays.h"
 #include "python/registry.h"
 
 namespace py = pybind11;
 using namespace bitmamba;
 using namespace bitmamba::model;
+using bitmamba::python::IdArray;
+using bitmamba::python::to_ids;
 
 namespace {
-
-using IdArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
-
-std::vector<std::int32_t> to_ids(const IdArray& a, std::int64_t vocab) {
-  BM_CHECK(a.ndim() == 1, ShapeError, "token ids must be a 1-D sequence, got ", a.ndim(), " dimensions");
-  std::vector<std::int32_t> out(a.shape(0));
-  const std::int64_t* p = a.data();
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    BM_CHECK(p[i] >= 0 && p[i] < vocab, ArgumentError, "token id ", p[i], " at position ", i,
-             " is outside the vocabulary [0, ", vocab, ")");
-    out[i] = static_cast<std::int32_t>(p[i]);
-  }
-  return out;
-}
 
 py::dict config_dict(const ModelConfig& c) {
   py::dict d;
@@ -97,33 +85,6 @@ BITMAMBA_BINDINGS(model) {
       "Write the state to a small validated binary file; atomic: on failure (OSError) the previous file is kept.")
       .def("__copy__", [](const State& s) { return State(s); })
       .def("__deepcopy__", [](const State& s, py::dict) { return State(s); }, py::arg("memo"));
-
-  py::class_<Sampler>(m, "Sampler", "Token sampler (greedy, temperature, top-k, top-p, min-p, repetition penalty).")
-      .def(py::init([](float temperature, std::int64_t top_k, float top_p, float min_p, float repeat_penalty,
-                       std::int64_t repeat_window, std::uint64_t seed) {
-             SamplerParams p;
-             p.temperature = temperature;
-             p.top_k = top_k;
-             p.top_p = top_p;
-             p.min_p = min_p;
-             p.repeat_penalty = repeat_penalty;
-             p.repeat_window = repeat_window;
-             p.seed = seed;
-             return Sampler(p);
-           }),
-           py::arg("temperature") = 0.8f, py::arg("top_k") = 40, py::arg("top_p") = 0.95f,
-           py::arg("min_p") = 0.05f, py::arg("repeat_penalty") = 1.0f, py::arg("repeat_window") = 64,
-           py::arg("seed") = 0)
-      .def("sample", [](Sampler& s, py::array_t<float, py::array::c_style | py::array::forcecast> logits) {
-        BM_CHECK(logits.ndim() == 1, ShapeError, "logits must be 1-D");
-        return s.sample(logits.data(), logits.shape(0));
-      }, py::arg("logits"))
-      .def("accept", &Sampler::accept, py::arg("id"))
-      .def("probabilities", [](const Sampler& s, py::array_t<float, py::array::c_style | py::array::forcecast> logits) {
-        BM_CHECK(logits.ndim() == 1, ShapeError, "logits must be 1-D");
-        auto p = s.probabilities(logits.data(), logits.shape(0));
-        return py::array_t<double>(static_cast<py::ssize_t>(p.size()), p.data());
-      }, py::arg("logits"));
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model", "A loaded BitMamba-2 / Mamba-2 model (immutable).")
       .def_static("load", [](const py::object& p) {
@@ -258,30 +219,6 @@ BITMAMBA_BINDINGS(model) {
         }
         return out;
       }, py::arg("states"), py::arg("ids"),
-      "logprobs for several sequences (distinct states) at once; returns [(lp, greedy), ...].")
-      .def("step", [](const Model& mdl, State& s, Sampler& sampler) {
-        py::gil_scoped_release nogil;
-        BM_CHECK(s.has_logits, ArgumentError, "the state has seen no token: feed a prompt first");
-        mdl.check_state(s);
-        std::int32_t id = sampler.sample(s.logits.data(), mdl.config().vocab_size);
-        mdl.forward(s, &id, 1);
-        return id;
-      }, py::arg("state"), py::arg("sampler"),
-      "Sample the next token from the state's logits, feed it, return its id.")
-      .def("sample_and_feed", [](const Model& mdl, State& s, Sampler& sampler, std::int64_t n,
-                                 std::vector<std::int64_t> stop_ids) {
-        // n decode steps in C++ without returning to Python (benchmarks and fast generation).
-        std::vector<std::int32_t> out;
-        py::gil_scoped_release nogil;
-        BM_CHECK(s.has_logits, ArgumentError, "the state has seen no token: feed a prompt first");
-        mdl.check_state(s);
-        for (std::int64_t i = 0; i < n; ++i) {
-          std::int32_t id = sampler.sample(s.logits.data(), mdl.config().vocab_size);
-          mdl.forward(s, &id, 1);
-          out.push_back(id);
-          if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) break;
-        }
-        return out;
-      }, py::arg("state"), py::arg("sampler"), py::arg("n"), py::arg("stop_ids") = std::vector<std::int64_t>{});
+      "logprobs for several sequences (distinct states) at once; returns [(lp, greedy), ...].");
 }
 

@@ -27,24 +27,48 @@ from .tokenizer import StreamDecoder, Tokenizer
 
 PathLike = Union[str, os.PathLike]
 
-# Sampling defaults shared by generate/stream and the CLI.
-DEFAULTS = dict(max_new_tokens=128, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
-                repeat_penalty=1.1, repeat_window=64)
+class _Default:
+    """The value of an option left out: the engine's default (generation_defaults())."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+DEFAULT = _Default()
+_defaults: Optional[dict] = None
+
+
+def generation_defaults() -> dict:
+    """The default generation options (max_new_tokens, temperature, top_k, top_p, min_p,
+    repeat_penalty, repeat_window). They are defined once, in the C++ engine
+    (csrc/model/generator.h), and read from there by this API and the command line."""
+    global _defaults
+    if _defaults is None:
+        # The engine keeps float32 values: print them as the decimals they were written as.
+        _defaults = {k: float(f"{v:.7g}") if isinstance(v, float) else v
+                     for k, v in native().generation_defaults().items()}
+    return dict(_defaults)
+
 
 SEED_MAX = 2**64 - 1  # the C++ sampler's seed is a uint64 (its Mersenne Twister is mt19937_64)
 _INT64_MAX = 2**63 - 1
 
 
-def check_sampling(max_new_tokens=DEFAULTS["max_new_tokens"], temperature=DEFAULTS["temperature"],
-                   top_k=DEFAULTS["top_k"], top_p=DEFAULTS["top_p"], min_p=DEFAULTS["min_p"],
-                   repeat_penalty=DEFAULTS["repeat_penalty"], repeat_window=DEFAULTS["repeat_window"],
-                   seed=None, flags: bool = False) -> dict:
+def check_sampling(max_new_tokens=DEFAULT, temperature=DEFAULT, top_k=DEFAULT, top_p=DEFAULT, min_p=DEFAULT,
+                   repeat_penalty=DEFAULT, repeat_window=DEFAULT, seed=None, flags: bool = False) -> dict:
     """The sampling options checked and converted to the types the C++ sampler takes.
 
     Raises TypeError for a value of the wrong type and ValueError for one out of range, naming the
     option (as a command-line flag, `--top-p`, when flags=True). Used by Model.stream and by the
-    command line before it prints anything. temperature <= 0 is greedy; top_k 0 and top_p 1 are off.
+    command line before it prints anything. An option left out takes its generation_defaults() value.
+    temperature <= 0 is greedy; top_k 0 and top_p 1 are off.
     """
+    given = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                 min_p=min_p, repeat_penalty=repeat_penalty, repeat_window=repeat_window)
+    if any(v is DEFAULT for v in given.values()):
+        d = generation_defaults()
+        given = {k: d[k] if v is DEFAULT else v for k, v in given.items()}
+    max_new_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_window = given.values()
     name = (lambda n: "--" + n.replace("_", "-")) if flags else (lambda n: n)
 
     def integer(key, value, lo, hi=None, hi_text=None):
@@ -173,6 +197,10 @@ class Model:
         return self._tokenizer
 
     @property
+    def has_tokenizer(self) -> bool:
+        return self._tokenizer is not None
+
+    @property
     def native(self):
         """The underlying bitmamba._C.Model."""
         return self._m
@@ -235,19 +263,37 @@ class Model:
         return float(lp.sum()), bool(greedy.all())
 
     # -- generation -----------------------------------------------------------------------------
-    def stream(self, prompt: Union[str, Sequence[int]] = "", max_new_tokens: int = DEFAULTS["max_new_tokens"],
-               temperature: float = DEFAULTS["temperature"], top_k: int = DEFAULTS["top_k"],
-               top_p: float = DEFAULTS["top_p"], min_p: float = DEFAULTS["min_p"],
-               repeat_penalty: float = DEFAULTS["repeat_penalty"], repeat_window: int = DEFAULTS["repeat_window"],
-               seed: Optional[int] = None, stop: Optional[Sequence[str]] = None, state=None) -> Iterator[str]:
-        """Yield text pieces as they are generated.
+    def _generator(self, ids: List[int], state, opt: dict, ignore_eos: bool):
+        """The engine's decode loop (_C.Generator) over `state`, primed with ids."""
+        if not ids and not state.has_logits:
+            raise ValueError("empty prompt: give some text (or a state that has already seen tokens)")
+        stop_ids = [] if ignore_eos or self.eos_token_id is None else [self.eos_token_id]
+        gen = native().Generator(self._m, state, max_new_tokens=opt["max_new_tokens"],
+                                 temperature=opt["temperature"], top_k=opt["top_k"], top_p=opt["top_p"],
+                                 min_p=opt["min_p"], repeat_penalty=opt["repeat_penalty"],
+                                 repeat_window=opt["repeat_window"],
+                                 seed=opt["seed"] if opt["seed"] is not None else secrets.randbits(63),
+                                 stop_ids=stop_ids)
+        if ids:
+            gen.prime(_ids_array(ids))
+        return gen
+
+    def stream(self, prompt: Union[str, Sequence[int]] = "", max_new_tokens: int = DEFAULT,
+               temperature: float = DEFAULT, top_k: int = DEFAULT, top_p: float = DEFAULT, min_p: float = DEFAULT,
+               repeat_penalty: float = DEFAULT, repeat_window: int = DEFAULT, seed: Optional[int] = None,
+               stop: Optional[Sequence[str]] = None, state=None, ignore_eos: bool = False,
+               keep_prompt_state: bool = False) -> "Generation":
+        """Generate text: returns a Generation, an iterator over the text pieces as they come.
 
         prompt: text (or token ids). With state=None a fresh state is used; with a state, the prompt
         continues it (and may then be empty) and the state keeps everything fed and generated
-        (including a final EOS, and tokens past a stop string). temperature <= 0 is greedy. seed
-        None draws a random one; the same seed and settings give the same text. Generation ends at
-        EOS, at the first stop string (not included in the output; empty ones are ignored) or after
-        max_new_tokens. Every option is checked before anything runs (check_sampling): TypeError or
+        (including a final EOS, and tokens past a stop string). Options left out take the engine's
+        defaults (generation_defaults()); temperature <= 0 is greedy. seed None draws a random one;
+        the same seed and settings give the same text. Generation ends at EOS (unless ignore_eos), at
+        the first stop string (not included in the output; empty ones are ignored) or after
+        max_new_tokens. keep_prompt_state: keep a copy of the state as it was right after the prompt
+        (Generation.prompt_state), for callers that rewind to it. The prompt is fed before this
+        returns; every option is checked before anything runs (check_sampling): TypeError or
         ValueError naming it. ValueError for an empty prompt on a fresh state or text that is not
         valid Unicode.
         """
@@ -259,56 +305,107 @@ class Model:
             # list(b"hi") would silently become the token ids [104, 105].
             raise TypeError("prompt must be str or a sequence of token ids, got bytes: decode it first")
         ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        decoder = StreamDecoder(self.tokenizer)
         if state is None:
             state = self.new_state()
-        if not ids and not state.has_logits:
-            raise ValueError("empty prompt: give some text (or a state that has already seen tokens)")
-        C = native()
-        window = opt["repeat_window"]
-        sampler = C.Sampler(temperature=opt["temperature"], top_k=opt["top_k"], top_p=opt["top_p"],
-                            min_p=opt["min_p"], repeat_penalty=opt["repeat_penalty"], repeat_window=window,
-                            seed=opt["seed"] if opt["seed"] is not None else secrets.randbits(63))
-        for t in ids[-window:] if window > 0 else []:
-            sampler.accept(int(t))
-        if ids:
-            self.feed(ids, state)
-        return self._stream_tokens(state, sampler, opt["max_new_tokens"], stops)
-
-    def _stream_tokens(self, state, sampler, max_new_tokens: int, stops: List[str]) -> Iterator[str]:
-        dec = StreamDecoder(self.tokenizer)
-        buf = ""
-        eos = self.eos_token_id
-        for _ in range(max_new_tokens):
-            tok = self._m.step(state, sampler)
-            if eos is not None and tok == eos:
-                break
-            buf += dec.push(tok)
-            if stops:
-                cut = min((i for i in (buf.find(s) for s in stops) if i >= 0), default=-1)
-                if cut >= 0:
-                    if cut:
-                        yield buf[:cut]
-                    return
-                # Hold back a tail that could still grow into a stop string.
-                hold = 0
-                for s in stops:
-                    for k in range(min(len(s) - 1, len(buf)), 0, -1):
-                        if buf.endswith(s[:k]):
-                            hold = max(hold, k)
-                            break
-                out, buf = buf[: len(buf) - hold], buf[len(buf) - hold:]
-            else:
-                out, buf = buf, ""
-            if out:
-                yield out
-        buf += dec.flush()
-        if stops:
-            cut = min((i for i in (buf.find(s) for s in stops) if i >= 0), default=-1)
-            if cut >= 0:
-                buf = buf[:cut]
-        if buf:
-            yield buf
+        gen = self._generator(ids, state, opt, ignore_eos)
+        return Generation(gen, decoder, stops, state.copy() if keep_prompt_state else None)
 
     def generate(self, prompt: Union[str, Sequence[int]] = "", **kwargs) -> str:
         """The generated text (prompt excluded) as one string; arguments as for stream()."""
         return "".join(self.stream(prompt, **kwargs))
+
+    def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int = DEFAULT, temperature: float = DEFAULT,
+                     top_k: int = DEFAULT, top_p: float = DEFAULT, min_p: float = DEFAULT,
+                     repeat_penalty: float = DEFAULT, repeat_window: int = DEFAULT, seed: Optional[int] = None,
+                     state=None, ignore_eos: bool = False) -> List[int]:
+        """The generated token ids (no tokenizer needed), by the same decode loop as stream(), run in
+        C++ without returning to Python between tokens. A final EOS is fed to the state but not
+        returned. Options as for stream()."""
+        opt = check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                             top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                             repeat_window=repeat_window, seed=seed)
+        gen = self._generator(list(prompt_ids), self.new_state() if state is None else state, opt, ignore_eos)
+        out = gen.run(opt["max_new_tokens"])
+        return out[:-1] if gen.finish_reason == "stop_token" else out
+
+
+class _StopMatcher:
+    """Cuts generated text at the first stop string. Text that could still grow into a stop string is
+    held back until the next piece decides it."""
+
+    def __init__(self, stops: List[str]):
+        self.stops = stops
+        self.buf = ""
+
+    def push(self, text: str) -> Tuple[str, bool]:
+        """(text safe to show now, whether a stop string matched)."""
+        self.buf += text
+        if not self.stops:
+            out, self.buf = self.buf, ""
+            return out, False
+        cut = self._first_stop()
+        if cut >= 0:
+            out, self.buf = self.buf[:cut], ""
+            return out, True
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.buf)), 0, -1):
+                if self.buf.endswith(s[:k]):
+                    hold = max(hold, k)
+                    break
+        out, self.buf = self.buf[: len(self.buf) - hold], self.buf[len(self.buf) - hold:]
+        return out, False
+
+    def flush(self, text: str) -> str:
+        """What is left at the end of the generation, cut at a stop string."""
+        self.buf += text
+        cut = self._first_stop()
+        out, self.buf = (self.buf[:cut] if cut >= 0 else self.buf), ""
+        return out
+
+    def _first_stop(self) -> int:
+        return min((i for i in (self.buf.find(s) for s in self.stops) if i >= 0), default=-1)
+
+
+class Generation:
+    """One generation, as returned by Model.stream: iterate it for the text pieces (whole UTF-8
+    characters, stop strings cut off). Counts and timings, exact once the iteration has ended:
+    prompt_tokens, generated_tokens (including a final EOS), tokens (the generated ids, EOS left out),
+    prefill_seconds, decode_seconds, finish_reason ('length', 'stop_token' for EOS, 'stop_string'),
+    and prompt_state (a copy of the state after the prompt, when asked for with keep_prompt_state)."""
+
+    def __init__(self, gen, decoder: StreamDecoder, stops: List[str], prompt_state=None):
+        self._gen = gen
+        self.prompt_state = prompt_state
+        self.tokens: List[int] = []
+        self._pieces = self._run(decoder, _StopMatcher(stops))
+
+    def __iter__(self) -> "Generation":
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def _run(self, decoder: StreamDecoder, stops: _StopMatcher) -> Iterator[str]:
+        gen = self._gen
+        while not gen.finished:
+            tok = gen.next()
+            if gen.finish_reason == "stop_token":
+                break
+            self.tokens.append(tok)
+            out, stopped = stops.push(decoder.push(tok))
+            if out:
+                yield out
+            if stopped:
+                gen.finish()
+                return
+        out = stops.flush(decoder.flush())
+        if out:
+            yield out
+
+    prompt_tokens = property(lambda self: self._gen.prompt_tokens)
+    generated_tokens = property(lambda self: self._gen.generated_tokens)
+    prefill_seconds = property(lambda self: self._gen.prefill_seconds)
+    decode_seconds = property(lambda self: self._gen.decode_seconds)
+    finish_reason = property(lambda self: self._gen.finish_reason)

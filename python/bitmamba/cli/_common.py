@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..model import DEFAULTS, check_sampling, stop_strings
+from ..model import check_sampling, generation_defaults, stop_strings
 
 # Model files are recognised by their first four bytes (docs/formats.md) or, failing that, by name.
 MODEL_MAGICS = (b"GGUF", b"2TIB")  # GGUF; BIT2 (the int32 0x42495432 written little-endian)
@@ -97,6 +97,7 @@ def check_threads(args) -> None:
 
 def add_sampling_options(p) -> None:
     g = p.add_argument_group("sampling")
+    DEFAULTS = generation_defaults()
     g.add_argument("--max-new-tokens", "-n", type=int, default=DEFAULTS["max_new_tokens"])
     g.add_argument("--temperature", "-t", type=float, default=DEFAULTS["temperature"],
                    help="<= 0 = greedy (default %(default)s)")

@@ -82,8 +82,12 @@ def run(args) -> int:
         t = time.perf_counter()
         m.feed(st, prompt)
         prefill.append(args.prompt_tokens / (time.perf_counter() - t))
+    # Decode through the loop users run: Model.stream (text, one engine call a token) when the model
+    # has a tokenizer, else Model.generate_ids; greedy, EOS not stopping the run.
     decode = []
-    sampler = C.Sampler(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_window=0, seed=0)
+    greedy = dict(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_window=0, seed=0,
+                  ignore_eos=True)
+    loop = "stream" if model.has_tokenizer else "generate_ids"
     profile = None
     for _ in range(args.repeats):
         st = model.new_state()
@@ -91,8 +95,12 @@ def run(args) -> int:
         if args.profile:
             m.set_profiling(True)
         t = time.perf_counter()
-        out = m.sample_and_feed(st, sampler, args.decode_tokens, [])
-        decode.append(len(out) / (time.perf_counter() - t))
+        if loop == "stream":
+            for _piece in model.stream([], max_new_tokens=args.decode_tokens, state=st, **greedy):
+                pass
+        else:
+            model.generate_ids([], max_new_tokens=args.decode_tokens, state=st, **greedy)
+        decode.append(args.decode_tokens / (time.perf_counter() - t))
     if args.profile:
         # Phases of the last decode run, in microseconds per token (the timing itself is ~0.1 us a phase).
         p = m.profile()
@@ -107,6 +115,7 @@ def run(args) -> int:
         "model": source,
         "isa": C.get_isa(),
         "threads": threads,
+        "decode_loop": loop,
         "decode_tok_s": round(dec, 2),
         "prefill_tok_s": round(statistics.median(prefill), 2),
         "prompt_tokens": args.prompt_tokens,

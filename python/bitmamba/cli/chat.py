@@ -121,20 +121,20 @@ def run(args) -> int:
             continue
         turn = f"{prefix}{USER} {text}\n{BOT}"
         prefix = ""
-        # Generation runs past a stop string inside the state, so the kept state is rebuilt from a
-        # copy taken before the turn: it then holds exactly the turn, the reply shown and a newline.
-        before = state.copy()
-        pieces = []
         if replies and not interactive:
             sys.stdout.write("\n")
         out = ReplyWriter(sys.stdout)
-        for piece in model.stream(turn, state=state, **kw):
+        # The turn is fed once. Generation runs past a stop string inside the state, so the kept state
+        # is the one right after the turn plus the reply as shown and a newline.
+        gen = model.stream(turn, state=state, keep_prompt_state=True, **kw)
+        pieces = []
+        for piece in gen:
             pieces.append(piece)
             out.write(piece)
         out.end()
         replies += 1
-        state = before
-        model.feed(model.tokenizer.encode(turn + "".join(pieces).rstrip("\n") + "\n"), state)
+        state = gen.prompt_state
+        model.feed(model.tokenizer.encode("".join(pieces).rstrip("\n") + "\n"), state)
         if args.state:
             state.save(args.state)
     return 0

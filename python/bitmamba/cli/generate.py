@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
 
 from ._common import (MODEL_SUFFIXES, add_model_options, add_sampling_options, check_threads, decode_input,
                       is_model_file, load_model, sampling_kwargs, text_arg)
@@ -67,21 +66,17 @@ def run(args) -> int:
     prompt = read_prompt(prompt_arg)
     model = load_model(args)
     ids = model.tokenizer.encode(prompt)  # fails here when the model has no tokenizer
-    state = model.new_state()
     written = False
     try:
         if not args.no_echo:
             written = bool(prompt)
             sys.stdout.write(prompt)
             sys.stdout.flush()
-        t0 = time.perf_counter()
-        it = model.stream(ids, state=state, **kw)
-        t1 = time.perf_counter()  # stream() feeds the prompt before returning
-        for piece in it:
+        gen = model.stream(ids, **kw)  # feeds the prompt before returning
+        for piece in gen:
             written = True
             sys.stdout.write(piece)
             sys.stdout.flush()
-        t2 = time.perf_counter()
     except BaseException:
         # A failure (or Ctrl-C) mid-output: end the line so the error message starts on its own.
         if written:
@@ -90,8 +85,7 @@ def run(args) -> int:
         raise
     sys.stdout.write("\n")
     if args.stats:
-        n_prompt = len(ids)
-        n_gen = state.n_tokens - n_prompt
-        print(f"prompt: {n_prompt} tokens, {n_prompt / max(t1 - t0, 1e-9):.1f} tok/s; "
-              f"generated: {n_gen} tokens, {n_gen / max(t2 - t1, 1e-9):.1f} tok/s", file=sys.stderr)
+        n_prompt, n_gen = gen.prompt_tokens, gen.generated_tokens
+        print(f"prompt: {n_prompt} tokens, {n_prompt / max(gen.prefill_seconds, 1e-9):.1f} tok/s; "
+              f"generated: {n_gen} tokens, {n_gen / max(gen.decode_seconds, 1e-9):.1f} tok/s", file=sys.stderr)
     return 0
