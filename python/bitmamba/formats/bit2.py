@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, Ternary, is_ternary_name, tensor_names
 
 MAGIC = 0x42495432
@@ -125,7 +125,7 @@ def bit2_bytes_iter(ck: Checkpoint):
 
 def write_bit2(ck: Checkpoint, path) -> int:
     """Write atomically (temp file in the same directory, then rename). Returns the file size."""
-    from .atomic import atomic_write
+    from ..atomic import atomic_write
 
     with atomic_write(path) as f:
         for chunk in bit2_bytes_iter(ck):

@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple, Union
 
 import numpy as np
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 
 
 @dataclass

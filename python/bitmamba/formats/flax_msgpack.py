@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, quantize_ternary
 
 EXT_NDARRAY = 1

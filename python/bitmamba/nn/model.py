@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bitlinear import BitLinear
-from ..formats.atomic import atomic_dir, atomic_path
-from .config import BitMambaConfig
+from ..atomic import atomic_dir, atomic_path
+from ..config import BitMambaConfig
 from .ssd import ssd_chunked, ssm_scan_sequential
 
 
