@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._native import native
+from .scoring import condition_empty_context, score_continuation
 from .tokenizer import BUNDLED_GPT2_VOCAB, StreamDecoder, Tokenizer, tokenizer_source
 
 PathLike = Union[str, os.PathLike]
@@ -220,19 +221,15 @@ class Model:
 
     def loglikelihood(self, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> Tuple[float, bool]:
         """(sum of log p(continuation | context), whether every continuation token was the argmax).
-        An empty context is conditioned on the EOS token (the lm-evaluation-harness convention)."""
-        ctx = list(context_ids)
+        An empty context is conditioned on the EOS token (the lm-evaluation-harness convention). The same
+        code scores the evaluator's requests (bitmamba.scoring), so the numbers agree with bitmamba eval."""
         cont = list(continuation_ids)
         if not cont:
-            return 0.0, True
-        if not ctx:
-            if self.eos_token_id is None:
-                raise ValueError("empty context and the model has no EOS token to condition on")
-            ctx = [self.eos_token_id]
+            return 0.0, True  # nothing to score: no context (and no EOS token) needed
+        ctx, cont = condition_empty_context(context_ids, cont, self.eos_token_id)
         st = self.new_state()
         self.feed(ctx, st)
-        lp, greedy = self.logprobs(cont, st)
-        return float(lp.sum()), bool(greedy.all())
+        return score_continuation(self, st, cont)
 
     # -- generation -----------------------------------------------------------------------------
     def stream(self, prompt: Union[str, Sequence[int]] = "", max_new_tokens: int = DEFAULTS["max_new_tokens"],
