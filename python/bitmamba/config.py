@@ -13,7 +13,7 @@ LAYOUTS = ("bitmamba2", "mamba2")
 
 @dataclass
 class BitMambaConfig:
-    """Model hyperparameters (DESIGN.md section 3).
+    """Model hyperparameters (docs/model.md, "Shapes" and "Layouts").
 
     layout "bitmamba2": conv over x only, y * silu(z), no gated norm, D per channel (the released models;
     needs d_state == 1 and n_groups == n_heads). layout "mamba2": canonical Mamba-2: conv over x||B||C,

@@ -1,4 +1,4 @@
-"""BIT2 `.bin` files (bitmamba.cpp / bitmamba.c), DESIGN.md section 4.
+"""BIT2 `.bin` files (bitmamba.cpp / bitmamba.c), specified in docs/model.md, "BIT2".
 
 Header: int32 magic 0x42495432, vocab, d_model, n_layers, n_heads. Then records in a fixed order:
 float `int32 0, int32 ndim, int32 dims[ndim], f32 data` or ternary `int32 2, int32 rows, int32 cols,
