@@ -1,4 +1,4 @@
-"""A plain numpy (float64) forward of DESIGN.md section 3, both layouts, for checking the engine.
+"""A plain numpy (float64) forward of docs/model.md ("Forward pass"), both layouts, for checking the engine.
 
 Weights are a dict: embed [V, d], norm_f [d], lm_norm [d], lm_head (codes [V, d], scale_w) and
 layers: list of dicts in_norm, in_codes, in_scale, conv_w [conv_dim, K], conv_b, dt_bias [H], A [H]

@@ -1,4 +1,4 @@
-"""bitmamba.formats.atomic: temporaries named after their target and their writer's pid, stale ones (from
+"""bitmamba.atomic: temporaries named after their target and their writer's pid, stale ones (from
 a killed writer) removed by the next write of the same target, published files with umask permissions,
 a full disk reported as such with nothing left behind."""
 import errno
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bitmamba.formats.atomic import NoSpaceError, atomic_dir, atomic_path, atomic_write
+from bitmamba.atomic import NoSpaceError, atomic_dir, atomic_path, atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def umask022():
 def test_kill_9_leaves_a_temporary_the_next_write_removes(tmp_path):
     target = tmp_path / "model.gguf"
     code = ("import sys, time\n"
-            "from bitmamba.formats.atomic import atomic_write\n"
+            "from bitmamba.atomic import atomic_write\n"
             "with atomic_write(sys.argv[1]) as f:\n"
             "    f.write(b'x' * 100000); f.flush(); print('writing', flush=True); time.sleep(60)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}

@@ -1,5 +1,5 @@
 """The engine reproduces ../shared/golden/bit2-random-*.json (an independent numpy reference of
-DESIGN.md section 3) from the BIT2 files, on every kernel set this CPU runs.
+the forward pass in docs/model.md) from the BIT2 files, on every kernel set this CPU runs.
 
 Greedy ids must match wherever the reference's top-1/top-2 margin exceeds 1e-3. Top-5 logits: the engine
 equals our float32 numpy reference bit for bit (test_engine_exact.py), and that reference with numpy's own

@@ -24,7 +24,7 @@ def small_cfg(layout="bitmamba2", **kw):
 
 
 def released_count(d_model, n_layers, n_heads, vocab=50257):
-    """Parameter count from the shapes in DESIGN.md (BIT2 record list), independently of the config code."""
+    """Parameter count from the BIT2 record list (docs/model.md, "BIT2"), independently of the config code."""
     d_inner = 2 * d_model
     per_layer = (d_model  # in_proj.norm
                  + (2 * d_inner + 3 * n_heads) * d_model  # in_proj
@@ -113,7 +113,8 @@ def test_scans_match_golden_npz(golden_dir):
 
 # ---- BitLinear ---------------------------------------------------------------------------------------
 def test_bitlinear_exact_integer_semantics():
-    """Exact mode equals the integer formula of DESIGN.md computed independently in numpy (int64)."""
+    """Exact mode equals the integer formula of docs/model.md ("BitLinear") computed independently in numpy
+    (int64)."""
     torch.manual_seed(0)
     lin = BitLinear(48, 7)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""bitmamba.reference (numpy, DESIGN.md section 3) reproduces the independent golden models in ../shared/golden,
+"""bitmamba.reference (numpy, docs/model.md "Forward pass") reproduces the independent golden models in ../shared/golden,
 and we know exactly how the golden files were computed.
 
 The golden top-5 logits come from a plain numpy float32 implementation. In float32 with numpy's own exp (the

@@ -1,5 +1,5 @@
 """SSM kernels (bitmamba.ops.ssm) against plain float64 numpy references written from the recurrence
-(DESIGN.md section 3, csrc/kernels/ssm/ssm.h) and the golden ssm-*.npz files, on every kernel set.
+(docs/model.md, "Mixer"; csrc/kernels/ssm/ssm.h) and the golden ssm-*.npz files, on every kernel set.
 
 Tolerances (float32 kernels vs float64 references): values are compared relative to the size of the
 reference, max|got - ref| <= RTOL * (1 + max|ref|) with RTOL = 2e-5 for the scan (T up to 1000, the

@@ -91,3 +91,20 @@ def test_generate_tokenizer_from_a_gguf(files, capsys):
     assert cli_main(["generate", str(d / "plain.gguf"), "the cat", "-n", "3", "--temperature", "0",
                      "--tokenizer", str(d / "with-tok.gguf")]) == 0
     assert capsys.readouterr().out.startswith("the cat")
+
+
+def test_convert_embeds_the_tokenizer_load_uses(files, tmp_path):
+    """No --tokenizer: convert takes the tokenizer.json beside the source, as bitmamba.load does for it
+    (one lookup order, bitmamba.tokenizer.tokenizer_source)."""
+    d, text = files
+    out = tmp_path / "o.gguf"
+    res = convert(d / "plain.gguf", out)
+    assert res.tokenizer_embedded and str(d / "tokenizer.json") in res.report
+    assert json.loads(GGUFFile(out).fields["tokenizer.huggingface.json"]) == json.loads(text)
+    try:
+        import bitmamba._C  # noqa: F401
+    except ImportError:
+        return
+    import bitmamba
+
+    assert bitmamba.load(d / "plain.gguf").tokenizer.source == str(d / "tokenizer.json")

@@ -26,11 +26,36 @@ def no_torch_env(tmp_path_factory):
 
 
 def test_package_imports_without_torch(no_torch_env):
-    code = "import sys, bitmamba, bitmamba.nn, bitmamba.convert, bitmamba.reference; print('torch' in sys.modules)"
+    code = ("import sys, bitmamba, bitmamba.nn, bitmamba.convert, bitmamba.reference, bitmamba.config, "
+            "bitmamba.atomic, bitmamba.yamlfile, bitmamba.scoring; print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], env=no_torch_env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-5000:]
     assert r.stdout.strip() == "False"
 
+
+
+BELOW_NN = r"""
+import sys
+import bitmamba.config, bitmamba.atomic, bitmamba.yamlfile, bitmamba.scoring, bitmamba.numerics
+import bitmamba.formats.bit2, bitmamba.formats.gguf_io, bitmamba.formats.flax_msgpack, bitmamba.formats.pytorch_dir
+import bitmamba.convert, bitmamba.reference
+print(sorted(m for m in sys.modules if m.startswith(("bitmamba.nn", "bitmamba.train"))))
+"""
+NN = r"""
+import sys
+import bitmamba.nn.model
+print(sorted(m for m in sys.modules if m.startswith(("bitmamba.formats", "bitmamba.convert"))))
+"""
+
+
+def test_lower_layers_do_not_import_the_torch_model():
+    """The config, atomic writes, file formats, converter and numpy reference sit below bitmamba.nn (the
+    torch model) and do not import it; bitmamba.nn uses the config and atomic writes, not the formats."""
+    pytest.importorskip("torch")
+    for code in (BELOW_NN, NN):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-5000:]
+        assert r.stdout.strip() == "[]"
 
 API = r"""
 import sys, bitmamba

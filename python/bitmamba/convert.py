@@ -9,7 +9,6 @@ Output goes to a temporary file renamed at the end, so an interrupted conversion
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -21,7 +20,6 @@ from .formats.errors import FormatError
 
 GGUF_MAGIC = b"GGUF"
 BIT2_MAGIC = (0x42495432).to_bytes(4, "little")
-PACKAGED_TOKENIZER = Path(__file__).resolve().parent / "assets" / "gpt2" / "tokenizer.json"
 
 
 class ConversionError(ValueError):
@@ -156,8 +154,8 @@ def format_report(ck: Checkpoint, warnings: List[str], source_kind: str = "", ta
 
 def repair_tokenizer_json(text: str) -> str:
     """Apply bitmamba.tokenizer's repairs of known defects in circulating GPT-2 tokenizer.json copies (see
-    assets/gpt2/README.md) so the embedded vocabulary is right for every GGUF reader; text that needs no
-    repair is returned unchanged (byte for byte)."""
+    python/bitmamba/assets/gpt2/README.md) so the embedded vocabulary is right for every GGUF reader; text
+    that needs no repair is returned unchanged (byte for byte)."""
     import json
 
     from .tokenizer import _repair
@@ -165,6 +163,7 @@ def repair_tokenizer_json(text: str) -> str:
     before = json.loads(text)
     if not isinstance(before, dict):
         raise ValueError("a tokenizer.json holds a JSON object")
+    # _repair edits the mapping it is given, so it gets a second parse and `before` stays the original.
     after = _repair(json.loads(text))
     return text if after == before else json.dumps(after, ensure_ascii=False)
 
@@ -194,19 +193,22 @@ def _tokenizer_error(ck: Checkpoint, tokenizer: Optional[str]):
 
 
 def _find_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None) -> (Optional[str], str):
-    # Paths go through the one function generate/chat/eval use too: a tokenizer.json, its directory, or a
-    # GGUF with an embedded tokenizer.
-    from .tokenizer import read_tokenizer_json
+    # The order is the one bitmamba.load follows for the source (bitmamba.tokenizer.tokenizer_source), so the
+    # GGUF embeds the tokenizer the source itself would be used with. Paths are read by the function
+    # generate/chat/eval use too: a tokenizer.json, its directory, or a GGUF with an embedded tokenizer.
+    from .tokenizer import read_tokenizer_json, tokenizer_source
 
-    if tokenizer:
-        return read_tokenizer_json(tokenizer)
-    if ck.tokenizer_json:
-        return ck.tokenizer_json, "the source checkpoint" + (f" ({source})" if source is not None else "")
-    env = os.environ.get("BITMAMBA_TOKENIZER")
-    if env and Path(env).is_file():
-        return read_tokenizer_json(env)
-    if PACKAGED_TOKENIZER.is_file():
-        return PACKAGED_TOKENIZER.read_text(encoding="utf-8"), f"packaged GPT-2 ({PACKAGED_TOKENIZER})"
+    directory = None
+    if source is not None:
+        directory = Path(source) if Path(source).is_dir() else Path(source).parent
+    step, value = tokenizer_source(given=tokenizer or None, embedded=ck.tokenizer_json, directory=directory,
+                                   vocab_size=ck.config.vocab_size)
+    if step == "embedded":
+        return value, "the source checkpoint" + (f" ({source})" if source is not None else "")
+    if step == "bundled":
+        return read_tokenizer_json(value)[0], f"packaged GPT-2 ({value})"
+    if step is not None:
+        return read_tokenizer_json(value)
     return None, ""
 
 
@@ -230,8 +232,9 @@ def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", emb
     if to == "gguf" and embed_tokenizer:
         tok_text, origin = resolve_tokenizer(ck, tokenizer, src)
         if tok_text is None:
-            warnings.append("no tokenizer embedded (none in the source, no --tokenizer, no packaged GPT-2 "
-                            "tokenizer): the file works with token ids only")
+            warnings.append(f"no tokenizer embedded (none in the source or beside it, no --tokenizer, and the "
+                            f"packaged GPT-2 tokenizer does not fit a vocabulary of {ck.config.vocab_size}): "
+                            "the file works with token ids only")
         else:
             from .formats.gguf_tokenizer import tokenizer_metadata
 

@@ -23,7 +23,8 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._native import native
-from .tokenizer import StreamDecoder, Tokenizer
+from .scoring import condition_empty_context, score_continuation
+from .tokenizer import BUNDLED_GPT2_VOCAB, StreamDecoder, Tokenizer, tokenizer_source
 
 PathLike = Union[str, os.PathLike]
 
@@ -128,20 +129,20 @@ def _ids_array(ids) -> np.ndarray:
 
 
 def _resolve_tokenizer(native_model, path: Optional[Path], tokenizer) -> Optional[Tokenizer]:
-    if tokenizer is not None:
-        return Tokenizer.coerce(tokenizer)
-    embedded = native_model.metadata("tokenizer.huggingface.json")
-    if embedded:
+    step, value = tokenizer_source(given=tokenizer, embedded=native_model.metadata("tokenizer.huggingface.json"),
+                                   directory=path.parent if path is not None else None,
+                                   vocab_size=native_model.config["vocab_size"])
+    if step == "given":
+        return Tokenizer.coerce(value)
+    if step == "embedded":
         try:
-            return Tokenizer.from_json_string(embedded, source="GGUF tokenizer.huggingface.json")
+            return Tokenizer.from_json_string(value, source="GGUF tokenizer.huggingface.json")
         except ValueError as e:  # valid UTF-8 (checked by the loader) but not a usable tokenizer.json
             from .formats.errors import FormatError
 
             raise FormatError(f"{path}: {e}; the file is corrupt: convert it again, or pass --tokenizer") from None
-    if path is not None and (path.parent / "tokenizer.json").is_file():
-        return Tokenizer.from_file(path.parent / "tokenizer.json")
-    if native_model.config["vocab_size"] == 50257:
-        return Tokenizer.gpt2()
+    if step is not None:
+        return Tokenizer.from_file(value)
     return None  # a model of another vocabulary with no tokenizer: ids-only use still works
 
 
@@ -185,7 +186,7 @@ class Model:
         (vocab_size, d_model, n_layers, d_inner, n_heads, d_state, n_groups, layout), built in memory.
         For benchmarks and tests: the text it writes is noise."""
         nm = native().Model.random(shape, embed, seed, overrides or None)
-        tok = Tokenizer.gpt2() if nm.config["vocab_size"] == 50257 else None
+        tok = Tokenizer.gpt2() if nm.config["vocab_size"] == BUNDLED_GPT2_VOCAB else None
         return cls(nm, tok)
 
     # -- basics ---------------------------------------------------------------------------------
@@ -248,19 +249,15 @@ class Model:
 
     def loglikelihood(self, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> Tuple[float, bool]:
         """(sum of log p(continuation | context), whether every continuation token was the argmax).
-        An empty context is conditioned on the EOS token (the lm-evaluation-harness convention)."""
-        ctx = list(context_ids)
+        An empty context is conditioned on the EOS token (the lm-evaluation-harness convention). The same
+        code scores the evaluator's requests (bitmamba.scoring), so the numbers agree with bitmamba eval."""
         cont = list(continuation_ids)
         if not cont:
-            return 0.0, True
-        if not ctx:
-            if self.eos_token_id is None:
-                raise ValueError("empty context and the model has no EOS token to condition on")
-            ctx = [self.eos_token_id]
+            return 0.0, True  # nothing to score: no context (and no EOS token) needed
+        ctx, cont = condition_empty_context(context_ids, cont, self.eos_token_id)
         st = self.new_state()
         self.feed(ctx, st)
-        lp, greedy = self.logprobs(cont, st)
-        return float(lp.sum()), bool(greedy.all())
+        return score_continuation(self, st, cont)
 
     # -- generation -----------------------------------------------------------------------------
     def _generator(self, ids: List[int], state, opt: dict, ignore_eos: bool):

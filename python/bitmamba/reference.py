@@ -1,11 +1,12 @@
-"""A plain numpy forward pass of BitMamba-2 / Mamba-2 (DESIGN.md section 3), written to be read, not to be fast.
+"""A plain numpy forward pass of BitMamba-2 / Mamba-2 (docs/model.md, "Forward pass"), written to be read, not to
+be fast.
 
 It runs a `bitmamba.formats.Checkpoint` (ternary codes + exact fp32 scale_w) over a whole token sequence with
 the sequential recurrence, for both layouts. BitLinear follows the integer semantics exactly: int8 activations
 by round-half-to-even, an exact integer accumulator, one division at the end. `dtype` picks the float
 precision of everything around the integer part:
 - float32 is the engine's own arithmetic (bitmamba.numerics, csrc/core/float_semantics.h): numpy float32 in
-  DESIGN.md's operation order, exp and log1p evaluated in float64 by numerics' explicit definitions and
+  the operation order of docs/model.md, exp and log1p evaluated in float64 by numerics' explicit definitions and
   rounded (no numpy transcendental, whose last bits vary by CPU). The engine's BitMamba-2 logits equal it
   bit for bit on every kernel set (tests/test_engine_exact.py), on any CPU (tests/test_numerics.py);
 - float64 is the high-precision reference.
@@ -52,7 +53,8 @@ def quantize_activations(xn, dtype):
 
 
 def bitlinear(x, norm_w, w: Ternary, eps, dtype=np.float32):
-    """BitLinear of DESIGN.md: own RMSNorm, int8 activations, ternary weight, exact integer dot products."""
+    """BitLinear (docs/model.md, "BitLinear"): own RMSNorm, int8 activations, ternary weight, exact integer
+    dot products."""
     xn = rms_norm(x, norm_w, eps, dtype)
     q, s = quantize_activations(xn, dtype)
     # Integer accumulator: int64 products summed exactly.

@@ -1,20 +1,24 @@
 """Exact GPT-2 byte-level BPE tokenization through the Hugging Face `tokenizers` package.
 
-Where the tokenizer comes from (first that applies):
-  1. `tokenizer=` given to `bitmamba.load`: a path to a tokenizer.json (or a directory holding one),
-     a JSON string, a `tokenizers.Tokenizer`, or a `bitmamba.Tokenizer`;
-  2. GGUF files: their `tokenizer.huggingface.json` metadata;
+Where a model's tokenizer comes from, first that applies (`tokenizer_source`; loading a model and
+converting one both follow it, so a converted GGUF embeds the tokenizer its source loads with):
+  1. the one given: `tokenizer=` of `bitmamba.load` (a path to a tokenizer.json, a directory holding one
+     or a GGUF model, a JSON string, a `tokenizers.Tokenizer`, a `bitmamba.Tokenizer`), `--tokenizer`;
+  2. the model's own: a GGUF's `tokenizer.huggingface.json` metadata, a PyTorch checkpoint directory's
+     tokenizer.json;
   3. a `tokenizer.json` beside the model file;
-  4. the GPT-2 tokenizer bundled with the package (BIT2 files carry no tokenizer).
+  4. the GPT-2 tokenizer bundled with the package, for a vocabulary of its 50257 tokens (BIT2 files
+     carry no tokenizer).
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 BUNDLED_GPT2 = Path(__file__).resolve().parent / "assets" / "gpt2" / "tokenizer.json"
+BUNDLED_GPT2_VOCAB = 50257  # tokens in BUNDLED_GPT2 (see assets/gpt2/README.md)
 
 _EXPECTED = "expected a tokenizer.json, a directory holding one, or a GGUF model with an embedded tokenizer"
 
@@ -47,6 +51,25 @@ def read_tokenizer_json(path: Union[str, os.PathLike]) -> Tuple[str, str]:
     if not text.lstrip().startswith("{"):
         raise ValueError(f"{p} is not a tokenizer.json (not a JSON object): {_EXPECTED}")
     return text, str(p)
+
+
+def tokenizer_source(given=None, embedded: Optional[str] = None, directory=None,
+                     vocab_size: Optional[int] = None) -> Tuple[Optional[str], Any]:
+    """Which tokenizer a model uses, as (step, value), by the order in this module's docstring:
+    ("given", given) when given is not None; ("embedded", embedded) when the model carries tokenizer.json
+    text; ("beside", path) for a tokenizer.json in `directory` (the model file's folder); ("bundled",
+    BUNDLED_GPT2) when vocab_size is BUNDLED_GPT2_VOCAB (or unknown); (None, None) otherwise: the model
+    then works with token ids only. Nothing is read or parsed here: each caller builds what it needs
+    (a Tokenizer to load with, the JSON text to embed) and reports errors in its own terms."""
+    if given is not None:
+        return "given", given
+    if embedded:
+        return "embedded", embedded
+    if directory is not None and (Path(directory) / "tokenizer.json").is_file():
+        return "beside", Path(directory) / "tokenizer.json"
+    if vocab_size is None or vocab_size == BUNDLED_GPT2_VOCAB:
+        return "bundled", BUNDLED_GPT2
+    return None, None
 
 
 def _repair(spec: dict) -> dict:

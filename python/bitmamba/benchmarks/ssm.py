@@ -1,6 +1,6 @@
 """Prefill throughput of the selective scan alone (tokens/s), sequential vs chunked.
 
-Shapes (DESIGN.md section 3): the BitMamba-2 1B layer (H=32, P=128, N=1, G=32) and a canonical
+Shapes (docs/model.md, "Shapes"): the BitMamba-2 1B layer (H=32, P=128, N=1, G=32) and a canonical
 Mamba-2 layer (d_model 2048 -> d_inner 4096, headdim 64 -> H=64, N=128, G=1). Random inputs (speed does
 not depend on the values). Each repeat times one call per method, the methods interleaved so machine
 noise hits them alike; the table gives the median over repeats and the chunked/sequential ratio.

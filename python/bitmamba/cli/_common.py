@@ -69,7 +69,8 @@ def decode_input(raw: bytes, what: str) -> str:
 
 def add_model_options(p) -> None:
     p.add_argument("--tokenizer", default=None,
-                   help="tokenizer.json (or its directory) overriding the model's own / the bundled GPT-2 one")
+                   help="tokenizer.json, a directory holding one, or a GGUF whose embedded tokenizer to use "
+                   "(default: the model's own, else a tokenizer.json beside it, else the bundled GPT-2 one)")
     add_threads_option(p)
 
 

@@ -23,7 +23,8 @@ def register(sub) -> None:
                    help="GGUF type of the token embedding (default f32: exact)")
     p.add_argument("--tokenizer", metavar="PATH", default=None,
                    help="tokenizer.json, a directory holding one, or a GGUF whose embedded tokenizer to embed "
-                   "in the GGUF (default: the source's own, else the packaged GPT-2 tokenizer)")
+                   "in the GGUF (default: the source's own, else a tokenizer.json beside it, else the packaged "
+                   "GPT-2 tokenizer)")
     p.add_argument("--no-tokenizer", action="store_true", help="do not embed a tokenizer")
     p.add_argument("--name", default=None, help="general.name to record in the GGUF")
     p.add_argument("--dry-run", action="store_true", help="read and check the source, print the report, "

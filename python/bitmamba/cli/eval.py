@@ -32,7 +32,8 @@ def register(sub) -> None:
     p.add_argument("--max-length", type=int, default=2048,
                    help="rolling window for perplexity and context truncation limit, in tokens (default 2048)")
     p.add_argument("--tokenizer", default=None,
-                   help="tokenizer.json (or its folder) for a model file that has none embedded (BIT2 .bin)")
+                   help="tokenizer.json, a directory holding one, or a GGUF whose embedded tokenizer to use "
+                   "(default: the model's own, else a tokenizer.json beside it, else the bundled GPT-2 one)")
     p.add_argument("--threads", type=int, default=None, help="C++ thread pool size (default: all cores)")
     p.add_argument("--output", default=None, help="write the results as JSON to this file")
     p.add_argument("--no-state-sharing", action="store_true",

@@ -24,15 +24,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import yaml
-
-    from ..data import DataConfig, prepare_data, verify_shard
     from pathlib import Path
 
-    with open(args.config, encoding="utf-8") as f:
-        d = yaml.safe_load(f)
-    if not isinstance(d, dict):
-        raise ValueError(f"{args.config}: expected a mapping at the top level")
+    from ..data import DataConfig, prepare_data, verify_shard
+    from ..yamlfile import read_mapping
+
+    d = read_mapping(args.config, "data config")
     if args.total_tokens is not None:
         d["total_tokens"] = args.total_tokens
         for s in d.get("sources", []):

@@ -28,12 +28,10 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
 
-    import yaml
-
     from ..train import TrainConfig, train
+    from ..yamlfile import read_mapping
 
-    with open(args.config, encoding="utf-8") as f:
-        d = yaml.safe_load(f) or {}
+    d = read_mapping(args.config, "train config")
     for key in ("out_dir", "data", "steps", "export", "device", "precision"):
         v = getattr(args, key)
         if v is not None:

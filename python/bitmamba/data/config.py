@@ -32,7 +32,6 @@ import dataclasses
 import os
 import re
 import sysconfig
-from pathlib import Path
 from typing import Any, Optional
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -197,16 +196,9 @@ class DataConfig:
 
     @classmethod
     def from_yaml(cls, path) -> "DataConfig":
-        import yaml
+        from ..yamlfile import read_mapping
 
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"data config not found: {p}")
-        with open(p, encoding="utf-8") as f:
-            d = yaml.safe_load(f)
-        if not isinstance(d, dict):
-            raise ValueError(f"data config {p}: expected a mapping at the top level")
-        return cls.from_dict(d)
+        return cls.from_dict(read_mapping(path, "data config"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

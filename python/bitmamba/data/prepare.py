@@ -24,7 +24,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from .config import DataConfig, SourceSpec
-from ..formats.atomic import atomic_write
+from ..atomic import atomic_write
 from .shards import ShardWriter
 from .sources import describe, iter_documents
 from .tokenizing import encode_batches, tokenizer_info, train_bpe

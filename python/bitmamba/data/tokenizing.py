@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..formats.atomic import atomic_path
+from ..atomic import atomic_path
 
 _TOK = None
 _EOS = None

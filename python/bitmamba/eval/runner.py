@@ -20,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..scoring import condition_empty_context, score_continuation
 from . import metrics as M
 from .requests import encode_pair, rolling_windows, truncate_left
 from .tasks import TASKS, MCDoc, PerplexityDoc, resolve_tasks
@@ -62,11 +63,7 @@ class Scorer:
         out = []
         for cont in continuations:
             if context == "":
-                # The harness conditions an empty context on the prefix (EOS) token, unless the
-                # continuation already starts with it, which then serves as the context.
-                cids = self.encode(cont)
-                eos = self.prefix_token
-                ctx, cids = ([eos], cids) if not cids or cids[0] != eos else (cids[:1], cids[1:])
+                ctx, cids = condition_empty_context([], self.encode(cont), self.prefix_token)
             else:
                 ctx, cids = encode_pair(self.encode, context, cont)
                 if not ctx:  # an all-whitespace context: nothing left to condition on but the prefix
@@ -99,16 +96,9 @@ class Scorer:
         return results
 
     def _continue(self, state, cont) -> tuple:
-        if not cont:
-            # An empty continuation (BPE merged it into the context) scores 0 and counts as greedy, as in
-            # the harness; the model is not called.
-            return 0.0, True
-        lp, greedy = self.model.logprobs(list(cont), state)
-        lp = np.asarray(lp, dtype=np.float64)
-        if lp.shape != (len(cont),):
-            raise ValueError(f"model.logprobs returned shape {lp.shape} for {len(cont)} tokens")
+        result = score_continuation(self.model, state, cont)
         self.tokens_scored += len(cont)
-        return math.fsum(lp.tolist()), bool(np.all(greedy))
+        return result
 
     def loglikelihood(self, context: str, continuations) -> list:
         return self.score_requests(self.requests_for(context, continuations))

@@ -1,4 +1,4 @@
-"""BIT2 `.bin` files (bitmamba.cpp / bitmamba.c), DESIGN.md section 4.
+"""BIT2 `.bin` files (bitmamba.cpp / bitmamba.c), specified in docs/model.md, "BIT2".
 
 Header: int32 magic 0x42495432, vocab, d_model, n_layers, n_heads. Then records in a fixed order:
 float `int32 0, int32 ndim, int32 dims[ndim], f32 data` or ternary `int32 2, int32 rows, int32 cols,
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, Ternary, is_ternary_name, tensor_names
 
 MAGIC = 0x42495432
@@ -125,7 +125,7 @@ def bit2_bytes_iter(ck: Checkpoint):
 
 def write_bit2(ck: Checkpoint, path) -> int:
     """Write atomically (temp file in the same directory, then rename). Returns the file size."""
-    from .atomic import atomic_write
+    from ..atomic import atomic_write
 
     with atomic_write(path) as f:
         for chunk in bit2_bytes_iter(ck):

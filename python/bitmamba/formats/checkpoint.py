@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple, Union
 
 import numpy as np
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 
 
 @dataclass
@@ -49,7 +49,7 @@ class NonFiniteError(ValueError):
 
 
 def quantize_ternary(w: np.ndarray, name: str = "weight") -> Ternary:
-    """Absmean ternary quantization of a latent fp weight [out, in] (DESIGN.md section 3):
+    """Absmean ternary quantization of a latent fp weight [out, in] (docs/model.md, "BitLinear"):
     scale_w = 1 / max(mean|W|, 1e-5), codes = clamp(round_half_even(W * scale_w), -1, 1).
 
     The mean is taken in float64 and scale_w rounded once to float32; the codes use that float32 scale_w.

@@ -3,7 +3,7 @@
 flax.serialization writes the parameter tree as nested msgpack maps; every array is a msgpack ExtType with
 code 1 whose payload is itself msgpack: (shape, dtype name, C-order bytes). Numpy scalars use code 3
 ((dtype name, bytes)); arrays over 2**30 bytes are split into a map {"__msgpack_chunked_array__": True,
-"shape": ..., "chunks": {"0": flat array, "1": ...}}. Names (DESIGN.md section 4): Embed_0/embedding,
+"shape": ..., "chunks": {"0": flat array, "1": ...}}. Names (docs/model.md, "Flax msgpack"): Embed_0/embedding,
 RMSNorm_0/scale (norm_f), BitLinear_0/{kernel, RMSNorm_0/scale} (lm_head), BitMambaBlock_i/{BitLinear_0
 (in_proj), Conv_0/{kernel, bias}, BitLinear_1 (out_proj), dt_bias, A_log, D}; kernels are [in, out], the conv
 kernel [K, 1, d_inner].
@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, quantize_ternary
 
 EXT_NDARRAY = 1

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..numerics import exp_f32
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, Ternary
 from .errors import FormatError
 from .ternary_pack import (QK, TQ1_BLOCK_BYTES, TQ2_BLOCK_BYTES, block_scales, pack_tq1_0, pack_tq2_0,
@@ -51,7 +51,7 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
     must equal the model's vocabulary)."""
     import gguf
 
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
 
     if ternary_type not in TERNARY_TYPES:
         raise ValueError(f"ternary type must be one of {TERNARY_TYPES}, got {ternary_type!r}")

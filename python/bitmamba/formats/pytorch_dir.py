@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nn.config import BitMambaConfig
+from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, expected_shapes, is_ternary_name, quantize_ternary
 
 _DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}

@@ -8,7 +8,7 @@
 
 BitMambaConfig is plain Python; everything else needs torch, imported on first use.
 """
-from .config import BitMambaConfig
+from ..config import BitMambaConfig
 
 _TORCH_NAMES = {
     "BitMambaLM": "model", "Mamba2Mixer": "model", "RMSNorm": "model", "GatedRMSNorm": "model",

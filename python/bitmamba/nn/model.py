@@ -1,4 +1,4 @@
-"""BitMambaLM: embedding, Mamba-2 mixers with residuals, norm_f, ternary lm_head (DESIGN.md section 3).
+"""BitMambaLM: embedding, Mamba-2 mixers with residuals, norm_f, ternary lm_head (docs/model.md, "Forward pass").
 
 State-dict names are the converter's tensor names (bitmamba.formats.checkpoint), so a checkpoint directory
 converts without PyTorch.
@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bitlinear import BitLinear
-from ..formats.atomic import atomic_dir, atomic_path
-from .config import BitMambaConfig
+from ..atomic import atomic_dir, atomic_path
+from ..config import BitMambaConfig
 from .ssd import ssd_chunked, ssm_scan_sequential
 
 
@@ -89,7 +89,7 @@ class Mamba2Mixer(nn.Module):
             xbc = torch.cat([xs, Bm, Cm], dim=-1)
             xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :T].transpose(1, 2))
             xc, Bm, Cm = torch.split(xbc, [di, gn, gn], dim=-1)
-        dt = F.softplus(dt + self.dt_bias)  # threshold 20: v for v > 20, as DESIGN.md
+        dt = F.softplus(dt + self.dt_bias)  # threshold 20: v for v > 20 (docs/model.md, "Mixer")
         A = -torch.exp(self.A_log)
         args = (xc.reshape(Bsz, T, H, P), dt, A, Bm.reshape(Bsz, T, G, N), Cm.reshape(Bsz, T, G, N))
         if self.sequential_scan:

@@ -122,28 +122,28 @@ def scan_method_for(n_heads, head_dim, d_state, n_groups, T) -> str:
     return native().ssm.choose_scan_method(n_heads, head_dim, d_state, n_groups, T)
 
 
-def gate_silu(y, z):
-    """Return y * silu(z) for y, z [T, C] (or [C])."""
+def _gate_operands(y, z):
+    """(y, y2, z2) for the gating kernels, which work in place on [T, C] rows: y a float32 copy (the
+    result, the caller's array untouched) and y2, z2 views of y and z as [T, C] (a [C] input is T = 1)."""
     y = np.array(y, dtype=np.float32, order="C", copy=True)
     z = _f32("z", z)
     if y.shape != z.shape:
         raise ValueError(f"y {y.shape} and z {z.shape} must have the same shape")
     if y.ndim not in (1, 2):
         raise ValueError(f"y must be [T, C] or [C], got shape {y.shape}")
-    y2, z2 = y.reshape(-1, y.shape[-1]) if y.ndim == 1 else y, z.reshape(-1, z.shape[-1])
+    return y, y.reshape(-1, y.shape[-1]), z.reshape(-1, z.shape[-1])
+
+
+def gate_silu(y, z):
+    """Return y * silu(z) for y, z [T, C] (or [C])."""
+    y, y2, z2 = _gate_operands(y, z)
     native().ssm.gate_silu(y2, z2)
     return y
 
 
 def gated_rmsnorm(y, z, weight, n_groups=1, eps=1e-5):
     """Return rmsnorm(y * silu(z)) over each group of C/n_groups channels, times weight [C]."""
-    y = np.array(y, dtype=np.float32, order="C", copy=True)
-    z = _f32("z", z)
-    if y.shape != z.shape:
-        raise ValueError(f"y {y.shape} and z {z.shape} must have the same shape")
-    if y.ndim not in (1, 2):
-        raise ValueError(f"y must be [T, C] or [C], got shape {y.shape}")
-    y2, z2 = (y.reshape(1, -1), z.reshape(1, -1)) if y.ndim == 1 else (y, z)
+    y, y2, z2 = _gate_operands(y, z)
     weight = _f32("weight", weight, 1)
     _shape("weight", weight, (y2.shape[1],))
     if n_groups < 1 or y2.shape[1] % n_groups:

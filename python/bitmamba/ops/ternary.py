@@ -1,6 +1,6 @@
 """Ternary BitLinear ops: numpy in, numpy out, over the C++ kernels (bitmamba._C.ternary).
 
-The math (DESIGN.md section 3, csrc/kernels/ternary/ternary.h)::
+The math (docs/model.md, "BitLinear"; csrc/kernels/ternary/ternary.h)::
 
     scale_w = 1 / max(mean|W|, 1e-5)                    per tensor
     codes   = clamp(round(W * scale_w), -1, 1)          int8 in {-1, 0, +1}

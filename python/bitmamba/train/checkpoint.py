@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
-from ..formats.atomic import atomic_write, remove_stale_temporaries
+from ..atomic import atomic_write, remove_stale_temporaries
 
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 # What resuming reads from a checkpoint (bitmamba.train.loop writes these and a few more).

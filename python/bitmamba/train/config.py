@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Optional, Union
 
 SCHEDULES = ("cosine", "two_stage", "constant")
@@ -71,13 +70,9 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path) -> "TrainConfig":
-        import yaml
+        from ..yamlfile import read_mapping
 
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"train config not found: {p}")
-        with open(p, encoding="utf-8") as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
+        return cls.from_dict(read_mapping(path, "train config"))
 
     def validate(self) -> None:
         def pos(name, allow_zero=False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..formats.atomic import atomic_write
+from ..atomic import atomic_write
 
 
 class JsonlLog:

@@ -29,7 +29,8 @@ from .schedule import Schedule
 
 def build_model(cfg: TrainConfig):
     """The BitMamba-2 model a config names (init_from: a save_pretrained directory)."""
-    from ..nn import BitMambaConfig, BitMambaLM
+    from ..config import BitMambaConfig
+    from ..nn import BitMambaLM
 
     if cfg.init_from:
         return BitMambaLM.from_pretrained(cfg.init_from)

@@ -13,7 +13,7 @@ LAYOUTS = ("bitmamba2", "mamba2")
 
 @dataclass
 class BitMambaConfig:
-    """Model hyperparameters (DESIGN.md section 3).
+    """Model hyperparameters (docs/model.md, "Shapes" and "Layouts").
 
     layout "bitmamba2": conv over x only, y * silu(z), no gated norm, D per channel (the released models;
     needs d_state == 1 and n_groups == n_heads). layout "mamba2": canonical Mamba-2: conv over x||B||C,
@@ -120,12 +120,9 @@ class BitMambaConfig:
 
     @classmethod
     def from_yaml(cls, path) -> "BitMambaConfig":
-        import yaml
+        from .yamlfile import read_mapping
 
-        with open(path, "r", encoding="utf-8") as f:
-            d = yaml.safe_load(f)
-        if not isinstance(d, dict):
-            raise ValueError(f"{path}: expected a mapping of BitMambaConfig fields")
+        d = read_mapping(path, "model config")
         if "model" in d and isinstance(d["model"], dict):  # allow a `model:` section
             d = d["model"]
         return cls.from_dict(d)
