@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fp16.h"
+#include "model/finite.h"
 #include "model/gguf.h"
 #include "model/model.h"
 #include "model/sampler.h"
