@@ -36,6 +36,7 @@ py::dict config_dict(const ModelConfig& c) {
   d["d_inner"] = c.d_inner;
   d["n_heads"] = c.n_heads;
   d["head_dim"] = c.head_dim();
+  d["in_proj_rows"] = c.in_proj_rows();
   d["d_state"] = c.d_state;
   d["n_groups"] = c.n_groups;
   d["conv_kernel"] = c.conv_kernel;
