@@ -330,30 +330,6 @@ def test_gil_released_during_forward():
     assert inside >= 5, (inside, hi - lo)
 
 
-def test_logprobs_batch_equals_one_by_one(mamba2_model):
-    _, cfg, path = mamba2_model
-    m = bitmamba.load(path)
-    rng = np.random.default_rng(5)
-    ctxs = [list(rng.integers(0, cfg["vocab_size"], n)) for n in (3, 1, 7, 5, 2)]
-    conts = [list(rng.integers(0, cfg["vocab_size"], n)) for n in (4, 1, 0, 300, 9)]  # 300: alone, chunked
-    single, batch_states = [], []
-    for c, x in zip(ctxs, conts):
-        a, b = m.new_state(), m.new_state()
-        m.feed(c, a)
-        m.feed(c, b)
-        single.append((m.logprobs(x, a) if x else (np.zeros(0), np.zeros(0, bool)), a))
-        batch_states.append(b)
-    out = m.logprobs_batch(conts, batch_states)
-    for (ref, a), (lp, g), b in zip(single, out, batch_states):
-        np.testing.assert_allclose(lp, ref[0], atol=2e-4)
-        assert b.n_tokens == a.n_tokens
-        np.testing.assert_allclose(b.logits, a.logits, atol=2e-4)
-    with pytest.raises(ValueError, match="share a state"):
-        m.logprobs_batch([[1], [2]], [batch_states[0], batch_states[0]])
-    with pytest.raises(ValueError, match="seen at least one token"):
-        m.logprobs_batch([[1]], [m.new_state()])
-
-
 def test_bitmamba2_layout_shape_checked_when_built():
     """The bitmamba2 forward is the d_state 1, n_groups = n_heads case: another shape is refused when the
     model is built, not at its first token."""

@@ -24,6 +24,7 @@ py::dict config_dict(const ModelConfig& c) {
   d["d_inner"] = c.d_inner;
   d["n_heads"] = c.n_heads;
   d["head_dim"] = c.head_dim();
+  d["in_proj_rows"] = c.in_proj_rows();
   d["d_state"] = c.d_state;
   d["n_groups"] = c.n_groups;
   d["conv_kernel"] = c.conv_kernel;
@@ -40,20 +41,18 @@ py::dict config_dict(const ModelConfig& c) {
 // str or os.PathLike -> std::string
 std::string fspath(const py::object& p) { return py::module_::import("os").attr("fspath")(p).cast<std::string>(); }
 
-EmbedType parse_embed(const std::string& s) {
-  if (s == "f32") return EmbedType::kF32;
-  if (s == "f16") return EmbedType::kF16;
-  if (s == "q8_0" || s == "q8") return EmbedType::kQ8_0;
-  throw ArgumentError("embedding type must be f32, f16 or q8_0, got '" + s + "'");
-}
-
-const char* embed_name(EmbedType t) {
-  return t == EmbedType::kF32 ? "f32" : t == EmbedType::kF16 ? "f16" : "q8_0";
-}
-
 }  // namespace
 
 BITMAMBA_BINDINGS(model) {
+  // The model facts Python code needs, from their one source in the core (model/config.h, weights.h).
+  m.def("default_eos_token_id", &default_eos_token_id, py::arg("vocab_size"),
+        "The EOS id of a model whose file names none: 50256 for the 50257-token GPT-2 vocabulary, else -1.");
+  m.def("preset_names", &ModelConfig::preset_names, "Names of the published model shapes.");
+  m.def("preset_config", [](const std::string& name) { return config_dict(ModelConfig::preset(name)); },
+        py::arg("name"), "The config of a published model shape, as Model.config gives it.");
+  m.attr("DEFAULT_CONTEXT_LENGTH") = kDefaultContextLength;
+  m.attr("BIT2_MAGIC") = kBit2Magic;
+
   py::class_<State>(m, "State", "Per-sequence inference state (conv windows, SSM states, last logits).")
       .def("copy", [](const State& s) { return State(s); }, "An independent copy (cheap: the state is small).")
       .def_readonly("n_tokens", &State::n_tokens, "Tokens this state has consumed.")
@@ -94,36 +93,17 @@ BITMAMBA_BINDINGS(model) {
       }, py::arg("path"), "Load a GGUF or BIT2 file (format detected from its magic).")
       .def_static("random", [](const std::string& shape, const std::string& embed, std::uint64_t seed,
                                py::object overrides) {
-        ModelConfig c;
-        if (shape != "custom") c = ModelConfig::preset(shape);
-        if (!overrides.is_none()) {
-          py::dict o = overrides.cast<py::dict>();
-          for (auto item : o) {
-            std::string k = item.first.cast<std::string>();
-            if (k == "vocab_size") c.vocab_size = item.second.cast<std::int64_t>();
-            else if (k == "d_model") c.d_model = item.second.cast<std::int64_t>();
-            else if (k == "n_layers") c.n_layers = item.second.cast<std::int64_t>();
-            else if (k == "d_inner") c.d_inner = item.second.cast<std::int64_t>();
-            else if (k == "n_heads") c.n_heads = item.second.cast<std::int64_t>();
-            else if (k == "d_state") c.d_state = item.second.cast<std::int64_t>();
-            else if (k == "n_groups") c.n_groups = item.second.cast<std::int64_t>();
-            else if (k == "layout") {
-              const std::string name = item.second.cast<std::string>();
-              if (!parse_layout(name, &c.layout)) {
-                throw ArgumentError("unknown layout '" + name + "' (expected bitmamba2 or mamba2)");
-              }
-            }
-            else throw ArgumentError("unknown config key '" + k + "'");
-          }
-        }
-        c.eos_token_id = c.bos_token_id = c.vocab_size == 50257 ? 50256 : -1;
+        std::map<std::string, ConfigValue> o;
+        if (!overrides.is_none()) o = overrides.cast<std::map<std::string, ConfigValue>>();
+        ModelConfig c = ModelConfig::from_shape(shape, o);
+        const EmbedType e = parse_embed_type(embed);
         py::gil_scoped_release nogil;
-        return Model::random(c, parse_embed(embed), seed);
+        return Model::random(c, e, seed);
       }, py::arg("shape"), py::arg("embed") = "q8_0", py::arg("seed") = 0, py::arg("overrides") = py::none(),
       "Random weights of a preset shape ('255m', '1b', or 'custom' + overrides), built in memory.")
       .def_property_readonly("config", [](const Model& mdl) { return config_dict(mdl.config()); })
       .def_property_readonly("format", &Model::format)
-      .def_property_readonly("embedding_type", [](const Model& mdl) { return std::string(embed_name(mdl.embedding().type)); })
+      .def_property_readonly("embedding_type", [](const Model& mdl) { return std::string(embed_type_name(mdl.embedding().type)); })
       .def_property_readonly("embedding_bytes", [](const Model& mdl) { return mdl.embedding().bytes(); })
       .def_property_readonly("bytes_per_token", &Model::bytes_per_token)
       .def("set_profiling", &Model::set_profiling, py::arg("on"),
@@ -183,42 +163,6 @@ BITMAMBA_BINDINGS(model) {
         bool* gp = greedy.mutable_data();
         for (py::ssize_t i = 0; i < n; ++i) gp[i] = g[i] != 0;
         return py::make_tuple(lp, greedy);
-      }, py::arg("state"), py::arg("ids"))
-      .def("logprobs_batch", [](const Model& mdl, py::list states, py::list ids) {
-        BM_CHECK(states.size() == ids.size(), ShapeError, "logprobs_batch: ", states.size(), " states for ",
-                 ids.size(), " id lists");
-        const std::size_t K = states.size();
-        std::vector<State*> st(K);
-        std::vector<std::vector<std::int32_t>> v(K);
-        std::vector<const std::int32_t*> ip(K);
-        std::vector<std::int64_t> n(K);
-        std::vector<std::vector<double>> lp(K);
-        std::vector<std::vector<std::uint8_t>> g(K);
-        std::vector<double*> lpp(K);
-        std::vector<std::uint8_t*> gp(K);
-        for (std::size_t k = 0; k < K; ++k) {
-          st[k] = states[k].cast<State*>();
-          v[k] = to_ids(IdArray::ensure(ids[k]), mdl.config().vocab_size);
-          ip[k] = v[k].data();
-          n[k] = static_cast<std::int64_t>(v[k].size());
-          lp[k].resize(v[k].size());
-          g[k].resize(v[k].size());
-          lpp[k] = lp[k].data();
-          gp[k] = g[k].data();
-        }
-        {
-          py::gil_scoped_release nogil;
-          mdl.logprobs_batch(st, ip, n, lpp, gp);
-        }
-        py::list out;
-        for (std::size_t k = 0; k < K; ++k) {
-          py::array_t<double> a(static_cast<py::ssize_t>(lp[k].size()), lp[k].data());
-          py::array_t<bool> b(static_cast<py::ssize_t>(g[k].size()));
-          for (std::size_t i = 0; i < g[k].size(); ++i) b.mutable_data()[i] = g[k][i] != 0;
-          out.append(py::make_tuple(a, b));
-        }
-        return out;
-      }, py::arg("states"), py::arg("ids"),
-      "logprobs for several sequences (distinct states) at once; returns [(lp, greedy), ...].");
+      }, py::arg("state"), py::arg("ids"));
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "kernels/ternary/ternary.h"
 #include "python/registry.h"
 

@@ -8,10 +8,13 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/fp16.h"
+#include "model/finite.h"
 #include "model/gguf.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -210,3 +213,65 @@ TEST_P(ModelForward, PrefillEqualsDecodeAndStateRoundTrips) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, ModelForward, ::testing::Values(0, 1));
+
+TEST(ModelConfig, DefaultEosIsGpt2sOnlyForTheGpt2Vocabulary) {
+  EXPECT_EQ(default_eos_token_id(50257), 50256);
+  for (std::int64_t v : {1, 512, 50256, 50258, 65536}) EXPECT_EQ(default_eos_token_id(v), -1) << v;
+}
+
+TEST(ModelConfig, PresetsAreThePublishedShapes) {
+  ASSERT_EQ(ModelConfig::preset_names(), (std::vector<std::string>{"255m", "1b"}));
+  for (const std::string& name : ModelConfig::preset_names()) {
+    const ModelConfig c = ModelConfig::preset(name);
+    EXPECT_NO_THROW(c.validate()) << name;
+    EXPECT_EQ(c.vocab_size, 50257);
+    EXPECT_EQ(c.d_inner, 2 * c.d_model);
+    EXPECT_EQ(c.head_dim(), 128);  // both released models use heads of 128 channels
+    EXPECT_EQ(c.eos_token_id, 50256);
+    EXPECT_EQ(c.context_length, kDefaultContextLength);
+  }
+  const ModelConfig s = ModelConfig::preset("255m"), b = ModelConfig::preset("1b");
+  EXPECT_EQ(s.d_model, 1024);
+  EXPECT_EQ(s.n_layers, 24);
+  EXPECT_EQ(s.in_proj_rows(), 4144);
+  EXPECT_EQ(b.d_model, 2048);
+  EXPECT_EQ(b.n_layers, 32);
+  EXPECT_EQ(b.in_proj_rows(), 8288);
+  EXPECT_THROW(ModelConfig::preset("custom"), ArgumentError);
+  EXPECT_THROW(ModelConfig::preset("7b"), ArgumentError);
+}
+
+TEST(ModelConfig, FromShapeAppliesOverridesAndRejectsBadOnes) {
+  ModelConfig c = ModelConfig::from_shape(
+      "custom", {{"vocab_size", std::int64_t{512}}, {"d_model", std::int64_t{64}}, {"n_layers", std::int64_t{2}},
+                 {"d_inner", std::int64_t{128}}, {"n_heads", std::int64_t{4}}, {"d_state", std::int64_t{8}},
+                 {"n_groups", std::int64_t{2}}, {"layout", std::string("mamba2")}});
+  EXPECT_EQ(c.vocab_size, 512);
+  EXPECT_EQ(c.n_groups, 2);
+  EXPECT_EQ(c.layout, Layout::kMamba2);
+  EXPECT_EQ(c.eos_token_id, -1);  // the EOS rule follows the final vocabulary
+  EXPECT_EQ(c.bos_token_id, -1);
+  EXPECT_NO_THROW(c.validate());
+  c = ModelConfig::from_shape("255m", {{"n_layers", std::int64_t{1}}});
+  EXPECT_EQ(c.n_layers, 1);
+  EXPECT_EQ(c.d_model, 1024);
+  EXPECT_EQ(c.eos_token_id, 50256);
+  EXPECT_EQ(ModelConfig::from_shape("1b", {}).n_layers, 32);
+
+  auto message = [](const std::string& shape, const std::map<std::string, ConfigValue>& o) -> std::string {
+    try {
+      ModelConfig::from_shape(shape, o);
+    } catch (const ArgumentError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(message("custom", {{"d_modle", std::int64_t{64}}}), "unknown config key 'd_modle'");
+  EXPECT_EQ(message("custom", {{"eos_token_id", std::int64_t{0}}}), "unknown config key 'eos_token_id'");
+  EXPECT_EQ(message("custom", {{"layout", std::string("mamba3")}}),
+            "unknown layout 'mamba3' (expected bitmamba2 or mamba2)");
+  EXPECT_EQ(message("custom", {{"layout", std::int64_t{1}}}),
+            "config key 'layout' takes a layout name, not a number");
+  EXPECT_EQ(message("custom", {{"d_model", std::string("64")}}), "config key 'd_model' takes an integer, not '64'");
+  EXPECT_EQ(message("2b", {}), "unknown model shape '2b' (expected 255m or 1b)");
+}

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/float_semantics.h"
+#include "core/fp16.h"
 #include "kernels/ternary/ternary.h"
 
 using namespace bitmamba;

@@ -31,7 +31,7 @@ class BitMambaConfig:
     layout: str = "bitmamba2"
     norm_eps: float = 1e-6  # RMSNorm inside every BitLinear and norm_f
     ssm_norm_eps: float = 1e-5  # gated RMSNorm (mamba2 layout only)
-    eos_token_id: int = 50256
+    eos_token_id: int = 50256  # -1: none (a model file that names none, of a vocabulary other than GPT-2's)
     bos_token_id: Optional[int] = None  # None -> eos_token_id (GPT-2 convention)
     context_length: int = 2048  # nominal evaluation window; the SSM itself has no limit
 
@@ -98,7 +98,7 @@ class BitMambaConfig:
         if self.layout == "bitmamba2" and (self.d_state != 1 or self.n_groups != self.n_heads):
             raise ValueError("layout 'bitmamba2' needs d_state = 1 and n_groups = n_heads "
                              f"(got d_state={self.d_state}, n_groups={self.n_groups}); use layout 'mamba2'")
-        if not (0 <= self.eos_token_id < self.vocab_size):
+        if not (0 <= self.eos_token_id < self.vocab_size or self.eos_token_id == -1):
             raise ValueError(f"eos_token_id {self.eos_token_id} outside the vocabulary ({self.vocab_size})")
         for name in ("norm_eps", "ssm_norm_eps"):
             if not float(getattr(self, name)) > 0:

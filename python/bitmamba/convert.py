@@ -15,11 +15,11 @@ from typing import List, Optional
 
 import numpy as np
 
+from .formats.bit2 import MAGIC_BYTES as BIT2_MAGIC
 from .formats.checkpoint import Checkpoint, NonFiniteError, Ternary, tensor_names
 from .formats.errors import FormatError
 
 GGUF_MAGIC = b"GGUF"
-BIT2_MAGIC = (0x42495432).to_bytes(4, "little")
 
 
 class ConversionError(ValueError):

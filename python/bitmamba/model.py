@@ -234,15 +234,6 @@ class Model:
         seen no token (feed a context, or the EOS token, first)."""
         return self._m.logprobs(state, _ids_array(ids))
 
-    def logprobs_batch(self, ids_list: Sequence[Sequence[int]], states) -> List[Tuple[np.ndarray, np.ndarray]]:
-        """logprobs() for several independent sequences at once (one distinct state each): the
-        ternary products run over all their tokens together (weights read once per group). Measured
-        on the 2-core dev VM (255M, 8 sequences of 10 tokens) it took the same time as 8 calls: there
-        the GEMM is compute-bound. Returns [(lp, greedy), ...] in input order."""
-        if len(ids_list) != len(states):
-            raise ValueError(f"{len(ids_list)} id lists for {len(states)} states")
-        return self._m.logprobs_batch(list(states), [_ids_array(i) for i in ids_list])
-
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """float32 [len(ids), vocab]: the logits after each position, from a fresh state."""
         return self._m.forward_logits(self._m.new_state(), _ids_array(ids))

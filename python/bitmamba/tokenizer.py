@@ -42,7 +42,9 @@ def read_tokenizer_json(path: Union[str, os.PathLike]) -> Tuple[str, str]:
             raise ValueError(f"{p} is a GGUF model without an embedded tokenizer (no tokenizer.huggingface.json "
                              "metadata): give the model's tokenizer.json instead")
         return text, f"{p} (embedded tokenizer.huggingface.json)"
-    if data[:4] == b"2TIB":  # the BIT2 magic 0x42495432, little endian
+    from .formats.bit2 import MAGIC_BYTES as BIT2_MAGIC
+
+    if data[:4] == BIT2_MAGIC:
         raise ValueError(f"{p} is a BIT2 model file, which carries no tokenizer: {_EXPECTED}")
     try:
         text = data.decode("utf-8")

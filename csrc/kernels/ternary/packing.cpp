@@ -9,52 +9,13 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
 namespace bitmamba::ternary {
 
 using detail::round_up;
-
-// ---- fp16 ------------------------------------------------------------------------------------------
-std::uint16_t float_to_half(float f) {
-  std::uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const std::uint32_t sign = (x >> 16) & 0x8000u;
-  std::uint32_t absx = x & 0x7fffffffu;
-  if (absx >= 0x7f800000u) {  // inf / nan
-    return static_cast<std::uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0u));
-  }
-  if (absx >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds to inf
-  if (absx < 0x38800000u) {  // subnormal half (or zero): value = m * 2^-24
-    // Round |f| * 2^24 to the nearest integer, ties to even, in exact float arithmetic.
-    float a;
-    std::memcpy(&a, &absx, 4);
-    const float m = std::nearbyint(a * 16777216.0f);  // exact scaling by a power of two
-    return static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(m));
-  }
-  // Normal: rebias exponent, round the 13 dropped mantissa bits to nearest even.
-  std::uint32_t h = ((absx - 0x38000000u) >> 13);
-  const std::uint32_t rem = absx & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // may carry into the exponent: correct
-  return static_cast<std::uint16_t>(sign | h);
-}
-
-float half_to_float(std::uint16_t h) {
-  const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
-  const std::uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  float out;
-  if (e == 0) {
-    out = std::ldexp(static_cast<float>(m), -24);
-    if (sign) out = -out;
-    return out;
-  }
-  std::uint32_t x;
-  if (e == 31) x = sign | 0x7f800000u | (m << 13);
-  else x = sign | ((e + 112u) << 23) | (m << 13);
-  std::memcpy(&out, &x, 4);
-  return out;
-}
 
 namespace {
 

@@ -64,9 +64,6 @@ void pack_tq1_0(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, 
 // Throws FormatError on a TQ2_0 2-bit value of 3 (not a ternary code).
 void unpack_tq2_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes);
 void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes);
-// IEEE binary16 conversions (round to nearest even), portable.
-std::uint16_t float_to_half(float f);
-float half_to_float(std::uint16_t h);
 
 // ---- packed weights ------------------------------------------------------------------------------
 // A [rows = out_features, cols = in_features] ternary matrix repacked into the kernel layout, plus

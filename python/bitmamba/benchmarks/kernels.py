@@ -25,10 +25,16 @@ import time
 
 import numpy as np
 
-SHAPES = {
-    "255m": [("in_proj", 1024, 4144), ("out_proj", 2048, 1024), ("lm_head", 1024, 50257)],
-    "1b": [("in_proj", 2048, 8288), ("out_proj", 4096, 2048), ("lm_head", 2048, 50257)],
-}
+def model_shapes(C) -> dict:
+    """(name, in_features, out_features) of the ternary matrices of each published model shape, from
+    the engine's presets (bitmamba._C.preset_config): e.g. 255m: in_proj 1024 -> 4144, out_proj
+    2048 -> 1024, lm_head 1024 -> 50257."""
+    shapes = {}
+    for name in C.preset_names():
+        c = C.preset_config(name)
+        shapes[name] = [("in_proj", c["d_model"], c["in_proj_rows"]), ("out_proj", c["d_inner"], c["d_model"]),
+                        ("lm_head", c["d_model"], c["vocab_size"])]
+    return shapes
 
 
 def _l3_bytes() -> int:
@@ -203,10 +209,11 @@ def main(argv=None) -> int:
     args.l3_bytes = machine["l3_bytes"]
     rng = np.random.default_rng(args.seed)
     rows = []
+    shapes = model_shapes(C)
     for model in [s.strip().lower() for s in args.models.split(",") if s.strip()]:
-        if model not in SHAPES:
-            p.error(f"unknown model {model!r} (choose from {', '.join(SHAPES)})")
-        for name, k, m in SHAPES[model]:
+        if model not in shapes:
+            p.error(f"unknown model {model!r} (choose from {', '.join(shapes)})")
+        for name, k, m in shapes[model]:
             r = bench_shape(name, k, m, args, rng, C)
             r["model"] = model
             rows.append(r)

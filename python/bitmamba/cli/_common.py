@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import sys
 
+from ..formats.bit2 import MAGIC_BYTES as BIT2_MAGIC
 from ..model import check_sampling, generation_defaults, stop_strings
 
 # Model files are recognised by their first four bytes (docs/formats.md) or, failing that, by name.
-MODEL_MAGICS = (b"GGUF", b"2TIB")  # GGUF; BIT2 (the int32 0x42495432 written little-endian)
+MODEL_MAGICS = (b"GGUF", BIT2_MAGIC)
 MODEL_SUFFIXES = (".gguf", ".bin")
 
 

@@ -6,6 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ._common import MODEL_MAGICS
+
 TASK_HELP = "wikitext2, arc_easy, arc_challenge, piqa, hellaswag, boolq, or all"
 
 
@@ -40,9 +42,6 @@ def register(sub) -> None:
                    help="re-run the context for every choice (slower; for checking the shared-state path)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-MODEL_MAGICS = (b"GGUF", (0x42495432).to_bytes(4, "little"))  # GGUF, BIT2
 
 
 def _is_model_file(p: Path) -> bool:

@@ -16,7 +16,8 @@ import numpy as np
 from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, Ternary, is_ternary_name, tensor_names
 
-MAGIC = 0x42495432
+MAGIC = 0x42495432  # the engine's kBit2Magic (csrc/model/weights.h); tests/test_model_facts.py checks they agree
+MAGIC_BYTES = MAGIC.to_bytes(4, "little")  # how a BIT2 file starts on disk ("2TIB")
 REC_FLOAT = 0
 REC_TERNARY = 2
 
@@ -46,8 +47,11 @@ def read_bit2(path) -> Checkpoint:
     for k, v in (("vocab", vocab), ("d_model", d_model), ("n_layers", n_layers), ("n_heads", n_heads)):
         if v <= 0:
             raise ValueError(f"{path}: bad header field {k} = {v}")
+    from .._native import native
+
+    # BIT2 names no special tokens: the engine's default EOS rule, so both read the same EOS.
     cfg = BitMambaConfig(vocab_size=vocab, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                         eos_token_id=min(50256, vocab - 1))
+                         eos_token_id=native().default_eos_token_id(vocab))
     off = 20
     tensors = {}
 

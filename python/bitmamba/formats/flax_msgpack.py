@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
+from .._native import native
 from ..config import BitMambaConfig
 from .checkpoint import Checkpoint, quantize_ternary
 
@@ -72,7 +73,9 @@ def read_flax_tree(path) -> Dict[str, Any]:
     return tree
 
 
-def read_flax_msgpack(path, eos_token_id: int = 50256) -> Checkpoint:
+def read_flax_msgpack(path, eos_token_id: Optional[int] = None) -> Checkpoint:
+    """eos_token_id: the model's EOS token; None (Flax checkpoints name none) applies the engine's
+    default rule for the vocabulary (bitmamba._C.default_eos_token_id)."""
     path = Path(path)
     p = read_flax_tree(path)
 
@@ -96,7 +99,8 @@ def read_flax_msgpack(path, eos_token_id: int = 50256) -> Checkpoint:
         raise ValueError(f"{path}: conv width {d_inner} is not a multiple of d_model {D}")
     kern = get("BitMambaBlock_0", "Conv_0", "kernel")
     cfg = BitMambaConfig(vocab_size=V, d_model=D, n_layers=L, n_heads=H, expand=d_inner // D,
-                         d_conv=kern.shape[0], eos_token_id=min(eos_token_id, V - 1))
+                         d_conv=kern.shape[0],
+                         eos_token_id=native().default_eos_token_id(V) if eos_token_id is None else eos_token_id)
     t = {"embed.weight": emb, "norm_f.weight": get("RMSNorm_0", "scale"),
          "lm_head.norm.weight": get("BitLinear_0", "RMSNorm_0", "scale"),
          "lm_head.weight": quantize_ternary(get("BitLinear_0", "kernel").T, "BitLinear_0/kernel")}

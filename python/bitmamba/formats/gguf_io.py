@@ -94,10 +94,11 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
             w.add_token_types(meta["token_types"])
             w.add_token_merges(meta["merges"])
             eos = meta["eos"] if meta["eos"] is not None else cfg.eos_token_id
-            w.add_eos_token_id(eos)
-            w.add_bos_token_id(meta["bos"] if meta["bos"] is not None else eos)
+            if eos >= 0:  # -1: the model has no EOS token, and the file names none
+                w.add_eos_token_id(eos)
+                w.add_bos_token_id(meta["bos"] if meta["bos"] is not None else eos)
             w.add_string("tokenizer.huggingface.json", tokenizer_json)
-        else:
+        elif cfg.eos_token_id >= 0:
             w.add_eos_token_id(cfg.eos_token_id)
 
         for src, dst in names.items():
@@ -139,6 +140,7 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
 # ---- reading --------------------------------------------------------------------------------------
 def read_gguf(path) -> Checkpoint:
     """Read a bitmamba2 GGUF back into a Checkpoint (ternary codes + exact scales)."""
+    from .._native import native
     from .gguf_reader import GGUFFile
 
     path = Path(path)
@@ -168,8 +170,8 @@ def read_gguf(path) -> Checkpoint:
             d_conv=int(need("ssm.conv_kernel")), layout=str(f.get(f"{ARCH}.ssm.layout", "bitmamba2")),
             norm_eps=float(f.get(f"{ARCH}.bitlinear.norm_epsilon", 1e-6)),
             ssm_norm_eps=float(f.get(f"{ARCH}.ssm.norm_epsilon", 1e-5)),
-            eos_token_id=int(eos) if eos is not None else min(50256, vocab - 1),
-            context_length=int(f.get(f"{ARCH}.context_length", 2048)),
+            eos_token_id=int(eos) if eos is not None else native().default_eos_token_id(vocab),
+            context_length=int(f.get(f"{ARCH}.context_length", native().DEFAULT_CONTEXT_LENGTH)),
         )
     except FormatError:
         raise
