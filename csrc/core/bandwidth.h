@@ -1,6 +1,6 @@
 // Machine memory read bandwidth, measured the way the kernels read weights: a multithreaded
 // sequential streaming read over a buffer larger than the last-level cache. Benchmarks report kernel
-// throughput as a fraction of this number, measured in the same run (DESIGN.md section 7).
+// throughput as a fraction of this number, measured in the same run (docs/benchmarks.md, "% of BW").
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // The engine's float arithmetic, spelled out once (docs/architecture.md, "Float semantics").
 //
 // Everything around the exact integer products runs in float32 with the operations in a fixed order,
-// the order a plain numpy float32 implementation of DESIGN.md section 3 uses (the golden references in
+// the order a plain numpy float32 forward pass (docs/model.md, "Forward pass") uses (the golden references in
 // ../shared/golden were produced that way). python/bitmamba/numerics.py and reference.py repeat these
 // definitions in numpy, and the engine's BitMamba-2 logits equal that reference bit for bit on every
 // kernel set (tests/test_engine_exact.py). Rules:

@@ -1,5 +1,5 @@
 // A model's shape and constants (ModelConfig), the layout names, the published presets and the rules
-// that fill in what a file may leave out (docs/model.md#configuration). Every loader and binding takes
+// that fill in what a file may leave out (docs/model.md#shapes). Every loader and binding takes
 // these facts from here.
 #pragma once
 

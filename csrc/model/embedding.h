@@ -1,4 +1,4 @@
-// The token embedding table and its encodings (docs/model.md#embedding).
+// The token embedding table and its encodings (docs/model.md#tensors).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Every float a model file holds is checked for NaN/Inf: the float tensors at load, embedding rows when
-// read (docs/model.md#file-checks).
+// read (docs/engine.md#loading-csrcmodel).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The forward pass (docs/model.md#forward): per layer a BitLinear in_proj, the causal conv, the
+// The forward pass (docs/model.md#forward-pass): per layer a BitLinear in_proj, the causal conv, the
 // selective scan and the gate, a BitLinear out_proj and the residual; then norm_f and the BitLinear
 // lm_head. The float steps follow core/float_semantics.h, so BitMamba-2 logits equal the numpy
 // reference bit for bit.

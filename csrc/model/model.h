@@ -1,6 +1,6 @@
 // The BitMamba-2 / Mamba-2 language model: a Model is built from ModelWeights (loaded from GGUF or
 // BIT2, or random for benchmarks) and runs batched prefill and single-token decode over per-sequence
-// States (docs/model.md#forward). One Model object is immutable after loading and may be shared by
+// States (docs/model.md#forward-pass). One Model object is immutable after loading and may be shared by
 // any number of States; all per-call scratch is allocated per call. This is the one header users of
 // Model include: it brings the config, embedding, state and weights headers with it.
 #pragma once

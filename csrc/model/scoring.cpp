@@ -1,4 +1,4 @@
-// Scoring (docs/model.md#scoring): the log-probability of each token given everything before it, and
+// Scoring (docs/model.md#evaluation): the log-probability of each token given everything before it, and
 // whether it is the greedy choice, as the evaluation harness uses them.
 #include <cmath>
 #include <cstdint>

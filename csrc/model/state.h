@@ -1,4 +1,4 @@
-// The per-sequence inference state and its file format (docs/model.md#state-file).
+// The per-sequence inference state and its file format (docs/engine.md#loading-csrcmodel).
 #pragma once
 
 #include <cstdint>

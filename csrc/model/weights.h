@@ -1,6 +1,6 @@
 // A model's weights as the forward pass holds them, and the three sources that produce them: a BIT2
 // file, a GGUF file, or random values of a given shape. Each source returns a ModelWeights, which
-// Model is built from (model.h). Tensor shapes and file layouts: docs/model.md#weights.
+// Model is built from (model.h). Tensor shapes and file layouts: docs/model.md#tensors.
 #pragma once
 
 #include <cstdint>
