@@ -117,15 +117,18 @@ class Scheduler:
         return self
 
     def submit(self, req: Request) -> Request:
-        """Queue req (QueueFull when max_queue requests already wait, ShuttingDown after stop())."""
+        """Queue req: QueueFull when all max_batch slots are taken and max_queue requests already
+        wait; ShuttingDown after stop()."""
         if req.options.get("seed") is None:
             req.options = dict(req.options, seed=random_seed())
         with self._cv:
             if self._stopping:
                 raise ShuttingDown("the server is shutting down")
-            if len(self._waiting) >= self.max_queue:
+            # A request that would have to wait for a slot is refused once max_queue already wait.
+            if len(self._waiting) + len(self._active) >= self.max_batch + self.max_queue:
                 self.counters["rejected"] += 1
-                raise QueueFull(f"{len(self._waiting)} requests are already waiting (--max-queue {self.max_queue})")
+                raise QueueFull(f"{len(self._active)} requests are running and {len(self._waiting)} waiting "
+                                f"(--max-batch {self.max_batch}, --max-queue {self.max_queue})")
             req.id = next(self._ids)
             req.submitted = time.perf_counter()
             self._waiting.append(req)
