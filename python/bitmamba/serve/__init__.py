@@ -36,5 +36,18 @@ def serve(model=None, host: str = "127.0.0.1", port: int = 8000, drain_seconds: 
         server.should_exit = True
 
     app.state.server.on_load_error = on_load_error
-    server.run()
+    # uvicorn handles SIGINT / SIGTERM while it runs (stop accepting, drain, shut down) and raises the
+    # signal again once done; these handlers make that a clean exit (status 0) instead of a kill.
+    import signal
+    import threading
+
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            saved[sig] = signal.signal(sig, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
     return 1 if failed else 0

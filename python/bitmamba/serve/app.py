@@ -204,8 +204,8 @@ def _parse(cls, body: Any):
         return cls.model_validate(body)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) if err.get("loc") else None
-        raise APIError(400, f"{loc}: {err['msg']}" if loc else err["msg"], param=loc) from None
+        loc = [str(x) for x in err.get("loc") or ()]
+        raise APIError(400, f"{'.'.join(loc)}: {err['msg']}" if loc else err["msg"], param=loc[0] if loc else None) from None
 
 
 def _options(req: _Sampling, prompt_len: int, max_context: int, max_tokens: Optional[int]) -> dict:
