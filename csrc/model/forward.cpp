@@ -148,4 +148,31 @@ void Model::forward(State& s, const std::int32_t* ids, std::int64_t n, const Log
   }
 }
 
+// The public face of forward_multi for several sequences (the server's continuous batching).
+void Model::forward_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
+                          std::int64_t K) const {
+  BM_CHECK(K >= 0, ArgumentError, "negative batch size");
+  if (K == 0) return;
+  const std::int64_t V = cfg_.vocab_size;
+  for (std::int64_t k = 0; k < K; ++k) {
+    BM_CHECK(states[k] != nullptr, ArgumentError, "forward_batch: sequence ", k, " has no state");
+    check_state(*states[k]);
+    for (std::int64_t j = 0; j < k; ++j)
+      BM_CHECK(states[j] != states[k], ArgumentError, "forward_batch: sequences ", j, " and ", k, " share a state");
+    BM_CHECK(n[k] >= 1, ArgumentError, "forward_batch: sequence ", k, " has no tokens");
+    for (std::int64_t i = 0; i < n[k]; ++i)
+      BM_CHECK(ids[k][i] >= 0 && ids[k][i] < V, ArgumentError, "token id ", ids[k][i], " of sequence ", k,
+               " is outside the vocabulary [0, ", V, ")");
+  }
+  // forward_multi reads every embedding row before it touches a state, so a failure leaves them all
+  // as they were.
+  std::vector<float> logits(static_cast<std::size_t>(K * V));
+  forward_multi(states, ids, n, K, /*all_logits=*/false, logits.data());
+  for (std::int64_t k = 0; k < K; ++k) {
+    std::memcpy(states[k]->logits.data(), logits.data() + k * V, V * sizeof(float));
+    states[k]->n_tokens += n[k];
+    states[k]->has_logits = true;
+  }
+}
+
 }  // namespace bitmamba::model

@@ -40,30 +40,40 @@ Generator::Generator(std::shared_ptr<const Model> model, State* state, const Gen
   if (opt_.max_new_tokens == 0) reason_ = FinishReason::kLength;
 }
 
-void Generator::prime(const std::int32_t* ids, std::int64_t n) {
+void Generator::prime_accounting(const std::int32_t* ids, std::int64_t n) {
   BM_CHECK(generated_ == 0, ArgumentError, "prime() after next(): give the whole prompt first");
   if (n <= 0) return;
   const std::int64_t window = opt_.sampling.repeat_window;
   for (std::int64_t i = std::max<std::int64_t>(0, n - window); i < n; ++i) sampler_.accept(ids[i]);
-  const auto t0 = std::chrono::steady_clock::now();
-  model_->forward(*state_, ids, n);
-  prefill_s_ += seconds_since(t0);
   prompt_tokens_ += n;
 }
 
-std::int32_t Generator::next() {
+void Generator::prime(const std::int32_t* ids, std::int64_t n) {
+  prime_accounting(ids, n);
+  if (n <= 0) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  model_->forward(*state_, ids, n);
+  prefill_s_ += seconds_since(t0);
+}
+
+std::int32_t Generator::sample() {
   BM_CHECK(!finished(), ArgumentError, "the generation has finished (", finish_reason_name(reason_), ")");
   BM_CHECK(state_->has_logits, ArgumentError, "the state has seen no token: give a prompt first");
-  const auto t0 = std::chrono::steady_clock::now();
   const std::int32_t id = sampler_.sample(state_->logits.data(), model_->config().vocab_size);
-  model_->forward(*state_, &id, 1);
-  decode_s_ += seconds_since(t0);
   ++generated_;
   if (std::find(opt_.stop_ids.begin(), opt_.stop_ids.end(), id) != opt_.stop_ids.end()) {
     reason_ = FinishReason::kStopToken;
   } else if (generated_ >= opt_.max_new_tokens) {
     reason_ = FinishReason::kLength;
   }
+  return id;
+}
+
+std::int32_t Generator::next() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::int32_t id = sample();
+  model_->forward(*state_, &id, 1);
+  decode_s_ += seconds_since(t0);
   return id;
 }
 

@@ -46,6 +46,20 @@ class Generator {
   // Ends the generation early (a stop string matched); a no-op when already finished.
   void finish(FinishReason why);
 
+  // prime() and next() without their forward pass, for a caller that feeds many sequences in one
+  // batched pass (batch_step in batch_generator.h); prime() is prime_accounting() + forward, next()
+  // is sample() + forward, so both ways run the same loop.
+  // prime_accounting: the ids count as the prompt (penalty window, prompt_tokens) but are not fed;
+  // the caller feeds them (or has: a state restored from a cache that had seen a prefix of them).
+  void prime_accounting(const std::int32_t* ids, std::int64_t n);
+  // sample: next() up to the forward; the caller must feed the returned id to the state before
+  // anything else touches the generator.
+  std::int32_t sample();
+  // Time the caller spent feeding this sequence's tokens.
+  void add_seconds(double prefill, double decode) { prefill_s_ += prefill, decode_s_ += decode; }
+  State* mutable_state() const { return state_; }
+  const Model& model() const { return *model_; }
+
   bool finished() const { return reason_ != FinishReason::kNone; }
   FinishReason finish_reason() const { return reason_; }
   std::int64_t prompt_tokens() const { return prompt_tokens_; }

@@ -62,6 +62,13 @@ class Model {
   // lp[i] = log p(ids[i] | everything before), greedy[i] = ids[i] is the argmax. Needs a state that
   // has logits (has seen at least one token).
   void logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* lp, std::uint8_t* greedy) const;
+  // K sequences in one pass: ids[k] (n[k] >= 1 tokens) fed into *states[k] (distinct states), bit for
+  // bit as forward() feeds them one sequence at a time, but with the ternary products over all their
+  // tokens together (the weights read once for the batch: continuous batching in the server). Each
+  // state's logits become those after its last token. The total token count sizes the scratch
+  // memory: keep it near kChunk.
+  void forward_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
+                     std::int64_t K) const;
 
   // Bytes of weights one decode step reads (packed ternary matrices, one embedding row, small
   // parameters): the numerator of the roofline fraction.

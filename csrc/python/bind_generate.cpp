@@ -95,6 +95,12 @@ BITMAMBA_BINDINGS(generate) {
         py::gil_scoped_release nogil;
         g.prime(v.data(), static_cast<std::int64_t>(v.size()));
       }, py::arg("ids"), "Feed prompt ids (batched prefill); they also count for the repetition penalty.")
+      .def("prime_accounting", [](Generator& g, const IdArray& ids) {
+        auto v = to_ids(ids, g.state().vocab);
+        g.prime_accounting(v.data(), static_cast<std::int64_t>(v.size()));
+      }, py::arg("ids"),
+      "prime() without feeding: the ids count as the prompt (repetition penalty, prompt_tokens); the "
+      "caller feeds them (batch_step chunks), or the state has seen them already (a cached prefix).")
       .def("next", [](Generator& g) {
         py::gil_scoped_release nogil;
         return g.next();

@@ -55,6 +55,11 @@ SEED_MAX = 2**64 - 1  # the C++ sampler's seed is a uint64 (its Mersenne Twister
 _INT64_MAX = 2**63 - 1
 
 
+def random_seed() -> int:
+    """The seed of a generation that was given none."""
+    return secrets.randbits(63)
+
+
 def check_sampling(max_new_tokens=DEFAULT, temperature=DEFAULT, top_k=DEFAULT, top_p=DEFAULT, min_p=DEFAULT,
                    repeat_penalty=DEFAULT, repeat_window=DEFAULT, seed=None, flags: bool = False) -> dict:
     """The sampling options checked and converted to the types the C++ sampler takes.
@@ -251,8 +256,10 @@ class Model:
         return score_continuation(self, st, cont)
 
     # -- generation -----------------------------------------------------------------------------
-    def _generator(self, ids: List[int], state, opt: dict, ignore_eos: bool):
-        """The engine's decode loop (_C.Generator) over `state`, primed with ids."""
+    def _generator(self, ids: List[int], state, opt: dict, ignore_eos: bool, prime: bool = True):
+        """The engine's decode loop (_C.Generator) over `state`, primed with ids. prime=False counts
+        ids as the prompt without feeding them (gen.prime_accounting): the caller feeds them, or the
+        state has seen them already (the server's batch steps and prefix cache)."""
         if not ids and not state.has_logits:
             raise ValueError("empty prompt: give some text (or a state that has already seen tokens)")
         stop_ids = [] if ignore_eos or self.eos_token_id is None else [self.eos_token_id]
@@ -260,10 +267,10 @@ class Model:
                                  temperature=opt["temperature"], top_k=opt["top_k"], top_p=opt["top_p"],
                                  min_p=opt["min_p"], repeat_penalty=opt["repeat_penalty"],
                                  repeat_window=opt["repeat_window"],
-                                 seed=opt["seed"] if opt["seed"] is not None else secrets.randbits(63),
+                                 seed=opt["seed"] if opt["seed"] is not None else random_seed(),
                                  stop_ids=stop_ids)
         if ids:
-            gen.prime(_ids_array(ids))
+            (gen.prime if prime else gen.prime_accounting)(_ids_array(ids))
         return gen
 
     def stream(self, prompt: Union[str, Sequence[int]] = "", max_new_tokens: int = DEFAULT,
@@ -293,11 +300,11 @@ class Model:
             # list(b"hi") would silently become the token ids [104, 105].
             raise TypeError("prompt must be str or a sequence of token ids, got bytes: decode it first")
         ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        decoder = StreamDecoder(self.tokenizer)
+        text = TextStream(self.tokenizer, stops)
         if state is None:
             state = self.new_state()
         gen = self._generator(ids, state, opt, ignore_eos)
-        return Generation(gen, decoder, stops, state.copy() if keep_prompt_state else None)
+        return Generation(gen, text, state.copy() if keep_prompt_state else None)
 
     def generate(self, prompt: Union[str, Sequence[int]] = "", **kwargs) -> str:
         """The generated text (prompt excluded) as one string; arguments as for stream()."""
@@ -318,7 +325,7 @@ class Model:
         return out[:-1] if gen.finish_reason == "stop_token" else out
 
 
-class _StopMatcher:
+class StopMatcher:
     """Cuts generated text at the first stop string. Text that could still grow into a stop string is
     held back until the next piece decides it."""
 
@@ -356,6 +363,26 @@ class _StopMatcher:
         return min((i for i in (self.buf.find(s) for s in self.stops) if i >= 0), default=-1)
 
 
+class TextStream:
+    """Generated token ids -> the text to show, piece by piece: whole UTF-8 characters (StreamDecoder),
+    cut at the first stop string (StopMatcher). `tokens` collects the ids pushed. One per generation;
+    used by Generation and by the server's scheduler, so both cut text the same way."""
+
+    def __init__(self, tokenizer: Tokenizer, stops: List[str]):
+        self._decoder = StreamDecoder(tokenizer)
+        self._stops = StopMatcher(stops)
+        self.tokens: List[int] = []
+
+    def push(self, token_id: int) -> Tuple[str, bool]:
+        """(text safe to show now, whether a stop string matched: the generation should end)."""
+        self.tokens.append(token_id)
+        return self._stops.push(self._decoder.push(token_id))
+
+    def flush(self) -> str:
+        """The text held back, at the end of the generation."""
+        return self._stops.flush(self._decoder.flush())
+
+
 class Generation:
     """One generation, as returned by Model.stream: iterate it for the text pieces (whole UTF-8
     characters, stop strings cut off). Counts and timings, exact once the iteration has ended:
@@ -363,11 +390,12 @@ class Generation:
     prefill_seconds, decode_seconds, finish_reason ('length', 'stop_token' for EOS, 'stop_string'),
     and prompt_state (a copy of the state after the prompt, when asked for with keep_prompt_state)."""
 
-    def __init__(self, gen, decoder: StreamDecoder, stops: List[str], prompt_state=None):
+    def __init__(self, gen, text: "TextStream", prompt_state=None):
         self._gen = gen
         self.prompt_state = prompt_state
-        self.tokens: List[int] = []
-        self._pieces = self._run(decoder, _StopMatcher(stops))
+        self._text = text
+        self.tokens: List[int] = text.tokens
+        self._pieces = self._run()
 
     def __iter__(self) -> "Generation":
         return self
@@ -375,20 +403,19 @@ class Generation:
     def __next__(self) -> str:
         return next(self._pieces)
 
-    def _run(self, decoder: StreamDecoder, stops: _StopMatcher) -> Iterator[str]:
-        gen = self._gen
+    def _run(self) -> Iterator[str]:
+        gen, text = self._gen, self._text
         while not gen.finished:
             tok = gen.next()
             if gen.finish_reason == "stop_token":
                 break
-            self.tokens.append(tok)
-            out, stopped = stops.push(decoder.push(tok))
+            out, stopped = text.push(tok)
             if out:
                 yield out
             if stopped:
                 gen.finish()
                 return
-        out = stops.flush(decoder.flush())
+        out = text.flush()
         if out:
             yield out
 

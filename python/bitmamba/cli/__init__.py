@@ -13,7 +13,7 @@ import sys
 from .._version import __version__
 
 # Order here is the order in `bitmamba --help`.
-COMMANDS = ["info", "generate", "chat", "bench", "convert", "eval", "prepare-data", "train"]
+COMMANDS = ["info", "generate", "chat", "serve", "bench", "convert", "eval", "prepare-data", "train"]
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,237 @@
+"""`bitmamba serve` end to end: the real server in a subprocess on 127.0.0.1, the real openai client
+(completions and chat, streaming and not), raw HTTP for the error cases. Every loop is bounded and
+every call has a timeout."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installed")
+openai = pytest.importorskip("openai", reason="the openai client is not installed")
+httpx = pytest.importorskip("httpx", reason="httpx is not installed")
+
+import bitmamba  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(*args):
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "bitmamba", "serve", "--port", str(port), "--log-level", "warning",
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not become healthy in 60 s")
+
+
+def _stop(proc, timeout=20) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            raise AssertionError("the server did not exit within 20 s of SIGTERM")
+    return proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, base = _start("--max-batch", "16", "--state-cache-mb", "64")
+    yield base
+    assert _stop(proc) == 0
+
+
+@pytest.fixture(scope="module")
+def model():
+    return bitmamba.load(bitmamba.default_model_path())
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server + "/v1", api_key="none", timeout=60, max_retries=0)
+
+
+def _metric(base, name) -> float:
+    for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+def _chat_ids(base, messages):
+    r = httpx.post(base + "/tokenize", json={"messages": messages}, timeout=10)
+    assert r.status_code == 200
+    return r.json()["tokens"]
+
+
+def test_health_models_tokenize(server, client, model):
+    assert httpx.get(server + "/health", timeout=10).json() == {"status": "ok"}
+    ids = [m.id for m in client.models.list().data]
+    assert ids == ["default-model"]
+    toks = httpx.post(server + "/tokenize", json={"prompt": "hello world"}, timeout=10).json()
+    assert toks["tokens"] == model.tokenizer.encode("hello world")
+    back = httpx.post(server + "/detokenize", json={"tokens": toks["tokens"]}, timeout=10).json()
+    assert back["prompt"] == "hello world"
+
+
+def test_completion_equals_generate(client, model):
+    prompt = "Once upon a time"
+    ref = model.generate(prompt, max_new_tokens=30, seed=5, temperature=0.7, top_p=0.9, stop=["."])
+    r = client.completions.create(model="default-model", prompt=prompt, max_tokens=30, seed=5, temperature=0.7,
+                                  top_p=0.9, stop=["."])
+    assert r.choices[0].text == ref
+    assert r.usage.prompt_tokens == len(model.tokenizer.encode(prompt)) and r.usage.completion_tokens > 0
+    # streaming, token-id prompt, extras as extra body fields
+    ids = model.tokenizer.encode(prompt)
+    ref2 = model.generate(ids, max_new_tokens=20, seed=9, top_k=5, min_p=0.1, repeat_penalty=1.3)
+    stream = client.completions.create(model="m", prompt=ids, max_tokens=20, seed=9, stream=True,
+                                       extra_body={"top_k": 5, "min_p": 0.1, "repeat_penalty": 1.3})
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks) == ref2
+    assert chunks[-1].choices[0].finish_reason in ("length", "stop")
+    # logprobs of the model's distribution; greedy picks the top one
+    r = client.completions.create(model="m", prompt=prompt, max_tokens=5, temperature=0, logprobs=2)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == 5 and all(v <= 0 for v in lp.token_logprobs)
+    assert all(max(top.values()) == v for top, v in zip(lp.top_logprobs, lp.token_logprobs))
+
+
+def test_chat_equals_generate_and_second_turn_hits_cache(server, client, model):
+    msgs = [{"role": "system", "content": "A story."}, {"role": "user", "content": "Tell me about a cat."}]
+    ids = _chat_ids(server, msgs)
+    ref = model.generate(ids, max_new_tokens=25, seed=3)
+    r = client.chat.completions.create(model="m", messages=msgs, max_tokens=25, seed=3)
+    reply = r.choices[0].message.content
+    assert reply == ref and r.choices[0].message.role == "assistant"
+    hits = _metric(server, "bitmamba_prefix_cache_hits_total")
+    msgs2 = msgs + [{"role": "assistant", "content": reply}, {"role": "user", "content": "And then?"}]
+    ids2 = _chat_ids(server, msgs2)
+    ref2 = model.generate(ids2, max_new_tokens=15, seed=4)
+    stream = client.chat.completions.create(model="m", messages=msgs2, max_tokens=15, seed=4, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ref2
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens == len(ids2) and usage.prompt_tokens_details.cached_tokens >= len(ids)
+    assert _metric(server, "bitmamba_prefix_cache_hits_total") >= hits + 1
+
+
+def test_16_concurrent_streams_equal_generate(client, model):
+    prompts = [f"Story {i}: once there was a" for i in range(16)]
+    refs = [model.generate(p, max_new_tokens=40, seed=100 + i, ignore_eos=True) for i, p in enumerate(prompts)]
+    out = [None] * 16
+
+    def worker(i):
+        s = client.completions.create(model="m", prompt=prompts[i], max_tokens=40, seed=100 + i, stream=True,
+                                      extra_body={"ignore_eos": True})
+        out[i] = "".join(c.choices[0].text for c in s)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert out == refs
+
+
+def test_client_killed_mid_stream_frees_its_slot(server, client, model):
+    cancelled = _metric(server, 'bitmamba_requests_total{outcome="cancelled"}')
+    with httpx.Client(timeout=30) as h:
+        with h.stream("POST", server + "/v1/completions",
+                      json={"prompt": "Long", "max_tokens": 400, "stream": True, "ignore_eos": True, "seed": 1}) as r:
+            lines = r.iter_lines()
+            got = [next(lines) for _ in range(3)]
+            assert got[0].startswith("data: ")
+        # the connection is closed here, mid-stream
+    ref = model.generate("Meanwhile", max_new_tokens=20, seed=2)
+    assert client.completions.create(model="m", prompt="Meanwhile", max_tokens=20, seed=2).choices[0].text == ref
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _metric(server, 'bitmamba_requests_total{outcome="cancelled"}') == cancelled:
+        time.sleep(0.05)
+    assert _metric(server, 'bitmamba_requests_total{outcome="cancelled"}') == cancelled + 1
+    assert _metric(server, "bitmamba_active_sequences") == 0
+
+
+@pytest.mark.parametrize("body, param", [
+    (b"{not json", None),
+    ({"prompt": "x", "max_tokens": 0}, "max_tokens"),
+    ({"prompt": "x", "max_tokens": "10"}, "max_tokens"),
+    ({"prompt": "x", "temperature": "hot"}, "temperature"),
+    ({"prompt": "x", "top_p": 0}, "top_p"),
+    ({"prompt": "x", "top_k": -1}, "top_k"),
+    ({"prompt": "x", "repeat_penalty": 0}, "repeat_penalty"),
+    ({"prompt": "x", "seed": -1}, "seed"),
+    ({"prompt": "x", "stop": 3}, "stop"),
+    ({"prompt": "x", "n": 2}, "n"),
+    ({"prompt": "x " * 600}, "prompt"),
+    ({"prompt": "x", "max_tokens": 100000}, "max_tokens"),
+    ({"prompt": [10**9]}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+    ({"max_tokens": 3}, "prompt"),
+])
+def test_bad_requests_get_400(server, body, param):
+    kw = {"content": body} if isinstance(body, bytes) else {"json": body}
+    r = httpx.post(server + "/v1/completions", timeout=10, **kw)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["message"] and err["param"] == param
+
+
+def test_bad_chat_requests_and_server_keeps_serving(server, client):
+    for body in ({"messages": []}, {"messages": [{"role": "user"}], "max_tokens": -1},
+                 {"messages": "hi"}, {"messages": [{"role": "user", "content": "x"}], "logprobs": True,
+                                      "top_logprobs": 99}):
+        r = httpx.post(server + "/v1/chat/completions", json=body, timeout=10)
+        assert r.status_code == 400 and "error" in r.json(), body
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model="m", prompt="x", max_tokens=0)
+    assert client.completions.create(model="m", prompt="still", max_tokens=3).choices[0].text is not None
+
+
+def test_full_queue_429_then_sigterm_drains():
+    proc, base = _start("--max-batch", "1", "--max-queue", "0", "--drain-seconds", "30", "--max-context", "2000")
+    try:
+        with httpx.Client(timeout=30) as h:
+            with h.stream("POST", base + "/v1/completions",
+                          json={"prompt": "Busy", "max_tokens": 1500, "stream": True, "ignore_eos": True}) as r:
+                lines = r.iter_lines()
+                assert next(lines).startswith("data: ")
+                busy = httpx.post(base + "/v1/completions", json={"prompt": "x", "max_tokens": 2}, timeout=10)
+                assert busy.status_code == 429 and busy.headers["retry-after"]
+                assert busy.json()["error"]["type"] == "rate_limit_error"
+                proc.send_signal(signal.SIGTERM)  # drains: the running stream still ends with [DONE]
+                rest = [line for line in lines if line]
+                assert rest[-1] == "data: [DONE]"
+                final = json.loads(rest[-2][len("data: "):])
+                assert final["choices"][0]["finish_reason"] == "length"
+        assert _stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
