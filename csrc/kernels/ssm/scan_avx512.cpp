@@ -5,23 +5,8 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-#include <cmath>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <new>
-
-#include "kernels/ssm/ssm_internal.h"
 #include "kernels/ssm/vec_math_avx512.h"
 
-namespace bitmamba::ssm {
-namespace {
-#include "kernels/ssm/ssm_impl.h"
-}  // namespace
-
-const SsmKernels& kernels_avx512() {
-  static const SsmKernels k = make_kernels<vm_avx512::Ops>("avx512");
-  return k;
-}
-
-}  // namespace bitmamba::ssm
+#define BITMAMBA_SSM_OPS vm_avx512::Ops
+#define BITMAMBA_SSM_KERNELS kSsmAvx512
+#include "kernels/ssm/ssm_kernel_set.h"

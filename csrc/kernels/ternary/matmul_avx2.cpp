@@ -1,4 +1,4 @@
-// AVX2 ternary product on the kDecode layout: 2-bit decode + vpmaddubsw.
+// AVX2 ternary product on the kDecode packing: 2-bit decode + vpmaddubsw.
 //
 // Exactness: weights are offset codes u = w + 1 in {0, 1, 2} (unsigned operand of maddubs), q the
 // signed int8 operand, so one maddubs lane is u0*q0 + u1*q1 in [-512, 508]: never saturates. Four of

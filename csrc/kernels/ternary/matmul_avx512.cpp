@@ -1,4 +1,4 @@
-// AVX-512 VNNI ternary product on the kDecode layout: 2-bit decode + vpdpbusd.
+// AVX-512 VNNI ternary product on the kDecode packing: 2-bit decode + vpdpbusd.
 //
 // vpdpbusd multiplies unsigned bytes (offset codes u = w + 1 in {0, 1, 2}) by signed bytes (q) and adds
 // each group of 4 products straight into an int32 lane (no saturating intermediate), so there is no

@@ -1,4 +1,4 @@
-// ARM NEON (baseline, no dot product) ternary product on the kDecode layout.
+// ARM NEON (baseline, no dot product) ternary product on the kDecode packing.
 //
 // Offset codes u = w + 1 in {0, 1, 2} are used as signed bytes; smull/smlal(2) multiply-accumulate
 // u*q (|u*q| <= 256) into int16 lanes, 2 products per lane per 16 k, i.e. 16 per 128-wide block, so

@@ -1,4 +1,4 @@
-// ARM NEON + dot product (sdot) ternary product on the kDecode layout.
+// ARM NEON + dot product (sdot) ternary product on the kDecode packing.
 //
 // Offset codes u = w + 1 in {0, 1, 2} are used as signed bytes; sdot adds 4 products u*q into each
 // int32 lane directly (no narrow intermediate): exact for any K. The offset is removed at the end,

@@ -1,7 +1,7 @@
-// File encodings (BIT2, GGUF TQ2_0 / TQ1_0) and the kernel layouts a TernaryMatrix is repacked into.
+// File encodings (BIT2, GGUF TQ2_0 / TQ1_0) and the kernel packings a TernaryMatrix is repacked into.
 //
-// Every importer decodes to row-major codes first and then builds the kernel layout from codes: one
-// layout builder, and the file formats stay independent of the kernels. Load time is dominated by
+// Every importer decodes to row-major codes first and then builds the kernel packing from codes: one
+// packing builder, and the file formats stay independent of the kernels. Load time is dominated by
 // reading the file, not by this repacking.
 #include <algorithm>
 #include <cmath>
@@ -207,11 +207,11 @@ void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols
   }
 }
 
-// ---- kernel layouts ------------------------------------------------------------------------------
-const char* layout_name(Layout l) { return l == Layout::kLut ? "lut" : "decode"; }
+// ---- kernel packings -----------------------------------------------------------------------------
+const char* packing_name(Packing p) { return p == Packing::kLut ? "lut" : "decode"; }
 
-TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::int64_t rows,
-                                               std::int64_t cols, float scale_w, Layout layout) {
+TernaryMatrix TernaryMatrix::from_codes_packing(const std::int8_t* codes, std::int64_t rows,
+                                                std::int64_t cols, float scale_w, Packing packing) {
   BM_CHECK(rows >= 0 && cols > 0, ArgumentError, "TernaryMatrix: bad shape [", rows, ", ", cols, "]");
   BM_CHECK(std::isfinite(scale_w) && scale_w > 0.0f, ArgumentError,
            "TernaryMatrix: scale_w must be finite and > 0, got ", scale_w);
@@ -220,10 +220,10 @@ TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::in
   W.rows_ = rows;
   W.cols_ = cols;
   W.scale_w_ = scale_w;
-  W.layout_ = layout;
+  W.packing_ = packing;
   W.k_padded_ = round_up(cols, kKBlock);
   const std::int64_t n_kb = W.k_padded_ / kKBlock;
-  if (layout == Layout::kDecode) {
+  if (packing == Packing::kDecode) {
     W.rows_padded_ = round_up(rows, detail::kDecRows);
     // 0x55 = four offset codes of 1, i.e. zero weights, in padding rows and past cols.
     W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ * W.k_padded_ / 4), false);
@@ -265,7 +265,7 @@ TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::in
 
 void TernaryMatrix::decode_row(std::int64_t r, std::int8_t* out) const {
   const std::int64_t n_kb = k_padded_ / kKBlock;
-  if (layout_ == Layout::kDecode) {
+  if (packing_ == Packing::kDecode) {
     for (std::int64_t kb = 0; kb < n_kb; ++kb) {
       const std::uint8_t* s = packed_.data() + detail::dec_chunk_offset(r, kb, n_kb);
       for (int i = 0; i < 4; ++i)
@@ -294,13 +294,9 @@ std::vector<std::int8_t> TernaryMatrix::to_codes() const {
   return out;
 }
 
-// Defined in dispatch.cpp: applies the layout policy (and the autotune) to freshly decoded codes.
-TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
-                                float scale_w);
-
 TernaryMatrix TernaryMatrix::from_codes(const std::int8_t* codes, std::int64_t rows,
                                         std::int64_t cols, float scale_w) {
-  return build_with_policy(codes, rows, cols, scale_w);
+  return detail::build_with_policy(codes, rows, cols, scale_w);
 }
 
 TernaryMatrix TernaryMatrix::from_bit2(const std::uint8_t* data, std::int64_t rows,
@@ -308,7 +304,7 @@ TernaryMatrix TernaryMatrix::from_bit2(const std::uint8_t* data, std::int64_t ro
   BM_CHECK(rows >= 0 && cols > 0, ArgumentError, "from_bit2: bad shape [", rows, ", ", cols, "]");
   std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
   unpack_bit2(data, rows * cols, codes.data());
-  return build_with_policy(codes.data(), rows, cols, scale_w);
+  return detail::build_with_policy(codes.data(), rows, cols, scale_w);
 }
 
 TernaryMatrix TernaryMatrix::from_tq2_0(const std::uint8_t* data, std::int64_t rows,
@@ -316,7 +312,7 @@ TernaryMatrix TernaryMatrix::from_tq2_0(const std::uint8_t* data, std::int64_t r
   check_tq_shape(rows, cols, "from_tq2_0");
   std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
   unpack_tq2_0(data, rows, cols, codes.data());
-  return build_with_policy(codes.data(), rows, cols, scale_w);
+  return detail::build_with_policy(codes.data(), rows, cols, scale_w);
 }
 
 TernaryMatrix TernaryMatrix::from_tq1_0(const std::uint8_t* data, std::int64_t rows,
@@ -324,7 +320,7 @@ TernaryMatrix TernaryMatrix::from_tq1_0(const std::uint8_t* data, std::int64_t r
   check_tq_shape(rows, cols, "from_tq1_0");
   std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
   unpack_tq1_0(data, rows, cols, codes.data());
-  return build_with_policy(codes.data(), rows, cols, scale_w);
+  return detail::build_with_policy(codes.data(), rows, cols, scale_w);
 }
 
 }  // namespace bitmamba::ternary
