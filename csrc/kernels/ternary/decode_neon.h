@@ -27,6 +27,24 @@ inline void unpack_chunk(const std::uint8_t* chunk, int8x16_t u[8]) {
   u[7] = vreinterpretq_s8_u8(vshrq_n_u8(v1, 6));
 }
 
+// The GEMV's walk over a row group's K blocks [kb0, kb1): per block, the 8 activation vectors are
+// loaded once and f(r, u, qv) runs for each of the 4 rows with the row's 8 code vectors u.
+template <class F>
+inline void for_each_block_row(const std::uint8_t* w, const std::int8_t* q, std::int64_t kb0,
+                               std::int64_t kb1, F&& f) {
+  for (std::int64_t kb = kb0; kb < kb1; ++kb) {
+    const std::int8_t* qb = q + kb * kKBlock;
+    int8x16_t qv[8];
+    for (int m = 0; m < 8; ++m) qv[m] = vld1q_s8(qb + 16 * m);
+    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+    for (int r = 0; r < 4; ++r) {
+      int8x16_t u[8];
+      unpack_chunk(wb + r * kDecChunk, u);
+      f(r, u, qv);
+    }
+  }
+}
+
 // Offset codes of a row group's 4 rows into buf[r * k_padded + k], in natural k order (the GEMM's
 // decode-once buffer).
 inline void decode_group(const std::uint8_t* w, std::int64_t n_kb, std::int8_t* buf, std::int64_t k_padded) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
@@ -178,20 +179,8 @@ struct Avx2Decode {
     for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(acc[r]);
   }
 
-  // Unsigned codes of the 4 rows of group g into buf[r * k_padded + k].
-  static void decode(const std::uint8_t* w, std::int64_t n_kb, std::uint8_t* buf, std::int64_t k_padded) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-      for (int r = 0; r < 4; ++r) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
-        std::uint8_t* o = buf + r * k_padded + kb * kKBlock;
-        _mm256_store_si256(reinterpret_cast<__m256i*>(o), _mm256_and_si256(v, m3));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_and_si256(_mm256_srli_epi16(v, 2), m3));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64), _mm256_and_si256(_mm256_srli_epi16(v, 4), m3));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(o + 96), _mm256_and_si256(_mm256_srli_epi16(v, 6), m3));
-      }
-    }
+  static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
+    decode_group(w, n_kb, rows, k_padded);
   }
 
   template <int TT>

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
@@ -68,18 +69,8 @@ struct Avx512Decode : DotTiles<Avx512Decode> {
     out[3] = hsum256(_mm512_extracti64x4_epi64(acc23, 1));
   }
 
-  static void decode(const std::uint8_t* w, std::int64_t n_kb, std::uint8_t* buf, std::int64_t k_padded) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-      for (int r = 0; r < 4; ++r) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
-        std::uint8_t* o = buf + r * k_padded + kb * kKBlock;
-        for (int i = 0; i < 4; ++i)
-          _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 * i),
-                             _mm256_and_si256(_mm256_srli_epi16(v, 2 * i), m3));
-      }
-    }
+  static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
+    decode_group(w, n_kb, rows, k_padded);
   }
 };
 

@@ -37,17 +37,9 @@ struct NeonDecode {
     for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kFlushBlocks) {
       const std::int64_t kb1 = kb0 + kFlushBlocks < n_kb ? kb0 + kFlushBlocks : n_kb;
       int16x8_t p[4] = {vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0)};
-      for (std::int64_t kb = kb0; kb < kb1; ++kb) {
-        const std::int8_t* qb = q + kb * kKBlock;
-        int8x16_t qv[8];
-        for (int m = 0; m < 8; ++m) qv[m] = vld1q_s8(qb + 16 * m);
-        const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-        for (int r = 0; r < 4; ++r) {
-          int8x16_t u[8];
-          unpack_chunk(wb + r * kDecChunk, u);
-          for (int m = 0; m < 8; ++m) p[r] = mac(p[r], u[m], qv[m]);
-        }
-      }
+      for_each_block_row(w, q, kb0, kb1, [&](int r, const int8x16_t* u, const int8x16_t* qv) {
+        for (int m = 0; m < 8; ++m) p[r] = mac(p[r], u[m], qv[m]);
+      });
       for (int r = 0; r < 4; ++r) acc[r] = vpadalq_s16(acc[r], p[r]);
     }
     for (int r = 0; r < 4; ++r) out[r] = vaddvq_s32(acc[r]);

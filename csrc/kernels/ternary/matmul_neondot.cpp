@@ -33,17 +33,9 @@ struct NeonDotDecode : DotTiles<NeonDotDecode> {
 
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
     int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-      const std::int8_t* qb = q + kb * kKBlock;
-      int8x16_t qv[8];
-      for (int m = 0; m < 8; ++m) qv[m] = vld1q_s8(qb + 16 * m);
-      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-      for (int r = 0; r < 4; ++r) {
-        int8x16_t u[8];
-        unpack_chunk(wb + r * kDecChunk, u);
-        for (int m = 0; m < 8; ++m) acc[r] = vdotq_s32(acc[r], u[m], qv[m]);
-      }
-    }
+    for_each_block_row(w, q, 0, n_kb, [&](int r, const int8x16_t* u, const int8x16_t* qv) {
+      for (int m = 0; m < 8; ++m) acc[r] = vdotq_s32(acc[r], u[m], qv[m]);
+    });
     for (int r = 0; r < 4; ++r) out[r] = vaddvq_s32(acc[r]);
   }
 
