@@ -4,6 +4,10 @@
 - the thread pool's tests under ThreadSanitizer;
 - the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, once per kernel set the CPU has.
 
+The kernel sets are the kernel table's rows (from the extension, bitmamba._C.kernel_sets()), and
+test_matrix_is_the_kernel_table checks that each test binary compiles exactly those, so a kernel set
+cannot be added to the table without being tested here, nor tested without being in the table.
+
 Missing tools (cmake, GoogleTest, the aarch64 cross compiler or qemu) skip with the reason, and under
 BITMAMBA_REQUIRE_ALL=1 (.ci/run) such a skip is a failure. A kernel set the CPU lacks is not applicable.
 """
@@ -17,7 +21,8 @@ import cpp_build
 from skips import not_applicable
 
 X86 = platform.machine() in ("x86_64", "AMD64")
-NATIVE_ISAS = ["scalar", "avx2", "avx512"] if X86 else ["scalar", "neon", "neondot"]
+NATIVE_ISAS = cpp_build.kernel_sets_of_table("x86_64" if X86 else "aarch64")
+AARCH64_ISAS = cpp_build.kernel_sets_of_table("aarch64")
 
 
 def _build(variant):
@@ -60,7 +65,19 @@ def test_cpp_suite_native(native_build, isa):
     _check(*cpp_build.run_suite(native_build, isa), isa)
 
 
-@pytest.mark.parametrize("isa", ["scalar", "neon", "neondot"])
+_WHY = ("the test matrix (from bitmamba._C.kernel_sets(); only 'scalar' when the extension cannot be "
+        "imported) differs from the kernel sets the test binary compiles")
+
+
+def test_matrix_is_the_kernel_table_native(native_build):
+    assert cpp_build.listed_kernel_sets(native_build) == NATIVE_ISAS, _WHY
+
+
+def test_matrix_is_the_kernel_table_aarch64(aarch64_build):
+    assert cpp_build.listed_kernel_sets(aarch64_build, "aarch64") == AARCH64_ISAS, _WHY
+
+
+@pytest.mark.parametrize("isa", AARCH64_ISAS)
 def test_cpp_suite_aarch64_qemu(aarch64_build, isa):
     rc, out = cpp_build.run_suite(aarch64_build, isa, variant="aarch64")
     assert rc != 77, f"qemu-aarch64 should emulate {isa}:\n{out}"

@@ -23,6 +23,17 @@ def test_cpu_info_is_consistent():
         assert "avx2" in info["supported_isas"]
 
 
+def test_kernel_table_is_consistent():
+    info = bitmamba.cpu_info()
+    sets = info["kernel_sets"]
+    assert [k["name"] for k in sets if k["supported"]] == info["supported_isas"]
+    assert len({k["name"] for k in sets}) == len(sets)
+    for k in sets:
+        assert k["arch"] in ("any", "x86_64", "aarch64")
+        assert k["compiled"] == (k["arch"] in ("any", info["features"]["arch"]))
+        assert not k["supported"] or (k["compiled"] and all(info["features"][f] for f in k["needs"]))
+
+
 def test_set_isa_switches_and_rejects_unsupported():
     before = bitmamba.get_isa()
     try:
@@ -30,8 +41,7 @@ def test_set_isa_switches_and_rejects_unsupported():
         assert bitmamba.get_isa() == "scalar"
         with pytest.raises(ValueError, match="unknown kernel set"):
             bitmamba.set_isa("sse9")
-        unsupported = [i for i in ("avx2", "avx512", "neon", "neondot")
-                       if i not in bitmamba.cpu_info()["supported_isas"]]
+        unsupported = [k["name"] for k in bitmamba.cpu_info()["kernel_sets"] if not k["supported"]]
         with pytest.raises(ValueError, match="not supported"):
             bitmamba.set_isa(unsupported[0])
     finally:

@@ -1,8 +1,5 @@
 #include "core/cpu_features.h"
 
-#include <atomic>
-#include <cstdlib>
-#include <mutex>
 
 #include "core/error.h"
 
@@ -74,22 +71,6 @@ CpuFeatures detect() {
 }
 #endif
 
-Isa initial_isa() {
-  const char* env = std::getenv("BITMAMBA_ISA");
-  if (env && *env) {
-    Isa want = parse_isa(env);
-    BM_CHECK(isa_supported(want), ArgumentError, "BITMAMBA_ISA=", env,
-             " asks for a kernel set this CPU cannot run (best available: ", isa_name(best_isa()), ")");
-    return want;
-  }
-  return best_isa();
-}
-
-std::atomic<int>& active_slot() {
-  static std::atomic<int> slot{static_cast<int>(initial_isa())};
-  return slot;
-}
-
 }  // namespace
 
 const CpuFeatures& cpu_features() {
@@ -97,57 +78,18 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
-    case Isa::kNeon: return "neon";
-    case Isa::kNeonDot: return "neondot";
-  }
-  return "unknown";
+std::vector<std::pair<const char*, bool>> feature_flags(const CpuFeatures& f) {
+  return {{"avx2", f.avx2},         {"fma", f.fma},           {"f16c", f.f16c},
+          {"avx512f", f.avx512f},   {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl},
+          {"avx512dq", f.avx512dq}, {"avx512vnni", f.avx512vnni}, {"avx512vbmi", f.avx512vbmi},
+          {"avxvnni", f.avxvnni},   {"neon", f.neon},         {"dotprod", f.dotprod},
+          {"i8mm", f.i8mm}};
 }
 
-Isa parse_isa(const std::string& name) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDot})
-    if (name == isa_name(isa)) return isa;
-  throw ArgumentError("unknown kernel set '" + name +
-                      "' (expected one of: scalar, avx2, avx512, neon, neondot)");
-}
-
-bool isa_supported(Isa isa) {
-  const CpuFeatures& f = cpu_features();
-  switch (isa) {
-    case Isa::kScalar: return true;
-#if BM_X86
-    case Isa::kAvx2: return f.avx2 && f.fma && f.f16c;
-    case Isa::kAvx512:
-      return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq &&
-             f.avx512vnni;  // the flags CMake gives *_avx512.cpp
-#endif
-#if BM_ARM64
-    case Isa::kNeon: return f.neon;
-    case Isa::kNeonDot: return f.neon && f.dotprod;
-#endif
-    default: return false;
-  }
-}
-
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> out;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon, Isa::kNeonDot})
-    if (isa_supported(isa)) out.push_back(isa);
-  return out;
-}
-
-Isa best_isa() { return supported_isas().back(); }
-
-Isa active_isa() { return static_cast<Isa>(active_slot().load(std::memory_order_relaxed)); }
-
-void set_active_isa(Isa isa) {
-  BM_CHECK(isa_supported(isa), ArgumentError, "kernel set '", isa_name(isa),
-           "' is not supported on this CPU (best available: ", isa_name(best_isa()), ")");
-  active_slot().store(static_cast<int>(isa), std::memory_order_relaxed);
+bool has_feature(const CpuFeatures& f, const std::string& name) {
+  for (const auto& [flag, on] : feature_flags(f))
+    if (name == flag) return on;
+  throw ArgumentError("unknown CPU feature '" + name + "'");
 }
 
 }  // namespace bitmamba

@@ -1,8 +1,12 @@
-// Bindings for csrc/core: CPU features, kernel-set selection, the thread pool.
+// Bindings for csrc/core and the kernel table: CPU features, the kernel sets and the active one, the
+// thread pool.
 #include <pybind11/stl.h>
+
+#include <sstream>
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "kernels/kernel_table.h"
 #include "python/registry.h"
 
 namespace py = pybind11;
@@ -13,44 +17,33 @@ BITMAMBA_BINDINGS(core) {
     const CpuFeatures& f = cpu_features();
     py::dict d;
     d["arch"] = f.arch;
-    d["avx2"] = f.avx2;
-    d["fma"] = f.fma;
-    d["f16c"] = f.f16c;
-    d["avx512f"] = f.avx512f;
-    d["avx512bw"] = f.avx512bw;
-    d["avx512vl"] = f.avx512vl;
-    d["avx512dq"] = f.avx512dq;
-    d["avx512vnni"] = f.avx512vnni;
-    d["avx512vbmi"] = f.avx512vbmi;
-    d["avxvnni"] = f.avxvnni;
-    d["neon"] = f.neon;
-    d["dotprod"] = f.dotprod;
-    d["i8mm"] = f.i8mm;
+    for (const auto& [name, on] : feature_flags(f)) d[name] = on;
     return d;
   }, "Detected CPU features (dict of name -> bool, plus 'arch').");
-  m.def("supported_isas", [] {
-    std::vector<std::string> out;
-    for (Isa isa : supported_isas()) out.push_back(isa_name(isa));
+  m.def("kernel_sets", [] {
+    py::list out;
+    for (const KernelSet& k : kernel_sets()) {
+      std::vector<std::string> needs;
+      std::istringstream in(k.needs);
+      for (std::string f; in >> f;) needs.push_back(f);
+      py::dict d;
+      d["name"] = k.name;
+      d["arch"] = k.arch;
+      d["needs"] = needs;
+      d["compiled"] = kernel_set_compiled(k);
+      d["supported"] = kernel_set_supported(k);
+      out.append(d);
+    }
     return out;
-  }, "Kernel sets this CPU can run, most portable first.");
-  m.def("best_isa", [] { return std::string(isa_name(best_isa())); });
-  m.def("get_isa", [] { return std::string(isa_name(active_isa())); },
+  }, "The kernel table, one dict per kernel set (most portable first within an architecture): name, "
+     "arch ('any', 'x86_64', 'aarch64'), needs (CPU features), compiled (in this build), supported "
+     "(compiled and this CPU has the features).");
+  m.def("best_isa", [] { return std::string(best_kernel_set().name); });
+  m.def("get_isa", [] { return std::string(active_kernel_set().name); },
         "The kernel set in use (BITMAMBA_ISA or the best supported).");
-  m.def("set_isa", [](const std::string& name) { set_active_isa(parse_isa(name)); }, py::arg("name"),
-        "Switch kernel set (scalar, avx2, avx512, neon, neondot); ValueError if unsupported.");
+  m.def("set_isa", [](const std::string& name) { set_active_kernel_set(find_kernel_set(name)); },
+        py::arg("name"), "Switch kernel set (a name from kernel_sets()); ValueError if unknown or unsupported.");
   m.def("get_num_threads", [] { return ThreadPool::global().num_threads(); });
   m.def("set_num_threads", [](int n) { ThreadPool::global().set_num_threads(n); }, py::arg("n"));
   m.def("default_threads", &default_threads, "Physical cores available to this process.");
-  m.def("compiled_isas", [] {
-    std::vector<std::string> out{"scalar"};
-#ifdef BITMAMBA_HAVE_X86_KERNELS
-    out.push_back("avx2");
-    out.push_back("avx512");
-#endif
-#ifdef BITMAMBA_HAVE_ARM_KERNELS
-    out.push_back("neon");
-    out.push_back("neondot");
-#endif
-    return out;
-  }, "Kernel sets compiled into this build.");
 }

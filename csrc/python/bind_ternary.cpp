@@ -3,8 +3,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <chrono>
-#include <ctime>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -12,6 +10,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/ternary/ternary.h"
+#include "kernels/ternary/timing.h"
 #include "python/registry.h"
 
 namespace py = pybind11;
@@ -34,21 +33,7 @@ std::pair<std::int64_t, std::int64_t> tokens_shape(const py::array& a, const cha
 QuantizedActivations acts_from_q(const carray<std::int8_t>& q, std::int64_t K) {
   auto [T, k] = tokens_shape(q, "q");
   BM_CHECK(k == K, ShapeError, "q has ", k, " features but the matrix has ", K, " columns");
-  QuantizedActivations a;
-  a.T = T;
-  a.K = K;
-  a.K_padded = (K + kKBlock - 1) / kKBlock * kKBlock;
-  a.q.resize(static_cast<std::size_t>(T * a.K_padded), true);
-  a.scale.assign(static_cast<std::size_t>(T), 1.0f);
-  a.sum.assign(static_cast<std::size_t>(T), 0);
-  const std::int8_t* src = q.data();
-  for (std::int64_t t = 0; t < T; ++t) {
-    std::memcpy(a.q.data() + t * a.K_padded, src + t * K, static_cast<std::size_t>(K));
-    std::int32_t s = 0;
-    for (std::int64_t k2 = 0; k2 < K; ++k2) s += src[t * K + k2];
-    a.sum[static_cast<std::size_t>(t)] = s;
-  }
-  return a;
+  return activations_from_int8(q.data(), T, K, K);
 }
 
 QuantizedActivations quantize(const carray<float>& x, const py::object& g, float eps,
@@ -72,9 +57,9 @@ QuantizedActivations quantize(const carray<float>& x, const py::object& g, float
   return a;
 }
 
-Layout parse_layout(const std::string& s) {
-  if (s == "decode") return Layout::kDecode;
-  if (s == "lut") return Layout::kLut;
+Packing parse_packing(const std::string& s) {
+  if (s == "decode") return Packing::kDecode;
+  if (s == "lut") return Packing::kLut;
   throw ArgumentError("unknown ternary layout '" + s + "' (expected 'decode' or 'lut')");
 }
 
@@ -87,13 +72,10 @@ py::array out_tokens(py::array arr, bool one_d) {
   return arr;
 }
 
-double wall_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-double thread_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+Clock parse_clock(const std::string& clock) {
+  if (clock == "wall") return Clock::kWall;
+  if (clock == "thread_cpu") return Clock::kThreadCpu;
+  throw ArgumentError("clock must be 'wall' or 'thread_cpu', got '" + clock + "'");
 }
 
 }  // namespace
@@ -166,36 +148,25 @@ BITMAMBA_BINDINGS(ternary) {
   t.def("half_to_float", &half_to_float, py::arg("h"));
 
   t.def("set_layout_policy", [](const std::string& p) {
-    if (p == "auto") set_layout_policy(LayoutPolicy::kAuto);
-    else if (p == "decode") set_layout_policy(LayoutPolicy::kDecode);
-    else if (p == "lut") set_layout_policy(LayoutPolicy::kLut);
+    if (p == "auto") set_packing_policy(PackingPolicy::kAuto);
+    else if (p == "decode") set_packing_policy(PackingPolicy::kDecode);
+    else if (p == "lut") set_packing_policy(PackingPolicy::kLut);
     else throw ArgumentError("unknown layout policy '" + p + "' (auto, decode, lut)");
   }, py::arg("policy"), "How TernaryMatrix.from_* chooses its kernel layout: auto (autotune), decode, lut.");
   t.def("get_layout_policy", [] {
-    switch (layout_policy()) {
-      case LayoutPolicy::kDecode: return std::string("decode");
-      case LayoutPolicy::kLut: return std::string("lut");
+    switch (packing_policy()) {
+      case PackingPolicy::kDecode: return std::string("decode");
+      case PackingPolicy::kLut: return std::string("lut");
       default: return std::string("auto");
     }
   });
 
   t.def("time_matmul_int32_rotation", [](const std::vector<const TernaryMatrix*>& mats,
                                           const carray<std::int8_t>& q, int rounds) {
-    BM_CHECK(!mats.empty() && rounds >= 1, ArgumentError, "need at least one matrix and one round");
-    for (const TernaryMatrix* W : mats)
-      BM_CHECK(W->rows() == mats[0]->rows() && W->cols() == mats[0]->cols(), ShapeError,
-               "all matrices of a rotation must have one shape");
-    QuantizedActivations a = acts_from_q(q, mats[0]->cols());
-    std::vector<std::int32_t> acc(static_cast<std::size_t>(a.T * mats[0]->rows()));
-    std::vector<double> secs;
+    BM_CHECK(!mats.empty(), ArgumentError, "need at least one matrix and one round");
+    const QuantizedActivations a = acts_from_q(q, mats[0]->cols());
     py::gil_scoped_release nogil;
-    for (int r = 0; r <= rounds; ++r)  // round 0 warms up (page faults, thread pool)
-      for (const TernaryMatrix* W : mats) {
-        const double t0 = wall_seconds();
-        matmul_int32(*W, a, acc.data());
-        if (r) secs.push_back(wall_seconds() - t0);
-      }
-    return secs;
+    return time_matmul_int32_rotation(mats, a, rounds);
   }, py::arg("mats"), py::arg("q"), py::arg("rounds") = 5,
      "Wall seconds of each matmul_int32 call while cycling over `mats` (copies of one shape whose total "
      "size exceeds the caches, so every call streams its weights from memory).");
@@ -207,8 +178,8 @@ BITMAMBA_BINDINGS(ternary) {
         py::gil_scoped_release nogil;
         if (layout.is_none()) return TernaryMatrix::from_codes(codes.data(), rows, cols, scale_w);
         py::gil_scoped_acquire gil;
-        const Layout l = parse_layout(layout.cast<std::string>());
-        return TernaryMatrix::from_codes_layout(codes.data(), rows, cols, scale_w, l);
+        const Packing l = parse_packing(layout.cast<std::string>());
+        return TernaryMatrix::from_codes_packing(codes.data(), rows, cols, scale_w, l);
       }, py::arg("codes"), py::arg("scale_w"), py::arg("layout") = py::none())
       .def_static("from_bit2", [](const carray<std::uint8_t>& d, std::int64_t rows, std::int64_t cols, float s) {
         BM_CHECK(rows >= 0 && cols > 0, ShapeError, "bad shape [", rows, ", ", cols, "]");
@@ -234,7 +205,7 @@ BITMAMBA_BINDINGS(ternary) {
       .def_property_readonly("cols", &TernaryMatrix::cols)
       .def_property_readonly("scale_w", &TernaryMatrix::scale_w)
       .def_property_readonly("packed_bytes", &TernaryMatrix::packed_bytes)
-      .def_property_readonly("layout", [](const TernaryMatrix& W) { return std::string(layout_name(W.layout())); })
+      .def_property_readonly("layout", [](const TernaryMatrix& W) { return std::string(packing_name(W.packing())); })
       .def_property_readonly("kernel", [](const TernaryMatrix& W) { return std::string(kernel_name(W)); },
                              "Kernel matmul would use now (depends on the active ISA).")
       .def("to_codes", [](const TernaryMatrix& W) {
@@ -277,21 +248,10 @@ BITMAMBA_BINDINGS(ternary) {
          "The full BitLinear: RMSNorm(x; g) -> int8 -> exact product -> float [T, rows].")
       .def("time_matmul_int32", [](const TernaryMatrix& W, const carray<std::int8_t>& q, int repeats,
                                    const std::string& clock) {
-        BM_CHECK(repeats >= 1, ArgumentError, "repeats must be >= 1");
-        BM_CHECK(clock == "wall" || clock == "thread_cpu", ArgumentError,
-                 "clock must be 'wall' or 'thread_cpu', got '", clock, "'");
-        const bool cpu = clock == "thread_cpu";
-        QuantizedActivations a = acts_from_q(q, W.cols());
-        std::vector<std::int32_t> acc(static_cast<std::size_t>(a.T * W.rows()));
-        std::vector<double> secs;
+        const Clock c = parse_clock(clock);
+        const QuantizedActivations a = acts_from_q(q, W.cols());
         py::gil_scoped_release nogil;
-        matmul_int32(W, a, acc.data());  // warm-up
-        for (int r = 0; r < repeats; ++r) {
-          const double t0 = cpu ? thread_cpu_seconds() : wall_seconds();
-          matmul_int32(W, a, acc.data());
-          secs.push_back((cpu ? thread_cpu_seconds() : wall_seconds()) - t0);
-        }
-        return secs;
+        return time_matmul_int32(W, a, repeats, c);
       }, py::arg("q"), py::arg("repeats") = 10, py::arg("clock") = "wall",
          "Seconds per matmul_int32 call (after one warm-up), timed in C++ without Python overhead. "
          "clock='thread_cpu' counts only the calling thread's CPU time: with one pool thread it measures "

@@ -5,15 +5,16 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/float_semantics.h"
 #include "core/fp16.h"
+#include "kernels/kernel_table.h"
 #include "kernels/ternary/ternary.h"
 
 using namespace bitmamba;
@@ -40,23 +41,16 @@ std::vector<std::int8_t> random_codes(std::int64_t n, std::mt19937& rng, double 
 // Activations set directly (not through quantize_activations) so tests can use extreme values.
 QuantizedActivations make_acts(std::int64_t T, std::int64_t K, std::mt19937& rng, int lo = -128,
                                int hi = 127) {
-  QuantizedActivations a;
-  a.T = T;
-  a.K = K;
-  a.K_padded = (K + kKBlock - 1) / kKBlock * kKBlock;
-  a.q.resize(static_cast<std::size_t>(T * a.K_padded), true);
-  a.scale.assign(static_cast<std::size_t>(T), 1.0f);
-  a.sum.assign(static_cast<std::size_t>(T), 0);
   std::uniform_int_distribution<int> d(lo, hi);
   std::uniform_real_distribution<float> s(0.5f, 200.0f);
+  std::vector<std::int8_t> q(static_cast<std::size_t>(T * K));
+  std::vector<float> scale(static_cast<std::size_t>(T));
   for (std::int64_t t = 0; t < T; ++t) {
-    for (std::int64_t k = 0; k < K; ++k) {
-      const auto v = static_cast<std::int8_t>(d(rng));
-      a.q[static_cast<std::size_t>(t * a.K_padded + k)] = v;
-      a.sum[static_cast<std::size_t>(t)] += v;
-    }
-    a.scale[static_cast<std::size_t>(t)] = s(rng);
+    for (std::int64_t k = 0; k < K; ++k) q[static_cast<std::size_t>(t * K + k)] = static_cast<std::int8_t>(d(rng));
+    scale[static_cast<std::size_t>(t)] = s(rng);
   }
+  QuantizedActivations a = activations_from_int8(q.data(), T, K, K);
+  a.scale = scale;
   return a;
 }
 
@@ -76,19 +70,19 @@ std::vector<std::int32_t> naive(const std::vector<std::int8_t>& codes, std::int6
   return out;
 }
 
-const Layout kLayouts[] = {Layout::kDecode, Layout::kLut};
+const Packing kPackings[] = {Packing::kDecode, Packing::kLut};
 
 void check_product(std::int64_t rows, std::int64_t cols, std::int64_t T, std::uint32_t seed) {
   std::mt19937 rng(seed);
   auto codes = random_codes(rows * cols, rng);
   auto a = make_acts(T, cols, rng);
   const auto want = naive(codes, rows, cols, a);
-  for (Layout l : kLayouts) {
-    auto W = TernaryMatrix::from_codes_layout(codes.data(), rows, cols, 0.75f, l);
+  for (Packing l : kPackings) {
+    auto W = TernaryMatrix::from_codes_packing(codes.data(), rows, cols, 0.75f, l);
     std::vector<std::int32_t> got(static_cast<std::size_t>(T * rows), -7);
     matmul_int32(W, a, got.data());
     ASSERT_EQ(got, want) << "rows=" << rows << " cols=" << cols << " T=" << T
-                         << " layout=" << layout_name(l) << " kernel=" << kernel_name(W);
+                         << " layout=" << packing_name(l) << " kernel=" << kernel_name(W);
   }
 }
 
@@ -180,8 +174,8 @@ TEST(TernaryPacking, FileFormatsRoundTrip) {
   unpack_tq1_0(t1.data(), rows, cols, back.data());
   EXPECT_EQ(back, codes);
   // Every importer reproduces the codes, in every layout policy.
-  for (auto pol : {LayoutPolicy::kDecode, LayoutPolicy::kLut, LayoutPolicy::kAuto}) {
-    set_layout_policy(pol);
+  for (auto pol : {PackingPolicy::kDecode, PackingPolicy::kLut, PackingPolicy::kAuto}) {
+    set_packing_policy(pol);
     std::vector<std::uint8_t> b2(static_cast<std::size_t>(bit2_bytes(rows * cols)));
     pack_bit2(codes.data(), rows * cols, b2.data());
     EXPECT_EQ(TernaryMatrix::from_bit2(b2.data(), rows, cols, 2.f).to_codes(), codes);
@@ -191,7 +185,7 @@ TEST(TernaryPacking, FileFormatsRoundTrip) {
     EXPECT_EQ(W.to_codes(), codes);
     EXPECT_EQ(W.scale_w(), 2.f);
   }
-  set_layout_policy(LayoutPolicy::kAuto);
+  set_packing_policy(PackingPolicy::kAuto);
   // BIT2 code 3 decodes to +1.
   const std::uint8_t three = 0xff;
   std::int8_t c4[4];
@@ -258,19 +252,19 @@ TEST(TernaryMatmul, ExtremesNeverOverflow16Bit) {
       std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * K), static_cast<std::int8_t>(wv));
       std::mt19937 rng(0);
       auto a = make_acts(3, K, rng, qv, qv);
-      for (Layout l : kLayouts) {
-        auto W = TernaryMatrix::from_codes_layout(codes.data(), rows, K, 1.f, l);
+      for (Packing l : kPackings) {
+        auto W = TernaryMatrix::from_codes_packing(codes.data(), rows, K, 1.f, l);
         std::vector<std::int32_t> got(static_cast<std::size_t>(3 * rows));
         matmul_int32(W, a, got.data());
-        for (auto v : got) ASSERT_EQ(v, std::int32_t(qv * wv * K)) << layout_name(l) << " " << qv << " " << wv;
+        for (auto v : got) ASSERT_EQ(v, std::int32_t(qv * wv * K)) << packing_name(l) << " " << qv << " " << wv;
       }
     }
   // Alternating signs with mixed extremes (partial sums swing both ways).
   std::mt19937 rng(5);
   auto codes = random_codes(16 * 5000, rng, 0.0);
   auto a = make_acts(2, 5000, rng, -128, -127);
-  for (Layout l : kLayouts) {
-    auto W = TernaryMatrix::from_codes_layout(codes.data(), 16, 5000, 1.f, l);
+  for (Packing l : kPackings) {
+    auto W = TernaryMatrix::from_codes_packing(codes.data(), 16, 5000, 1.f, l);
     std::vector<std::int32_t> got(32);
     matmul_int32(W, a, got.data());
     EXPECT_EQ(got, naive(codes, 16, 5000, a));
@@ -315,16 +309,20 @@ TEST(TernaryMatmul, EmptyAndThreadCounts) {
 TEST(TernaryMatmul, DispatchPicksTheActiveKernelSet) {
   // Guards against a fast path silently falling back to scalar (the product tests would still pass).
   std::vector<std::int8_t> codes(8 * 256, 1);
-  auto Wd = TernaryMatrix::from_codes_layout(codes.data(), 8, 256, 1.f, Layout::kDecode);
-  auto Wl = TernaryMatrix::from_codes_layout(codes.data(), 8, 256, 1.f, Layout::kLut);
-  std::string want_d = "scalar", want_l = "scalar";
-  switch (active_isa()) {
-    case Isa::kAvx2: want_d = "avx2-decode"; want_l = "avx2-lut"; break;
-    case Isa::kAvx512: want_d = "avx512-vnni-decode"; want_l = "avx2-lut"; break;
-    case Isa::kNeon: want_d = "neon-decode"; break;
-    case Isa::kNeonDot: want_d = "neondot-decode"; break;
-    default: break;
-  }
+  auto Wd = TernaryMatrix::from_codes_packing(codes.data(), 8, 256, 1.f, Packing::kDecode);
+  auto Wl = TernaryMatrix::from_codes_packing(codes.data(), 8, 256, 1.f, Packing::kLut);
+  // The kernels each set must run, written out here (not read from the table) so a table row that
+  // points at the wrong kernel fails; a new set fails until it is added.
+  const std::map<std::string, std::pair<std::string, std::string>> want = {
+      {"scalar", {"scalar", "scalar"}},
+      {"avx2", {"avx2-decode", "avx2-lut"}},
+      {"avx512", {"avx512-vnni-decode", "avx2-lut"}},
+      {"neon", {"neon-decode", "scalar"}},
+      {"neondot", {"neondot-decode", "scalar"}},
+  };
+  const auto it = want.find(active_kernel_set().name);
+  ASSERT_NE(it, want.end()) << "no expected kernels for kernel set " << active_kernel_set().name;
+  const std::string want_d = it->second.first, want_l = it->second.second;
   EXPECT_EQ(std::string(kernel_name(Wd)), want_d);
   EXPECT_EQ(std::string(kernel_name(Wl)), want_l);
 }

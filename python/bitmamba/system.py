@@ -11,16 +11,20 @@ from ._version import __version__
 def cpu_info() -> dict:
     """Describe the CPU and what bitmamba will use on it.
 
-    Returns a dict with the detected ISA features, the kernel sets this CPU supports, the one in use
-    (BITMAMBA_ISA can force a lower one), the thread count and the package version.
+    Returns a dict with the detected ISA features, the kernel table (every kernel set with its
+    architecture, the CPU features it needs and whether this build has it and this CPU runs it), the
+    names of the compiled and supported sets, the one in use (BITMAMBA_ISA can force a lower one), the
+    thread count and the package version.
     """
     C = native()
+    sets = C.kernel_sets()
     return {
         "version": __version__,
         "machine": platform.machine(),
         "features": C.cpu_features(),
-        "supported_isas": C.supported_isas(),
-        "compiled_isas": C.compiled_isas(),
+        "kernel_sets": sets,
+        "supported_isas": [k["name"] for k in sets if k["supported"]],
+        "compiled_isas": [k["name"] for k in sets if k["compiled"]],
         "isa": C.get_isa(),
         "isa_forced_by_env": bool(os.environ.get("BITMAMBA_ISA")),
         "threads": C.get_num_threads(),
@@ -29,7 +33,7 @@ def cpu_info() -> dict:
 
 
 def get_isa() -> str:
-    """Name of the kernel set in use: scalar, avx2, avx512, neon or neondot."""
+    """Name of the kernel set in use (one of cpu_info()["supported_isas"])."""
     return native().get_isa()
 
 

@@ -5,9 +5,9 @@
 #include <vector>
 #include "kernels/ternary/kernels.h"
 using namespace bitmamba::ternary;
-namespace bitmamba::ternary {
+namespace bitmamba::ternary::detail {
 TernaryMatrix build_with_policy(const std::int8_t* c, std::int64_t r, std::int64_t k, float s) {
-  return TernaryMatrix::from_codes_layout(c, r, k, s, Layout::kDecode); }
+  return TernaryMatrix::from_codes_packing(c, r, k, s, Packing::kDecode); }
 }
 int main() {
   std::mt19937 rng(1);
@@ -18,11 +18,10 @@ int main() {
     std::vector<std::int8_t> codes(rows * cols);
     for (auto& c : codes) c = (std::int8_t)((int)(rng() % 3) - 1);
     if (cols == 8269) for (auto& c : codes) c = -1;
-    auto W = TernaryMatrix::from_codes_layout(codes.data(), rows, cols, 1.f, Layout::kDecode);
-    QuantizedActivations a; a.T = T; a.K = cols; a.K_padded = (cols + 127) / 128 * 128;
-    a.q.resize(T * a.K_padded, true); a.scale.assign(T, 1.f); a.sum.assign(T, 0);
-    for (long t = 0; t < T; ++t) for (long k = 0; k < cols; ++k) {
-      std::int8_t v = cols == 8269 ? -128 : (std::int8_t)(rng() & 255); a.q[t * a.K_padded + k] = v; a.sum[t] += v; }
+    auto W = TernaryMatrix::from_codes_packing(codes.data(), rows, cols, 1.f, Packing::kDecode);
+    std::vector<std::int8_t> q(T * cols);
+    for (auto& v : q) v = cols == 8269 ? -128 : (std::int8_t)(rng() & 255);
+    const QuantizedActivations a = activations_from_int8(q.data(), T, cols, cols);
     std::vector<std::int32_t> x(T * rows, -1), y(T * rows, -2);
     detail::rows_scalar(W, a, 0, rows, x.data(), rows);
     // two "thread" ranges split at a multiple of 32 rows, like the dispatcher

@@ -1,32 +1,17 @@
-// The public SSM entry points (ssm.h): argument checks, the choice of kernel set (active_isa()) and
-// of scan method, and the split of the work over the shared thread pool.
+// The public SSM entry points (ssm.h): argument checks, the kernels of the active kernel set
+// (kernels/kernel_table.h), the choice of scan method, and the split of the work over the shared
+// thread pool.
 #include <algorithm>
 #include <functional>
 
-#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/kernel_table.h"
 #include "kernels/ssm/ssm_internal.h"
 
 namespace bitmamba::ssm {
 
-const SsmKernels& active_kernels() {
-  switch (active_isa()) {
-#if defined(BITMAMBA_HAVE_X86_KERNELS)
-    case Isa::kAvx2:
-      return kernels_avx2();
-    case Isa::kAvx512:
-      return kernels_avx512();
-#endif
-#if defined(BITMAMBA_HAVE_ARM_KERNELS)
-    case Isa::kNeon:
-    case Isa::kNeonDot:
-      return kernels_neon();
-#endif
-    default:
-      return kernels_scalar();
-  }
-}
+const SsmKernels& active_kernels() { return *active_kernel_set().ssm; }
 
 namespace {
 // Below this many multiply-adds a call runs on the calling thread: waking the pool costs a few

@@ -1,22 +1,7 @@
 // The neon SSM kernel set: ssm_impl.h over vec_math_neon.h (this file gets the neon target flags
 // from CMake by its name).
-#include <cmath>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <new>
-
-#include "kernels/ssm/ssm_internal.h"
 #include "kernels/ssm/vec_math_neon.h"
 
-namespace bitmamba::ssm {
-namespace {
-#include "kernels/ssm/ssm_impl.h"
-}  // namespace
-
-const SsmKernels& kernels_neon() {
-  static const SsmKernels k = make_kernels<vm_neon::Ops>("neon");
-  return k;
-}
-
-}  // namespace bitmamba::ssm
+#define BITMAMBA_SSM_OPS vm_neon::Ops
+#define BITMAMBA_SSM_KERNELS kSsmNeon
+#include "kernels/ssm/ssm_kernel_set.h"

@@ -1,10 +1,10 @@
 // Mamba-2 SSM kernels: depthwise causal conv1d, the selective scan (decode step and prefill), and the
-// gating that follows it (DESIGN.md section 3). General over both layouts:
+// gating that follows it (docs/model.md, "Mixer"). General over both layouts:
 //   BitMamba-2:  d_state N = 1, n_groups G = H, conv over x only, y gated by silu(z), no norm;
 //   Mamba-2:     N (64, 128, ...), G >= 1 (B, C shared by the H/G heads of a group), conv over x|B|C,
 //                gated RMSNorm norm(y * silu(z)) per group of channels, eps 1e-5.
 // All arrays are float32, row-major; token rows may be strided (views into the in_proj output).
-// Kernels are chosen by the dispatcher from active_isa() (csrc/core/cpu_features.h).
+// The kernels are those of the active kernel set (csrc/kernels/kernel_table.h).
 #pragma once
 
 #include <cstdint>

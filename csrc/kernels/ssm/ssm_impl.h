@@ -1,5 +1,6 @@
 // The SSM kernels, written once over a small vector-operations type `VM` (vec_math_*.h) and compiled
-// per kernel set: scan_scalar_set.cpp (width 1), scan_avx2.cpp, scan_avx512.cpp, scan_neon.cpp.
+// per kernel set (ssm_kernel_set.h): scan_scalar.cpp (width 1), scan_avx2.cpp, scan_avx512.cpp,
+// scan_neon.cpp.
 //
 // Include this header inside an anonymous namespace of the including file (after the standard
 // headers): every function here then has internal linkage, so code compiled with AVX2 flags can never
@@ -571,46 +572,27 @@ void scan_chunked_range(const ScanArgs& a, std::int64_t chunk, std::int64_t h0, 
   }
 }
 
-template <class VM>
-void exp_array(const float* in, float* out, std::int64_t n) {
+// The set's vector functions over an array (the tests' view of them): whole vectors, then the tail.
+template <class VM, typename VM::V (*F)(typename VM::V)>
+void map_array(const float* in, float* out, std::int64_t n) {
   std::int64_t i = 0;
-  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::exp(VM::load(in + i)));
-  if (i < n) store_part<VM>(out + i, VM::exp(load_part<VM>(in + i, n - i)), n - i);
-}
-template <class VM>
-void silu_array(const float* in, float* out, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::silu(VM::load(in + i)));
-  if (i < n) store_part<VM>(out + i, VM::silu(load_part<VM>(in + i, n - i)), n - i);
-}
-
-template <class VM>
-void softplus_array(const float* in, float* out, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::softplus(VM::load(in + i)));
-  if (i < n) store_part<VM>(out + i, VM::softplus(load_part<VM>(in + i, n - i)), n - i);
-}
-template <class VM>
-void log1p_array(const float* in, float* out, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, VM::log1p_f32(VM::load(in + i)));
-  if (i < n) store_part<VM>(out + i, VM::log1p_f32(load_part<VM>(in + i, n - i)), n - i);
+  for (; i + VM::W <= n; i += VM::W) VM::store(out + i, F(VM::load(in + i)));
+  if (i < n) store_part<VM>(out + i, F(load_part<VM>(in + i, n - i)), n - i);
 }
 
 // The kernel table of this set.
 template <class VM>
-SsmKernels make_kernels(const char* name) {
-  SsmKernels k;
+constexpr SsmKernels make_kernels() {
+  SsmKernels k{};
   k.conv1d = &conv1d_range_tm<VM>;
   k.scan_sequential = &scan_sequential_range<VM>;
   k.scan_chunked = &scan_chunked_range<VM>;
   k.conv_scan_gate = &conv_scan_gate_range<VM>;
   k.gate_silu = &gate_silu_rows<VM>;
   k.gated_rmsnorm = &gated_rmsnorm_rows<VM>;
-  k.exp_array = &exp_array<VM>;
-  k.silu_array = &silu_array<VM>;
-  k.softplus_array = &softplus_array<VM>;
-  k.log1p_array = &log1p_array<VM>;
-  k.name = name;
+  k.exp_array = &map_array<VM, &VM::exp>;
+  k.silu_array = &map_array<VM, &VM::silu>;
+  k.softplus_array = &map_array<VM, &VM::softplus>;
+  k.log1p_array = &map_array<VM, &VM::log1p_f32>;
   return k;
 }

@@ -1,6 +1,6 @@
-// Internals of the SSM kernels (not part of the public API in ssm.h): the plain reference
-// implementations every fast path is tested against, and the per-kernel-set function tables that
-// dispatch.cpp chooses from.
+// Internals of the SSM kernels (not part of the public API in ssm.h): the argument blocks of the range
+// kernels and the SsmKernels function table one kernel set provides (its row of the kernel table,
+// kernels/kernel_table.h, points at it).
 #pragma once
 
 #include <cmath>
@@ -32,28 +32,13 @@ struct ScanArgs {
   std::int64_t ld_y = 0;
 };
 
-// softplus(v) = log(1 + exp(v)), and v itself above 20 (as DESIGN.md section 3 and mamba_ssm do);
+// softplus(v) = log(1 + exp(v)), and v itself above 20 (as docs/model.md "Mixer" and mamba_ssm do);
 // silu(v) = v / (1 + exp(-v)). Both with the engine's exact exp and log1p (core/float_semantics.h).
-// static: each translation unit (compiled with its own ISA flags) keeps its own copy.
+// static: each translation unit (compiled with its own ISA flags) keeps its own copy. The tests'
+// plain references (csrc/tests/ssm_reference.cpp) use them too.
 static inline float softplus_ref(float v) { return fp::softplus_f32(v); }
 static inline float silu_ref(float v) { return fp::silu_f32(v); }
 static inline float exp_ref(float v) { return fp::exp_f32(v); }
-
-// ---- Plain references (scan_scalar.cpp, conv1d.cpp): direct transcriptions of the formulas in
-// ssm.h, single-threaded, fp::exp_f32. Only the tests call them (as the reference every kernel set
-// is checked against); the dispatcher never does.
-namespace ref {
-void causal_conv1d(const float* x, std::int64_t T, std::int64_t C, std::int64_t ld_x,
-                   const float* weight, const float* bias, int W, float* conv_state, float* out,
-                   std::int64_t ld_out, bool apply_silu);
-// Heads [h_begin, h_end) of the sequential recurrence, token by token.
-void selective_scan(const ScanArgs& a, std::int64_t h_begin, std::int64_t h_end);
-void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,
-               std::int64_t C);
-void gated_rmsnorm(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z,
-                   const float* weight, std::int64_t T, std::int64_t C, std::int64_t n_groups,
-                   float eps);
-}  // namespace ref
 
 // The conv and gate operands of conv_scan_gate (ssm.h); the scan's are in ScanArgs (x = xc).
 struct ConvGateArgs {
@@ -97,19 +82,18 @@ struct SsmKernels {
   void (*silu_array)(const float* in, float* out, std::int64_t n);
   void (*softplus_array)(const float* in, float* out, std::int64_t n);
   void (*log1p_array)(const float* in, float* out, std::int64_t n);
-  const char* name;
 };
 
-const SsmKernels& kernels_scalar();
+// The SSM kernels of each kernel set (scan_<set>.cpp), constant-initialized.
+extern const SsmKernels kSsmScalar;
 #if defined(BITMAMBA_HAVE_X86_KERNELS)
-const SsmKernels& kernels_avx2();
-const SsmKernels& kernels_avx512();
+extern const SsmKernels kSsmAvx2, kSsmAvx512;
 #endif
 #if defined(BITMAMBA_HAVE_ARM_KERNELS)
-const SsmKernels& kernels_neon();
+extern const SsmKernels kSsmNeon;
 #endif
 
-// The kernel set for the active ISA (active_isa(); neondot uses the NEON set).
+// The SSM kernels of the active kernel set (active_kernel_set().ssm).
 const SsmKernels& active_kernels();
 
 // Default chunk length of the chunked method.

@@ -1,7 +1,7 @@
 // The row-group loop every kDecode kernel shares (AVX2, AVX-512, NEON, NEON dotprod). Only the inner
-// pieces differ per ISA; each ISA file supplies them as a policy struct K (defined in its own
+// micro-kernels differ per ISA; each ISA file supplies them as a policy struct K (defined in its own
 // anonymous namespace, so every instantiation stays inside its translation unit and is compiled with
-// that file's target flags):
+// that file's target flags) and defines its kernel with BITMAMBA_DECODE_KERNEL(name, K):
 //
 //   using Unpacked = std::uint8_t or std::int8_t;   // storage of decoded rows for the GEMM
 //   static constexpr int kTile;                     // tokens per GEMM tile
@@ -11,6 +11,8 @@
 //                                      const int8_t* const* q, int32_t out[][4]);   // TT = kTile or 1
 //
 // Kernels accumulate offset codes (w + 1) * q; the driver removes the offset (sum of q per token).
+// A policy whose multiply-accumulate goes straight into int32 lanes (no narrow partial sums to flush)
+// can take its tile from DotTiles<K> below.
 #pragma once
 
 #include <cstdint>
@@ -62,4 +64,35 @@ void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int
   }
 }
 
+// The GEMM tile of the ISAs with a 4-way int8 dot product into int32 lanes (vpdpbusd, sdot): exact for
+// any K, so one pass over k. K supplies Vec (weights / activations), Acc (int32 lanes), kStep (bytes
+// per Vec), zero(), load(const void*), dot(acc, w, q) and reduce(acc) (sum of the int32 lanes).
+template <class K>
+struct DotTiles {
+  // U is K::Unpacked (a template parameter: K is incomplete where DotTiles<K> is its base).
+  template <int TT, class U>
+  static void tile(const U* u, std::int64_t k_padded, const std::int8_t* const* q, std::int32_t out[][4]) {
+    typename K::Acc acc[TT][4];
+    for (int t = 0; t < TT; ++t)
+      for (int r = 0; r < 4; ++r) acc[t][r] = K::zero();
+    for (std::int64_t k = 0; k < k_padded; k += K::kStep) {
+      typename K::Vec w[4];
+      for (int r = 0; r < 4; ++r) w[r] = K::load(u + r * k_padded + k);
+      for (int t = 0; t < TT; ++t) {
+        const typename K::Vec qv = K::load(q[t] + k);
+        for (int r = 0; r < 4; ++r) acc[t][r] = K::dot(acc[t][r], w[r], qv);
+      }
+    }
+    for (int t = 0; t < TT; ++t)
+      for (int r = 0; r < 4; ++r) out[t][r] = K::reduce(acc[t][r]);
+  }
+};
+
 }  // namespace bitmamba::ternary::detail
+
+// Defines the kernel `name` (declared in kernels.h, listed in the kernel table) as rows_decode<K>.
+#define BITMAMBA_DECODE_KERNEL(name, K)                                                           \
+  void name(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0, std::int64_t r1, \
+            std::int32_t* acc, std::int64_t ld_acc) {                                             \
+    rows_decode<K>(W, a, r0, r1, acc, ld_acc);                                                    \
+  }

@@ -1,5 +1,5 @@
-// Chooses the ternary kernel from the active kernel set (bitmamba::active_isa()) and the matrix
-// layout, splits the rows over the shared thread pool, and applies the layout policy at build time.
+// Runs the ternary kernel of the active kernel set (kernels/kernel_table.h) for the matrix's packing,
+// splits the rows over the shared thread pool, and applies the packing policy at build time.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -8,9 +8,9 @@
 #include <tuple>
 #include <vector>
 
-#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/kernel_table.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
@@ -18,35 +18,10 @@ namespace bitmamba::ternary {
 
 namespace {
 
-std::atomic<int> g_policy{static_cast<int>(LayoutPolicy::kAuto)};
+std::atomic<int> g_policy{static_cast<int>(PackingPolicy::kAuto)};
 
-struct Kernel {
-  detail::RowsFn fn;
-  const char* name;
-};
-
-// A layout without a kernel in the active set falls back to the scalar kernel (correct, slow): a
-// matrix built under one kernel set stays usable after set_active_isa() switches to another.
-Kernel select_kernel(const TernaryMatrix& W, Isa isa) {
-  const bool lut = W.layout() == Layout::kLut;
-  switch (isa) {
-#if defined(BITMAMBA_HAVE_X86_KERNELS)
-    case Isa::kAvx2:
-      return lut ? Kernel{detail::rows_avx2_lut, "avx2-lut"} : Kernel{detail::rows_avx2_decode, "avx2-decode"};
-    case Isa::kAvx512:
-      return lut ? Kernel{detail::rows_avx2_lut, "avx2-lut"}
-                 : Kernel{detail::rows_avx512_decode, "avx512-vnni-decode"};
-#endif
-#if defined(BITMAMBA_HAVE_ARM_KERNELS)
-    case Isa::kNeon:
-      return lut ? Kernel{detail::rows_scalar, "scalar"} : Kernel{detail::rows_neon_decode, "neon-decode"};
-    case Isa::kNeonDot:
-      return lut ? Kernel{detail::rows_scalar, "scalar"}
-                 : Kernel{detail::rows_neondot_decode, "neondot-decode"};
-#endif
-    default:
-      return {detail::rows_scalar, "scalar"};
-  }
+const TernaryKernel& select_kernel(const TernaryMatrix& W, const KernelSet& set) {
+  return set.ternary[static_cast<int>(W.packing())];
 }
 
 void check_operands(const TernaryMatrix& W, const QuantizedActivations& a) {
@@ -68,93 +43,92 @@ void check_operands(const TernaryMatrix& W, const QuantizedActivations& a) {
 // int32 output per token, so threads do not write the same output cache line (for T = 1).
 constexpr std::int64_t kRowAlign = 32;
 
-void run_rows(const Kernel& k, const TernaryMatrix& W, const QuantizedActivations& a,
+void run_rows(const TernaryKernel& k, const TernaryMatrix& W, const QuantizedActivations& a,
               std::int32_t* acc) {
   if (a.T == 0 || W.rows() == 0) return;
   parallel_for(W.rows(), kRowAlign, [&](std::int64_t r0, std::int64_t r1) {
-    k.fn(W, a, r0, r1, acc, W.rows());
+    k.rows(W, a, r0, r1, acc, W.rows());
   });
 }
 
 }  // namespace
 
-void set_layout_policy(LayoutPolicy p) { g_policy.store(static_cast<int>(p)); }
-LayoutPolicy layout_policy() { return static_cast<LayoutPolicy>(g_policy.load()); }
+void set_packing_policy(PackingPolicy p) { g_policy.store(static_cast<int>(p)); }
+PackingPolicy packing_policy() { return static_cast<PackingPolicy>(g_policy.load()); }
 
 namespace {
 
-// Autotune: time one single-threaded GEMV of each layout on the kernels of the active set (min of a
-// few runs, CPU-time independent of the pool) and keep the faster. The LUT layout must win by
-// kLutMargin because its GEMM (prefill) path is slower than the decode layout's, which amortizes
+// Autotune: time one single-threaded GEMV of each packing on the kernels of the active set (min of a
+// few runs, CPU-time independent of the pool) and keep the faster. The LUT packing must win by
+// kLutMargin because its GEMM (prefill) path is slower than the decode packing's, which amortizes
 // decoding over tokens; the GEMV is what decode speed depends on.
 constexpr double kLutMargin = 0.90;
 constexpr std::int64_t kAutotuneMinWeights = std::int64_t(1) << 18;  // below: not worth timing
 
 double time_gemv(const TernaryMatrix& W, const QuantizedActivations& a, std::vector<std::int32_t>& acc) {
-  const Kernel k = select_kernel(W, active_isa());
+  const TernaryKernel& k = select_kernel(W, active_kernel_set());
   double best = 1e30;
   for (int rep = 0; rep < 4; ++rep) {  // first run is a warm-up (page faults, caches)
     const auto t0 = std::chrono::steady_clock::now();
-    k.fn(W, a, 0, W.rows(), acc.data(), W.rows());
+    k.rows(W, a, 0, W.rows(), acc.data(), W.rows());
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (rep > 0) best = std::min(best, s);
   }
   return best;
 }
 
-bool active_set_has_lut() { return active_isa() == Isa::kAvx2; }
-
 }  // namespace
+
+namespace detail {
 
 TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
                                 float scale_w) {
-  const LayoutPolicy p = layout_policy();
-  if (p == LayoutPolicy::kLut)
-    return TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kLut);
-  TernaryMatrix dec = TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kDecode);
-  if (p == LayoutPolicy::kDecode || !active_set_has_lut() || rows * cols < kAutotuneMinWeights)
+  const PackingPolicy p = packing_policy();
+  if (p == PackingPolicy::kLut)
+    return TernaryMatrix::from_codes_packing(codes, rows, cols, scale_w, Packing::kLut);
+  TernaryMatrix dec = TernaryMatrix::from_codes_packing(codes, rows, cols, scale_w, Packing::kDecode);
+  const KernelSet& set = active_kernel_set();
+  if (p == PackingPolicy::kDecode || !set.autotune_packing || rows * cols < kAutotuneMinWeights)
     return dec;
   // One decision per (shape, kernel set) per process: a model's layers share a few shapes, so loading
-  // 32 layers costs 3 autotunes, and every layer of a shape gets the same layout.
+  // 32 layers costs 3 autotunes, and every layer of a shape gets the same packing.
   static std::mutex mu;
-  static std::map<std::tuple<std::int64_t, std::int64_t, int>, Layout> decided;
-  const auto key = std::make_tuple(rows, cols, static_cast<int>(active_isa()));
+  static std::map<std::tuple<std::int64_t, std::int64_t, const KernelSet*>, Packing> decided;
+  const auto key = std::make_tuple(rows, cols, &set);
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = decided.find(key);
     if (it != decided.end())
-      return it->second == Layout::kDecode
+      return it->second == Packing::kDecode
                  ? std::move(dec)
-                 : TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kLut);
+                 : TernaryMatrix::from_codes_packing(codes, rows, cols, scale_w, Packing::kLut);
   }
-  TernaryMatrix lut = TernaryMatrix::from_codes_layout(codes, rows, cols, scale_w, Layout::kLut);
-  QuantizedActivations a;
-  a.T = 1;
-  a.K = cols;
-  a.K_padded = dec.k_padded_;
-  a.q.resize(static_cast<std::size_t>(a.K_padded), true);
+  TernaryMatrix lut = TernaryMatrix::from_codes_packing(codes, rows, cols, scale_w, Packing::kLut);
+  // A fixed pseudo-random probe token (the timing does not depend on the values).
+  std::vector<std::int8_t> probe(static_cast<std::size_t>(cols));
   std::uint32_t state = 12345u;
-  for (std::int64_t k = 0; k < cols; ++k) {
+  for (auto& v : probe) {
     state = state * 1664525u + 1013904223u;
-    a.q[static_cast<std::size_t>(k)] = static_cast<std::int8_t>(state >> 24);
+    v = static_cast<std::int8_t>(state >> 24);
   }
-  a.scale.assign(1, 1.0f);
-  a.sum.assign(1, 0);
+  const QuantizedActivations a = activations_from_int8(probe.data(), 1, cols, cols);
   std::vector<std::int32_t> acc(static_cast<std::size_t>(rows));
   const double t_dec = time_gemv(dec, a, acc), t_lut = time_gemv(lut, a, acc);
   const bool use_lut = t_lut < kLutMargin * t_dec;
   {
     std::lock_guard<std::mutex> lock(mu);
-    decided[key] = use_lut ? Layout::kLut : Layout::kDecode;
+    decided[key] = use_lut ? Packing::kLut : Packing::kDecode;
   }
   return use_lut ? std::move(lut) : std::move(dec);
 }
 
-const char* kernel_name(const TernaryMatrix& W) { return select_kernel(W, active_isa()).name; }
+}  // namespace detail
+
+const char* kernel_name(const TernaryMatrix& W) { return select_kernel(W, active_kernel_set()).name; }
 
 void matmul_int32(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc) {
   check_operands(W, a);
-  run_rows(select_kernel(W, active_isa()), W, a, acc);
+  run_rows(select_kernel(W, active_kernel_set()), W, a, acc);
 }
 
 void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std::int64_t ld_y) {
@@ -165,7 +139,7 @@ void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std
   // int32 scratch reused across calls (a decode step makes ~100 of these).
   thread_local std::vector<std::int32_t> acc;
   acc.resize(static_cast<std::size_t>(a.T * W.rows()));
-  run_rows(select_kernel(W, active_isa()), W, a, acc.data());
+  run_rows(select_kernel(W, active_kernel_set()), W, a, acc.data());
   const std::int64_t rows = W.rows();
   const std::int32_t* accp = acc.data();
   auto scale_rows = [&](std::int64_t t0, std::int64_t t1) {

@@ -1,5 +1,5 @@
-// Internal to the ternary kernels: layout constants, packed-byte addressing and the per-ISA entry
-// points the dispatcher (dispatch.cpp) chooses from. Not part of the public contract (ternary.h).
+// Internal to the ternary kernels: packing constants, packed-byte addressing and the per-ISA entry
+// points the kernel table (kernels/kernel_table.cpp) lists. Not part of the public contract (ternary.h).
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,7 @@ namespace bitmamba::ternary::detail {
 
 inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
 
-// ---- kDecode layout ----------------------------------------------------------------------------
+// ---- kDecode packing ----------------------------------------------------------------------------
 // Rows in groups of kDecRows; per group, per 128-wide K block, kDecRows chunks of 32 bytes (one per
 // row), so a GEMV reads the matrix strictly sequentially. Within a row's chunk, byte j holds the
 // offset codes (w+1) of k = 32*i + j at bits 2i..2i+1 (i = 0..3): one shift + mask per i turns 32
@@ -21,7 +21,7 @@ inline std::int64_t dec_chunk_offset(std::int64_t r, std::int64_t kb, std::int64
   return (((r / kDecRows) * n_kb + kb) * kDecRows + (r % kDecRows)) * kDecChunk;
 }
 
-// ---- kLut layout ---------------------------------------------------------------------------------
+// ---- kLut packing ---------------------------------------------------------------------------------
 // Codes are taken in pairs (k = 2p, 2p+1) and each pair becomes a 4-bit index 3*(w0+1) + (w1+1) in
 // [0, 9). Rows in groups of kLutRows = 32; per group, per K block of 128 (64 pairs = 32 pair-pairs),
 // 32 bytes per pair-pair: byte r holds row r's index of pair 2u in the low nibble and of pair 2u+1 in
@@ -42,6 +42,8 @@ using RowsFn = void (*)(const TernaryMatrix& W, const QuantizedActivations& a, s
 
 // One token row of quantize_activations (ternary.h): xn (scratch, K floats) = the normalized row,
 // q [K] int8, *scale = s, *sum = sum of q. Every ISA version gives the same bits.
+using QuantizeRowFn = void (*)(const float* x, std::int64_t K, const float* g, float eps, float* xn,
+                               std::int8_t* q, float* scale, std::int32_t* sum);
 void quantize_row_scalar(const float* x, std::int64_t K, const float* g, float eps, float* xn,
                          std::int8_t* q, float* scale, std::int32_t* sum);
 #if defined(BITMAMBA_HAVE_X86_KERNELS)
@@ -65,5 +67,11 @@ void rows_neon_decode(const TernaryMatrix&, const QuantizedActivations&, std::in
 void rows_neondot_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
                          std::int64_t, std::int32_t*, std::int64_t);
 #endif
+
+// Builds a TernaryMatrix from row-major codes in the packing the policy asks for, timing both on the
+// active kernel set under PackingPolicy::kAuto (dispatch.cpp). Every TernaryMatrix::from_* but
+// from_codes_packing ends here.
+TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
+                                float scale_w);
 
 }  // namespace bitmamba::ternary::detail

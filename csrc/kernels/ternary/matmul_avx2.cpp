@@ -1,4 +1,4 @@
-// AVX2 ternary product on the kDecode layout: 2-bit decode + vpmaddubsw.
+// AVX2 ternary product on the kDecode packing: 2-bit decode + vpmaddubsw.
 //
 // Exactness: weights are offset codes u = w + 1 in {0, 1, 2} (unsigned operand of maddubs), q the
 // signed int8 operand, so one maddubs lane is u0*q0 + u1*q1 in [-512, 508]: never saturates. Four of
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
@@ -29,56 +30,6 @@ inline std::int32_t hsum_epi32(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
   return _mm_cvtsi128_si32(s);
-}
-
-// One token, rows [g*4, g*4+4) of a row group: returns the 4 sums of u*q (offset not removed).
-inline void gemv_group(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb,
-                       std::int32_t out[4]) {
-  const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-  __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                    _mm256_setzero_si256()};
-  for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kFlushBlocks) {
-    const std::int64_t kb1 = kb0 + kFlushBlocks < n_kb ? kb0 + kFlushBlocks : n_kb;
-    __m256i p[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                    _mm256_setzero_si256()};
-    for (std::int64_t kb = kb0; kb < kb1; ++kb) {
-      const std::int8_t* qb = q + kb * kKBlock;
-      const __m256i q0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb));
-      const __m256i q1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 32));
-      const __m256i q2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 64));
-      const __m256i q3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 96));
-      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-      for (int r = 0; r < 4; ++r) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
-        const __m256i u0 = _mm256_and_si256(v, m3);
-        const __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
-        const __m256i u2 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
-        const __m256i u3 = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
-        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, q0), _mm256_maddubs_epi16(u1, q1));
-        const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(u2, q2), _mm256_maddubs_epi16(u3, q3));
-        p[r] = _mm256_add_epi16(p[r], _mm256_add_epi16(s01, s23));
-      }
-    }
-    for (int r = 0; r < 4; ++r) acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p[r], ones));
-  }
-  for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(acc[r]);
-}
-
-// Unsigned codes of the 4 rows of group g into buf[r * k_padded + k].
-inline void decode_group(const std::uint8_t* w, std::int64_t n_kb, std::uint8_t* buf,
-                         std::int64_t k_padded) {
-  const __m256i m3 = _mm256_set1_epi8(3);
-  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-    for (int r = 0; r < 4; ++r) {
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
-      std::uint8_t* o = buf + r * k_padded + kb * kKBlock;
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o), _mm256_and_si256(v, m3));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_and_si256(_mm256_srli_epi16(v, 2), m3));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64), _mm256_and_si256(_mm256_srli_epi16(v, 4), m3));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 96), _mm256_and_si256(_mm256_srli_epi16(v, 6), m3));
-    }
-  }
 }
 
 // 4 decoded rows x 2 tokens over k in [k0, k1) (k1 > k0, at most kFlushBlocks blocks): c[t * 4 + r]
@@ -190,16 +141,48 @@ inline void gemm_tile1(const std::uint8_t* u, std::int64_t k_padded, const std::
   for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(c[r]);
 }
 
-// The pieces rows_decode (decode_driver.h) loops over: tiles of 2 tokens (gemm_tile2), 1 for the rest.
-struct Policy {
+
+// The micro-kernels rows_decode (decode_driver.h) runs: GEMM tiles of 2 tokens (gemm_tile2), 1 for the rest.
+struct Avx2Decode {
   using Unpacked = std::uint8_t;
   static constexpr int kTile = 2;
+
+  // One token, rows [g*4, g*4+4) of a row group: returns the 4 sums of u*q (offset not removed).
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    gemv_group(w, q, n_kb, out);
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
+    for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kFlushBlocks) {
+      const std::int64_t kb1 = kb0 + kFlushBlocks < n_kb ? kb0 + kFlushBlocks : n_kb;
+      __m256i p[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
+      for (std::int64_t kb = kb0; kb < kb1; ++kb) {
+        const std::int8_t* qb = q + kb * kKBlock;
+        const __m256i q0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb));
+        const __m256i q1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 32));
+        const __m256i q2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 64));
+        const __m256i q3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 96));
+        const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+        for (int r = 0; r < 4; ++r) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
+          const __m256i u0 = _mm256_and_si256(v, m3);
+          const __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+          const __m256i u2 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+          const __m256i u3 = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+          const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, q0), _mm256_maddubs_epi16(u1, q1));
+          const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(u2, q2), _mm256_maddubs_epi16(u3, q3));
+          p[r] = _mm256_add_epi16(p[r], _mm256_add_epi16(s01, s23));
+        }
+      }
+      for (int r = 0; r < 4; ++r) acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p[r], ones));
+    }
+    for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(acc[r]);
   }
+
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
     decode_group(w, n_kb, rows, k_padded);
   }
+
   template <int TT>
   static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
                    std::int32_t out[][4]) {
@@ -214,9 +197,6 @@ struct Policy {
 
 }  // namespace
 
-void rows_avx2_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
-                      std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
-  rows_decode<Policy>(W, a, r0, r1, acc, ld_acc);
-}
+BITMAMBA_DECODE_KERNEL(rows_avx2_decode, Avx2Decode)
 
 }  // namespace bitmamba::ternary::detail

@@ -1,4 +1,4 @@
-// AVX-512 VNNI ternary product on the kDecode layout: 2-bit decode + vpdpbusd.
+// AVX-512 VNNI ternary product on the kDecode packing: 2-bit decode + vpdpbusd.
 //
 // vpdpbusd multiplies unsigned bytes (offset codes u = w + 1 in {0, 1, 2}) by signed bytes (q) and adds
 // each group of 4 products straight into an int32 lane (no saturating intermediate), so there is no
@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
@@ -33,83 +34,48 @@ inline std::int32_t hsum256(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-void gemv_group(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-  const __m512i m3 = _mm512_set1_epi8(3);
-  __m512i acc01 = _mm512_setzero_si512(), acc23 = _mm512_setzero_si512();
-  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-    const std::int8_t* qb = q + kb * kKBlock;
-    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-    const __m512i v01 = _mm512_load_si512(reinterpret_cast<const void*>(wb));
-    const __m512i v23 = _mm512_load_si512(reinterpret_cast<const void*>(wb + 64));
-    for (int i = 0; i < 4; ++i) {
-      const __m512i qi = _mm512_broadcast_i64x4(
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 32 * i)));
-      const __m512i u01 = _mm512_and_si512(_mm512_srli_epi16(v01, 2 * i), m3);
-      const __m512i u23 = _mm512_and_si512(_mm512_srli_epi16(v23, 2 * i), m3);
-      acc01 = _mm512_dpbusd_epi32(acc01, u01, qi);
-      acc23 = _mm512_dpbusd_epi32(acc23, u23, qi);
-    }
-  }
-  out[0] = hsum256(_mm512_castsi512_si256(acc01));
-  out[1] = hsum256(_mm512_extracti64x4_epi64(acc01, 1));
-  out[2] = hsum256(_mm512_castsi512_si256(acc23));
-  out[3] = hsum256(_mm512_extracti64x4_epi64(acc23, 1));
-}
-
-void decode_group(const std::uint8_t* w, std::int64_t n_kb, std::uint8_t* buf, std::int64_t k_padded) {
-  const __m256i m3 = _mm256_set1_epi8(3);
-  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-    for (int r = 0; r < 4; ++r) {
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
-      std::uint8_t* o = buf + r * k_padded + kb * kKBlock;
-      for (int i = 0; i < 4; ++i)
-        _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 * i),
-                           _mm256_and_si256(_mm256_srli_epi16(v, 2 * i), m3));
-    }
-  }
-}
-
-template <int TT>
-void gemm_tile(const std::uint8_t* u, std::int64_t k_padded, const std::int8_t* const* q,
-               std::int32_t out[][4]) {
-  __m512i acc[TT][4];
-  for (int t = 0; t < TT; ++t)
-    for (int r = 0; r < 4; ++r) acc[t][r] = _mm512_setzero_si512();
-  for (std::int64_t k = 0; k < k_padded; k += 64) {
-    __m512i w[4];
-    for (int r = 0; r < 4; ++r) w[r] = _mm512_load_si512(reinterpret_cast<const void*>(u + r * k_padded + k));
-    for (int t = 0; t < TT; ++t) {
-      const __m512i qv = _mm512_load_si512(reinterpret_cast<const void*>(q[t] + k));
-      for (int r = 0; r < 4; ++r) acc[t][r] = _mm512_dpbusd_epi32(acc[t][r], w[r], qv);
-    }
-  }
-  for (int t = 0; t < TT; ++t)
-    for (int r = 0; r < 4; ++r) out[t][r] = _mm512_reduce_add_epi32(acc[t][r]);
-}
-
-// The pieces rows_decode (decode_driver.h) loops over.
-struct Policy {
+// The micro-kernels rows_decode (decode_driver.h) runs; GEMM tiles of 4 tokens from DotTiles.
+struct Avx512Decode : DotTiles<Avx512Decode> {
   using Unpacked = std::uint8_t;
+  using Vec = __m512i;
+  using Acc = __m512i;
   static constexpr int kTile = 4;
+  static constexpr std::int64_t kStep = 64;
+  static Acc zero() { return _mm512_setzero_si512(); }
+  static Vec load(const void* p) { return _mm512_load_si512(p); }
+  static Acc dot(Acc acc, Vec w, Vec q) { return _mm512_dpbusd_epi32(acc, w, q); }
+  static std::int32_t reduce(Acc acc) { return _mm512_reduce_add_epi32(acc); }
+
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    gemv_group(w, q, n_kb, out);
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc01 = _mm512_setzero_si512(), acc23 = _mm512_setzero_si512();
+    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+      const std::int8_t* qb = q + kb * kKBlock;
+      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+      const __m512i v01 = _mm512_load_si512(reinterpret_cast<const void*>(wb));
+      const __m512i v23 = _mm512_load_si512(reinterpret_cast<const void*>(wb + 64));
+      for (int i = 0; i < 4; ++i) {
+        const __m512i qi = _mm512_broadcast_i64x4(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 32 * i)));
+        const __m512i u01 = _mm512_and_si512(_mm512_srli_epi16(v01, 2 * i), m3);
+        const __m512i u23 = _mm512_and_si512(_mm512_srli_epi16(v23, 2 * i), m3);
+        acc01 = _mm512_dpbusd_epi32(acc01, u01, qi);
+        acc23 = _mm512_dpbusd_epi32(acc23, u23, qi);
+      }
+    }
+    out[0] = hsum256(_mm512_castsi512_si256(acc01));
+    out[1] = hsum256(_mm512_extracti64x4_epi64(acc01, 1));
+    out[2] = hsum256(_mm512_castsi512_si256(acc23));
+    out[3] = hsum256(_mm512_extracti64x4_epi64(acc23, 1));
   }
+
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
     decode_group(w, n_kb, rows, k_padded);
-  }
-  template <int TT>
-  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
-                   std::int32_t out[][4]) {
-    gemm_tile<TT>(rows, k_padded, q, out);
   }
 };
 
 }  // namespace
 
-void rows_avx512_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
-                        std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
-  rows_decode<Policy>(W, a, r0, r1, acc, ld_acc);
-}
+BITMAMBA_DECODE_KERNEL(rows_avx512_decode, Avx512Decode)
 
 }  // namespace bitmamba::ternary::detail

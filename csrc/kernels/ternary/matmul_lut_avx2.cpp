@@ -1,4 +1,4 @@
-// AVX2 table-lookup (T-MAC style) ternary product on the kLut layout.
+// AVX2 table-lookup (T-MAC style) ternary product on the kLut packing.
 //
 // Per token, every pair of activations (q0, q1) gets a 16-entry table of its 9 possible partial sums
 // w0*q0 + w1*q1 (w in {-1, 0, +1}, entry 3*(w0+1) + (w1+1); entries 9..15 unused). The entries need

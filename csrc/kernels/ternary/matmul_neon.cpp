@@ -1,4 +1,4 @@
-// ARM NEON (baseline, no dot product) ternary product on the kDecode layout.
+// ARM NEON (baseline, no dot product) ternary product on the kDecode packing.
 //
 // Offset codes u = w + 1 in {0, 1, 2} are used as signed bytes; smull/smlal(2) multiply-accumulate
 // u*q (|u*q| <= 256) into int16 lanes, 2 products per lane per 16 k, i.e. 16 per 128-wide block, so
@@ -14,6 +14,7 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/ternary/decode_driver.h"
+#include "kernels/ternary/decode_neon.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
@@ -26,103 +27,59 @@ inline int16x8_t mac(int16x8_t p, int8x16_t w, int8x16_t q) {
   return vmlal_high_s8(vmlal_s8(p, vget_low_s8(w), vget_low_s8(q)), w, q);
 }
 
-void gemv_group(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-  const uint8x16_t m3 = vdupq_n_u8(3);
-  int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-  for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kFlushBlocks) {
-    const std::int64_t kb1 = kb0 + kFlushBlocks < n_kb ? kb0 + kFlushBlocks : n_kb;
-    int16x8_t p[4] = {vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0)};
-    for (std::int64_t kb = kb0; kb < kb1; ++kb) {
-      const std::int8_t* qb = q + kb * kKBlock;
-      int8x16_t qv[8];
-      for (int m = 0; m < 8; ++m) qv[m] = vld1q_s8(qb + 16 * m);
-      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-      for (int r = 0; r < 4; ++r) {
-        const uint8x16_t v0 = vld1q_u8(wb + r * kDecChunk), v1 = vld1q_u8(wb + r * kDecChunk + 16);
-        int16x8_t a = p[r];
-        a = mac(a, vreinterpretq_s8_u8(vandq_u8(v0, m3)), qv[0]);
-        a = mac(a, vreinterpretq_s8_u8(vandq_u8(v1, m3)), qv[1]);
-        a = mac(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v0, 2), m3)), qv[2]);
-        a = mac(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v1, 2), m3)), qv[3]);
-        a = mac(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v0, 4), m3)), qv[4]);
-        a = mac(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v1, 4), m3)), qv[5]);
-        a = mac(a, vreinterpretq_s8_u8(vshrq_n_u8(v0, 6)), qv[6]);
-        a = mac(a, vreinterpretq_s8_u8(vshrq_n_u8(v1, 6)), qv[7]);
-        p[r] = a;
-      }
-    }
-    for (int r = 0; r < 4; ++r) acc[r] = vpadalq_s16(acc[r], p[r]);
-  }
-  for (int r = 0; r < 4; ++r) out[r] = vaddvq_s32(acc[r]);
-}
-
-// Offset codes of the 4 rows into buf[r * k_padded + k], in natural k order.
-void decode_group(const std::uint8_t* w, std::int64_t n_kb, std::int8_t* buf, std::int64_t k_padded) {
-  const uint8x16_t m3 = vdupq_n_u8(3);
-  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-    for (int r = 0; r < 4; ++r) {
-      std::int8_t* o = buf + r * k_padded + kb * kKBlock;
-      for (int h = 0; h < 2; ++h) {
-        const uint8x16_t v = vld1q_u8(wb + r * kDecChunk + 16 * h);
-        vst1q_s8(o + 16 * h, vreinterpretq_s8_u8(vandq_u8(v, m3)));
-        vst1q_s8(o + 32 + 16 * h, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 2), m3)));
-        vst1q_s8(o + 64 + 16 * h, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 4), m3)));
-        vst1q_s8(o + 96 + 16 * h, vreinterpretq_s8_u8(vshrq_n_u8(v, 6)));
-      }
-    }
-  }
-}
-
-template <int TT>
-void gemm_tile(const std::int8_t* u, std::int64_t k_padded, const std::int8_t* const* q,
-               std::int32_t out[][4]) {
-  int32x4_t acc[TT][4];
-  for (int t = 0; t < TT; ++t)
-    for (int r = 0; r < 4; ++r) acc[t][r] = vdupq_n_s32(0);
-  const std::int64_t flush = kFlushBlocks * kKBlock;
-  for (std::int64_t k0 = 0; k0 < k_padded; k0 += flush) {
-    const std::int64_t k1 = k0 + flush < k_padded ? k0 + flush : k_padded;
-    int16x8_t p[TT][4];
-    for (int t = 0; t < TT; ++t)
-      for (int r = 0; r < 4; ++r) p[t][r] = vdupq_n_s16(0);
-    for (std::int64_t k = k0; k < k1; k += 16) {
-      int8x16_t w[4];
-      for (int r = 0; r < 4; ++r) w[r] = vld1q_s8(u + r * k_padded + k);
-      for (int t = 0; t < TT; ++t) {
-        const int8x16_t qv = vld1q_s8(q[t] + k);
-        for (int r = 0; r < 4; ++r) p[t][r] = mac(p[t][r], w[r], qv);
-      }
-    }
-    for (int t = 0; t < TT; ++t)
-      for (int r = 0; r < 4; ++r) acc[t][r] = vpadalq_s16(acc[t][r], p[t][r]);
-  }
-  for (int t = 0; t < TT; ++t)
-    for (int r = 0; r < 4; ++r) out[t][r] = vaddvq_s32(acc[t][r]);
-}
-
-// The pieces rows_decode (decode_driver.h) loops over.
-struct Policy {
+// The micro-kernels rows_decode (decode_driver.h) runs.
+struct NeonDecode {
   using Unpacked = std::int8_t;
   static constexpr int kTile = 4;
+
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    gemv_group(w, q, n_kb, out);
+    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kFlushBlocks) {
+      const std::int64_t kb1 = kb0 + kFlushBlocks < n_kb ? kb0 + kFlushBlocks : n_kb;
+      int16x8_t p[4] = {vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0)};
+      for_each_block_row(w, q, kb0, kb1, [&](int r, const int8x16_t* u, const int8x16_t* qv) {
+        for (int m = 0; m < 8; ++m) p[r] = mac(p[r], u[m], qv[m]);
+      });
+      for (int r = 0; r < 4; ++r) acc[r] = vpadalq_s16(acc[r], p[r]);
+    }
+    for (int r = 0; r < 4; ++r) out[r] = vaddvq_s32(acc[r]);
   }
+
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
     decode_group(w, n_kb, rows, k_padded);
   }
+
+  // int16 partial sums, flushed into int32 every kFlushBlocks blocks.
   template <int TT>
-  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
+  static void tile(const std::int8_t* u, std::int64_t k_padded, const std::int8_t* const* q,
                    std::int32_t out[][4]) {
-    gemm_tile<TT>(rows, k_padded, q, out);
+    int32x4_t acc[TT][4];
+    for (int t = 0; t < TT; ++t)
+      for (int r = 0; r < 4; ++r) acc[t][r] = vdupq_n_s32(0);
+    const std::int64_t flush = kFlushBlocks * kKBlock;
+    for (std::int64_t k0 = 0; k0 < k_padded; k0 += flush) {
+      const std::int64_t k1 = k0 + flush < k_padded ? k0 + flush : k_padded;
+      int16x8_t p[TT][4];
+      for (int t = 0; t < TT; ++t)
+        for (int r = 0; r < 4; ++r) p[t][r] = vdupq_n_s16(0);
+      for (std::int64_t k = k0; k < k1; k += 16) {
+        int8x16_t w[4];
+        for (int r = 0; r < 4; ++r) w[r] = vld1q_s8(u + r * k_padded + k);
+        for (int t = 0; t < TT; ++t) {
+          const int8x16_t qv = vld1q_s8(q[t] + k);
+          for (int r = 0; r < 4; ++r) p[t][r] = mac(p[t][r], w[r], qv);
+        }
+      }
+      for (int t = 0; t < TT; ++t)
+        for (int r = 0; r < 4; ++r) acc[t][r] = vpadalq_s16(acc[t][r], p[t][r]);
+    }
+    for (int t = 0; t < TT; ++t)
+      for (int r = 0; r < 4; ++r) out[t][r] = vaddvq_s32(acc[t][r]);
   }
 };
 
 }  // namespace
 
-void rows_neon_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
-                      std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
-  rows_decode<Policy>(W, a, r0, r1, acc, ld_acc);
-}
+BITMAMBA_DECODE_KERNEL(rows_neon_decode, NeonDecode)
 
 }  // namespace bitmamba::ternary::detail

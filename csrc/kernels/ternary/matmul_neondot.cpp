@@ -1,4 +1,4 @@
-// ARM NEON + dot product (sdot) ternary product on the kDecode layout.
+// ARM NEON + dot product (sdot) ternary product on the kDecode packing.
 //
 // Offset codes u = w + 1 in {0, 1, 2} are used as signed bytes; sdot adds 4 products u*q into each
 // int32 lane directly (no narrow intermediate): exact for any K. The offset is removed at the end,
@@ -12,95 +12,40 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/ternary/decode_driver.h"
+#include "kernels/ternary/decode_neon.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
 namespace bitmamba::ternary::detail {
 namespace {
 
-void gemv_group(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-  const uint8x16_t m3 = vdupq_n_u8(3);
-  int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-    const std::int8_t* qb = q + kb * kKBlock;
-    int8x16_t qv[8];
-    for (int m = 0; m < 8; ++m) qv[m] = vld1q_s8(qb + 16 * m);
-    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-    for (int r = 0; r < 4; ++r) {
-      const uint8x16_t v0 = vld1q_u8(wb + r * kDecChunk), v1 = vld1q_u8(wb + r * kDecChunk + 16);
-      int32x4_t a = acc[r];
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(v0, m3)), qv[0]);
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(v1, m3)), qv[1]);
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v0, 2), m3)), qv[2]);
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v1, 2), m3)), qv[3]);
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v0, 4), m3)), qv[4]);
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v1, 4), m3)), qv[5]);
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vshrq_n_u8(v0, 6)), qv[6]);
-      a = vdotq_s32(a, vreinterpretq_s8_u8(vshrq_n_u8(v1, 6)), qv[7]);
-      acc[r] = a;
-    }
-  }
-  for (int r = 0; r < 4; ++r) out[r] = vaddvq_s32(acc[r]);
-}
-
-// Offset codes of the 4 rows into buf[r * k_padded + k], in natural k order.
-void decode_group(const std::uint8_t* w, std::int64_t n_kb, std::int8_t* buf, std::int64_t k_padded) {
-  const uint8x16_t m3 = vdupq_n_u8(3);
-  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-    const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-    for (int r = 0; r < 4; ++r) {
-      std::int8_t* o = buf + r * k_padded + kb * kKBlock;
-      for (int h = 0; h < 2; ++h) {
-        const uint8x16_t v = vld1q_u8(wb + r * kDecChunk + 16 * h);
-        vst1q_s8(o + 16 * h, vreinterpretq_s8_u8(vandq_u8(v, m3)));
-        vst1q_s8(o + 32 + 16 * h, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 2), m3)));
-        vst1q_s8(o + 64 + 16 * h, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 4), m3)));
-        vst1q_s8(o + 96 + 16 * h, vreinterpretq_s8_u8(vshrq_n_u8(v, 6)));
-      }
-    }
-  }
-}
-
-template <int TT>
-void gemm_tile(const std::int8_t* u, std::int64_t k_padded, const std::int8_t* const* q,
-               std::int32_t out[][4]) {
-  int32x4_t acc[TT][4];
-  for (int t = 0; t < TT; ++t)
-    for (int r = 0; r < 4; ++r) acc[t][r] = vdupq_n_s32(0);
-  for (std::int64_t k = 0; k < k_padded; k += 16) {
-    int8x16_t w[4];
-    for (int r = 0; r < 4; ++r) w[r] = vld1q_s8(u + r * k_padded + k);
-    for (int t = 0; t < TT; ++t) {
-      const int8x16_t qv = vld1q_s8(q[t] + k);
-      for (int r = 0; r < 4; ++r) acc[t][r] = vdotq_s32(acc[t][r], w[r], qv);
-    }
-  }
-  for (int t = 0; t < TT; ++t)
-    for (int r = 0; r < 4; ++r) out[t][r] = vaddvq_s32(acc[t][r]);
-}
-
-// The pieces rows_decode (decode_driver.h) loops over.
-struct Policy {
+// The micro-kernels rows_decode (decode_driver.h) runs; GEMM tiles of 4 tokens from DotTiles.
+struct NeonDotDecode : DotTiles<NeonDotDecode> {
   using Unpacked = std::int8_t;
+  using Vec = int8x16_t;
+  using Acc = int32x4_t;
   static constexpr int kTile = 4;
+  static constexpr std::int64_t kStep = 16;
+  static Acc zero() { return vdupq_n_s32(0); }
+  static Vec load(const void* p) { return vld1q_s8(static_cast<const std::int8_t*>(p)); }
+  static Acc dot(Acc acc, Vec w, Vec q) { return vdotq_s32(acc, w, q); }
+  static std::int32_t reduce(Acc acc) { return vaddvq_s32(acc); }
+
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    gemv_group(w, q, n_kb, out);
+    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    for_each_block_row(w, q, 0, n_kb, [&](int r, const int8x16_t* u, const int8x16_t* qv) {
+      for (int m = 0; m < 8; ++m) acc[r] = vdotq_s32(acc[r], u[m], qv[m]);
+    });
+    for (int r = 0; r < 4; ++r) out[r] = vaddvq_s32(acc[r]);
   }
+
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
     decode_group(w, n_kb, rows, k_padded);
-  }
-  template <int TT>
-  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
-                   std::int32_t out[][4]) {
-    gemm_tile<TT>(rows, k_padded, q, out);
   }
 };
 
 }  // namespace
 
-void rows_neondot_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
-                         std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
-  rows_decode<Policy>(W, a, r0, r1, acc, ld_acc);
-}
+BITMAMBA_DECODE_KERNEL(rows_neondot_decode, NeonDotDecode)
 
 }  // namespace bitmamba::ternary::detail

@@ -1,7 +1,7 @@
-// File encodings (BIT2, GGUF TQ2_0 / TQ1_0) and the kernel layouts a TernaryMatrix is repacked into.
+// File encodings (BIT2, GGUF TQ2_0 / TQ1_0) and the kernel packings a TernaryMatrix is repacked into.
 //
-// Every importer decodes to row-major codes first and then builds the kernel layout from codes: one
-// layout builder, and the file formats stay independent of the kernels. Load time is dominated by
+// Every importer decodes to row-major codes first and then builds the kernel packing from codes: one
+// packing builder, and the file formats stay independent of the kernels. Load time is dominated by
 // reading the file, not by this repacking.
 #include <algorithm>
 #include <cmath>
@@ -40,6 +40,33 @@ inline int tq1_digit(std::uint8_t b, int n) {
   return (m * 3) >> 8;
 }
 
+// o[m] for m < count: the codes c[stride * n + m], n = 0..ndigits-1, as base-3 digits (code + 1), the
+// first the most significant, padded with zero digits to five.
+inline void tq1_pack_digits(const std::int8_t* c, int stride, int count, int ndigits, std::uint8_t* o) {
+  for (int m = 0; m < count; ++m) {
+    int v = 0;
+    for (int n = 0; n < 5; ++n) v = v * 3 + (n < ndigits ? c[stride * n + m] + 1 : 0);
+    o[m] = tq1_encode(v);
+  }
+}
+
+// The TQ packers' frame: checks, then per 256-code block pack_block(codes, block bytes) and the
+// block's fp16 scale d in its last two bytes.
+template <class PackBlock>
+void pack_tq_blocks(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, float d, std::uint8_t* out,
+                    std::int64_t block_bytes, const char* who, PackBlock pack_block) {
+  check_tq_shape(rows, cols, who);
+  check_codes(codes, rows * cols, who);
+  const std::uint16_t dh = float_to_half(d);
+  const std::int64_t nb = rows * cols / kTqBlock;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    std::uint8_t* o = out + b * block_bytes;
+    pack_block(codes + b * kTqBlock, o);
+    o[block_bytes - 2] = static_cast<std::uint8_t>(dh & 0xff);
+    o[block_bytes - 1] = static_cast<std::uint8_t>(dh >> 8);
+  }
+}
+
 }  // namespace
 
 // ---- BIT2 ----------------------------------------------------------------------------------------
@@ -75,22 +102,16 @@ std::int64_t tq2_0_bytes(std::int64_t rows, std::int64_t cols) {
 
 void pack_tq2_0(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, float d,
                 std::uint8_t* out) {
-  check_tq_shape(rows, cols, "pack_tq2_0");
-  check_codes(codes, rows * cols, "pack_tq2_0");
-  const std::uint16_t dh = float_to_half(d);
-  const std::int64_t nb = rows * cols / kTqBlock;
-  for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int8_t* c = codes + b * kTqBlock;
-    std::uint8_t* o = out + b * kTq2BlockBytes;
-    for (int h = 0; h < 2; ++h)
-      for (int m = 0; m < 32; ++m) {
-        std::uint8_t v = 0;
-        for (int l = 0; l < 4; ++l) v |= static_cast<std::uint8_t>((c[128 * h + 32 * l + m] + 1) << (2 * l));
-        o[32 * h + m] = v;
-      }
-    o[64] = static_cast<std::uint8_t>(dh & 0xff);
-    o[65] = static_cast<std::uint8_t>(dh >> 8);
-  }
+  pack_tq_blocks(codes, rows, cols, d, out, kTq2BlockBytes, "pack_tq2_0",
+                 [](const std::int8_t* c, std::uint8_t* o) {
+                   for (int h = 0; h < 2; ++h)
+                     for (int m = 0; m < 32; ++m) {
+                       std::uint8_t v = 0;
+                       for (int l = 0; l < 4; ++l)
+                         v |= static_cast<std::uint8_t>((c[128 * h + 32 * l + m] + 1) << (2 * l));
+                       o[32 * h + m] = v;
+                     }
+                 });
 }
 
 void unpack_tq2_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes) {
@@ -124,31 +145,12 @@ std::int64_t tq1_0_bytes(std::int64_t rows, std::int64_t cols) {
 
 void pack_tq1_0(const std::int8_t* codes, std::int64_t rows, std::int64_t cols, float d,
                 std::uint8_t* out) {
-  check_tq_shape(rows, cols, "pack_tq1_0");
-  check_codes(codes, rows * cols, "pack_tq1_0");
-  const std::uint16_t dh = float_to_half(d);
-  const std::int64_t nb = rows * cols / kTqBlock;
-  for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int8_t* c = codes + b * kTqBlock;
-    std::uint8_t* o = out + b * kTq1BlockBytes;
-    for (int m = 0; m < 32; ++m) {
-      int v = 0;
-      for (int n = 0; n < 5; ++n) v = v * 3 + (c[32 * n + m] + 1);
-      o[m] = tq1_encode(v);
-    }
-    for (int m = 0; m < 16; ++m) {
-      int v = 0;
-      for (int n = 0; n < 5; ++n) v = v * 3 + (c[160 + 16 * n + m] + 1);
-      o[32 + m] = tq1_encode(v);
-    }
-    for (int m = 0; m < 4; ++m) {
-      int v = 0;
-      for (int n = 0; n < 4; ++n) v = v * 3 + (c[240 + 4 * n + m] + 1);
-      o[48 + m] = tq1_encode(v * 3);
-    }
-    o[52] = static_cast<std::uint8_t>(dh & 0xff);
-    o[53] = static_cast<std::uint8_t>(dh >> 8);
-  }
+  pack_tq_blocks(codes, rows, cols, d, out, kTq1BlockBytes, "pack_tq1_0",
+                 [](const std::int8_t* c, std::uint8_t* o) {
+                   tq1_pack_digits(c, 32, 32, 5, o);              // qs[0..32)
+                   tq1_pack_digits(c + 160, 16, 16, 5, o + 32);   // qs[32..48)
+                   tq1_pack_digits(c + 240, 4, 4, 4, o + 48);     // qh[0..4)
+                 });
 }
 
 void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes) {
@@ -168,11 +170,11 @@ void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols
   }
 }
 
-// ---- kernel layouts ------------------------------------------------------------------------------
-const char* layout_name(Layout l) { return l == Layout::kLut ? "lut" : "decode"; }
+// ---- kernel packings -----------------------------------------------------------------------------
+const char* packing_name(Packing p) { return p == Packing::kLut ? "lut" : "decode"; }
 
-TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::int64_t rows,
-                                               std::int64_t cols, float scale_w, Layout layout) {
+TernaryMatrix TernaryMatrix::from_codes_packing(const std::int8_t* codes, std::int64_t rows,
+                                                std::int64_t cols, float scale_w, Packing packing) {
   BM_CHECK(rows >= 0 && cols > 0, ArgumentError, "TernaryMatrix: bad shape [", rows, ", ", cols, "]");
   BM_CHECK(std::isfinite(scale_w) && scale_w > 0.0f, ArgumentError,
            "TernaryMatrix: scale_w must be finite and > 0, got ", scale_w);
@@ -181,10 +183,10 @@ TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::in
   W.rows_ = rows;
   W.cols_ = cols;
   W.scale_w_ = scale_w;
-  W.layout_ = layout;
+  W.packing_ = packing;
   W.k_padded_ = round_up(cols, kKBlock);
   const std::int64_t n_kb = W.k_padded_ / kKBlock;
-  if (layout == Layout::kDecode) {
+  if (packing == Packing::kDecode) {
     W.rows_padded_ = round_up(rows, detail::kDecRows);
     // 0x55 = four offset codes of 1, i.e. zero weights, in padding rows and past cols.
     W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ * W.k_padded_ / 4), false);
@@ -226,7 +228,7 @@ TernaryMatrix TernaryMatrix::from_codes_layout(const std::int8_t* codes, std::in
 
 void TernaryMatrix::decode_row(std::int64_t r, std::int8_t* out) const {
   const std::int64_t n_kb = k_padded_ / kKBlock;
-  if (layout_ == Layout::kDecode) {
+  if (packing_ == Packing::kDecode) {
     for (std::int64_t kb = 0; kb < n_kb; ++kb) {
       const std::uint8_t* s = packed_.data() + detail::dec_chunk_offset(r, kb, n_kb);
       for (int i = 0; i < 4; ++i)
@@ -255,37 +257,37 @@ std::vector<std::int8_t> TernaryMatrix::to_codes() const {
   return out;
 }
 
-// Defined in dispatch.cpp: applies the layout policy (and the autotune) to freshly decoded codes.
-TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
-                                float scale_w);
-
 TernaryMatrix TernaryMatrix::from_codes(const std::int8_t* codes, std::int64_t rows,
                                         std::int64_t cols, float scale_w) {
-  return build_with_policy(codes, rows, cols, scale_w);
+  return detail::build_with_policy(codes, rows, cols, scale_w);
 }
+
+namespace {
+// A file encoding's rows -> codes (unpack(codes)) -> the packing the policy picks.
+template <class Unpack>
+TernaryMatrix from_file_codes(std::int64_t rows, std::int64_t cols, float scale_w, Unpack unpack) {
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
+  unpack(codes.data());
+  return detail::build_with_policy(codes.data(), rows, cols, scale_w);
+}
+}  // namespace
 
 TernaryMatrix TernaryMatrix::from_bit2(const std::uint8_t* data, std::int64_t rows,
                                        std::int64_t cols, float scale_w) {
   BM_CHECK(rows >= 0 && cols > 0, ArgumentError, "from_bit2: bad shape [", rows, ", ", cols, "]");
-  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
-  unpack_bit2(data, rows * cols, codes.data());
-  return build_with_policy(codes.data(), rows, cols, scale_w);
+  return from_file_codes(rows, cols, scale_w, [&](std::int8_t* c) { unpack_bit2(data, rows * cols, c); });
 }
 
 TernaryMatrix TernaryMatrix::from_tq2_0(const std::uint8_t* data, std::int64_t rows,
                                         std::int64_t cols, float scale_w) {
   check_tq_shape(rows, cols, "from_tq2_0");
-  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
-  unpack_tq2_0(data, rows, cols, codes.data());
-  return build_with_policy(codes.data(), rows, cols, scale_w);
+  return from_file_codes(rows, cols, scale_w, [&](std::int8_t* c) { unpack_tq2_0(data, rows, cols, c); });
 }
 
 TernaryMatrix TernaryMatrix::from_tq1_0(const std::uint8_t* data, std::int64_t rows,
                                         std::int64_t cols, float scale_w) {
   check_tq_shape(rows, cols, "from_tq1_0");
-  std::vector<std::int8_t> codes(static_cast<std::size_t>(rows * cols));
-  unpack_tq1_0(data, rows, cols, codes.data());
-  return build_with_policy(codes.data(), rows, cols, scale_w);
+  return from_file_codes(rows, cols, scale_w, [&](std::int8_t* c) { unpack_tq1_0(data, rows, cols, c); });
 }
 
 }  // namespace bitmamba::ternary

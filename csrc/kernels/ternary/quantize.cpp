@@ -10,15 +10,16 @@
 //   q   = clamp(nearbyint(xn * s), -128, 127)
 // quantize_row_scalar is the plain version; quantize_avx2.cpp is the same operations eight lanes at a
 // time (a decode step quantizes 2 rows per layer; the libm nearbyint calls of the plain loop made that
-// 30 us per 4096-wide row). Prefill rows are spread over the thread pool.
+// 30 us per 4096-wide row). Each kernel set's row function is in the kernel table. Prefill rows are
+// spread over the thread pool.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/float_semantics.h"
 #include "core/thread_pool.h"
+#include "kernels/kernel_table.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
@@ -79,10 +80,7 @@ void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::i
   out.scale.assign(static_cast<std::size_t>(T), 0.0f);
   out.sum.assign(static_cast<std::size_t>(T), 0);
   // Every row function gives the same bits (tests/test_ternary.py checks each against numpy).
-  auto row_fn = &detail::quantize_row_scalar;
-#if defined(BITMAMBA_HAVE_X86_KERNELS)
-  if (active_isa() == Isa::kAvx2 || active_isa() == Isa::kAvx512) row_fn = &detail::quantize_row_avx2;
-#endif
+  const detail::QuantizeRowFn row_fn = active_kernel_set().quantize_row;
   auto rows = [&](std::int64_t t0, std::int64_t t1) {
     thread_local std::vector<float> xn;
     if (static_cast<std::int64_t>(xn.size()) < K) xn.resize(static_cast<std::size_t>(K));

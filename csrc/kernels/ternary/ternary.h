@@ -1,5 +1,5 @@
 // Ternary BitLinear: weight quantization and packing, int8 activation quantization, and the
-// integer GEMV/GEMM that is the hot path of inference (DESIGN.md section 3).
+// integer GEMV/GEMM that is the hot path of inference (docs/model.md, "BitLinear").
 //
 //   xn  = x / sqrt(mean(x^2) + eps) * g           RMSNorm with the layer's own weight g (eps 1e-6)
 //   s   = 127 / (max|xn| + 1e-5)                   per token
@@ -10,8 +10,8 @@
 // (core/float_semantics.h), so python/bitmamba/reference.py reproduces them bit for bit.
 //
 // This header is the contract the model code uses; the kernels behind it (scalar reference, AVX2,
-// AVX-512 VNNI, NEON, NEON dotprod, lookup-table variants) are chosen by the dispatcher from
-// active_isa() (csrc/core/cpu_features.h).
+// AVX-512 VNNI, NEON, NEON dotprod, lookup-table variants) are the active row of the kernel table
+// (csrc/kernels/kernel_table.h).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +44,10 @@ struct QuantizedActivations {
 // x: [T, K] row-major with row stride ld_x (>= K); g: [K] RMSNorm weight (nullptr = all ones).
 void quantize_activations(const float* x, std::int64_t T, std::int64_t K, std::int64_t ld_x,
                           const float* g, float eps, QuantizedActivations& out);
+// Already quantized activations: q [T, K] int8 with row stride ld_q (>= K), scale 1 per token (set
+// a.scale afterwards for another one), sum of q per token, rows zero padded to K_padded.
+QuantizedActivations activations_from_int8(const std::int8_t* q, std::int64_t T, std::int64_t K,
+                                           std::int64_t ld_q);
 
 // ---- file encodings (codes in {-1, 0, +1} <-> bytes) ----------------------------------------------
 // BIT2: flat stream of n codes, 4 per byte, ceil(n/4) bytes (the last byte zero-weight padded).
@@ -66,25 +70,26 @@ void unpack_tq2_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols
 void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols, std::int8_t* codes);
 
 // ---- packed weights ------------------------------------------------------------------------------
-// A [rows = out_features, cols = in_features] ternary matrix repacked into the kernel layout, plus
+// A [rows = out_features, cols = in_features] ternary matrix repacked into a kernel packing, plus
 // the per-tensor scale. Built once at load time from any of the file encodings below.
-// Kernel layouts a TernaryMatrix can hold (see packing.cpp for the byte order of each):
+// Packings a TernaryMatrix can hold (see packing.cpp for the byte order of each):
 //   kDecode: 2-bit offset codes (w+1), rows in groups of 4, K in blocks of 128 -> decode + multiply
 //   kLut:    4-bit indices of code pairs, rows in groups of 32 -> table lookup (T-MAC style)
-enum class Layout : int { kDecode = 0, kLut = 1 };
-// How from_* picks the layout: kAuto times both on the active kernel set (when it has a LUT kernel)
+enum class Packing : int { kDecode = 0, kLut = 1 };
+constexpr int kNumPackings = 2;
+// How from_* picks the packing: kAuto times both on the active kernel set (when it has a LUT kernel)
 // and keeps the faster one; the others force one. Process-wide, default kAuto.
-enum class LayoutPolicy : int { kAuto = 0, kDecode = 1, kLut = 2 };
-void set_layout_policy(LayoutPolicy p);
-LayoutPolicy layout_policy();
-const char* layout_name(Layout l);
+enum class PackingPolicy : int { kAuto = 0, kDecode = 1, kLut = 2 };
+void set_packing_policy(PackingPolicy p);
+PackingPolicy packing_policy();
+const char* packing_name(Packing p);
 
 class TernaryMatrix {
  public:
   TernaryMatrix() = default;
-  // Builds the given layout regardless of the policy (tests, benchmarks).
-  static TernaryMatrix from_codes_layout(const std::int8_t* codes, std::int64_t rows,
-                                         std::int64_t cols, float scale_w, Layout layout);
+  // Builds the given packing regardless of the policy (tests, benchmarks).
+  static TernaryMatrix from_codes_packing(const std::int8_t* codes, std::int64_t rows,
+                                          std::int64_t cols, float scale_w, Packing packing);
   // codes: rows*cols values in {-1, 0, +1}, row-major [out, in].
   static TernaryMatrix from_codes(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
                                   float scale_w);
@@ -107,16 +112,16 @@ class TernaryMatrix {
   // Back to row-major codes (tests, export).
   std::vector<std::int8_t> to_codes() const;
 
-  Layout layout() const { return layout_; }
+  Packing packing() const { return packing_; }
   // Signed codes of one row into out[0, k_padded_) (zero past cols).
   void decode_row(std::int64_t r, std::int8_t* out) const;
 
-  // Implementation detail: the packed layout and its parameters (owned by the kernel code).
+  // Implementation detail: the packed bytes and their parameters (owned by the kernel code).
   AlignedBuffer<std::uint8_t> packed_;
   std::int64_t rows_ = 0, cols_ = 0;
   float scale_w_ = 1.0f;
-  Layout layout_ = Layout::kDecode;
-  std::int64_t rows_padded_ = 0;  // rows rounded up to the layout's row group
+  Packing packing_ = Packing::kDecode;
+  std::int64_t rows_padded_ = 0;  // rows rounded up to the packing's row group
   std::int64_t k_padded_ = 0;     // cols rounded up to kKBlock
 };
 
@@ -126,7 +131,7 @@ void matmul_int32(const TernaryMatrix& W, const QuantizedActivations& a, std::in
 // y[t, r] = float(double(acc[t, r]) * (1 / (double(a.scale[t]) * double(W.scale_w())))), y row
 // stride ld_y (>= rows).
 void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std::int64_t ld_y);
-// The plain reference the fast paths are tested against (single thread, any layout).
+// The plain reference the fast paths are tested against (single thread, any packing).
 void matmul_int32_reference(const TernaryMatrix& W, const QuantizedActivations& a, std::int32_t* acc);
 // Name of the kernel matmul_int32 would use now for W (e.g. "avx2-decode", "avx2-lut", "scalar").
 const char* kernel_name(const TernaryMatrix& W);

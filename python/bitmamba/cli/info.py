@@ -8,8 +8,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "info",
         help="show CPU features, the kernel set in use, threads and version",
-        description="Show the detected CPU features, the kernel set bitmamba will use (set "
-        "BITMAMBA_ISA=scalar|avx2|avx512|neon|neondot to force a lower one), the thread count "
+        description="Show the detected CPU features, the kernel sets (set BITMAMBA_ISA to the name "
+        "of a supported one to force it), the one bitmamba will use, the thread count "
         "(BITMAMBA_NUM_THREADS) and the version.",
     )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -29,6 +29,11 @@ def run(args) -> int:
     print(f"machine:        {info['machine']} ({feats['arch']})")
     print(f"cpu features:   {' '.join(present) if present else '(none of interest)'}")
     print(f"kernel sets:    {', '.join(info['supported_isas'])} (compiled: {', '.join(info['compiled_isas'])})")
+    for k in info["kernel_sets"]:
+        state = "supported" if k["supported"] else ("compiled, CPU lacks a feature" if k["compiled"]
+                                                    else "not in this build")
+        needs = " ".join(k["needs"]) or "-"
+        print(f"  {k['name']:<9} {k['arch']:<8} needs: {needs} ({state})")
     forced = " (forced by BITMAMBA_ISA)" if info["isa_forced_by_env"] else ""
     print(f"kernel set:     {info['isa']}{forced}")
     print(f"threads:        {info['threads']} (physical cores: {info['default_threads']})")

@@ -1,0 +1,131 @@
+// The kernel table (kernel_table.h). Adding a kernel set = one row here plus its kernel files.
+#include "kernels/kernel_table.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <sstream>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+
+namespace bitmamba {
+namespace {
+
+using namespace ternary::detail;
+
+// A row's kernels exist only in the builds for its architecture; elsewhere the row keeps its name and
+// needs (for listings and tests) with null kernels.
+#if defined(BITMAMBA_HAVE_X86_KERNELS)
+#define BM_X86(kernel) kernel
+constexpr const char* kBuildArch = "x86_64";
+#else
+#define BM_X86(kernel) nullptr
+#endif
+#if defined(BITMAMBA_HAVE_ARM_KERNELS)
+#define BM_ARM(kernel) kernel
+constexpr const char* kBuildArch = "aarch64";
+#else
+#define BM_ARM(kernel) nullptr
+#endif
+#if !defined(BITMAMBA_HAVE_X86_KERNELS) && !defined(BITMAMBA_HAVE_ARM_KERNELS)
+constexpr const char* kBuildArch = "other";
+#endif
+
+}  // namespace
+
+// The ternary kernels are {decode packing, LUT packing}. A packing without a kernel of its own in a
+// set uses the scalar one (correct, slow), so a matrix built under one set stays usable after
+// set_active_kernel_set() switches to another.
+const std::vector<KernelSet>& kernel_sets() {
+  static const std::vector<KernelSet> table = {
+    // name      arch       needs
+    {"scalar", "any", "",  // plain C++, every machine; the reference the fast paths are tested against
+     &quantize_row_scalar,
+     {{&rows_scalar, "scalar"}, {&rows_scalar, "scalar"}},
+     false, &ssm::kSsmScalar},
+    {"avx2", "x86_64", "avx2 fma f16c",
+     BM_X86(&quantize_row_avx2),
+     {{BM_X86(&rows_avx2_decode), "avx2-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"}},
+     true, BM_X86(&ssm::kSsmAvx2)},
+    {"avx512", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni",
+     BM_X86(&quantize_row_avx2),
+     {{BM_X86(&rows_avx512_decode), "avx512-vnni-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"}},
+     false, BM_X86(&ssm::kSsmAvx512)},
+    {"neon", "aarch64", "neon",  // Advanced SIMD, always present on aarch64
+     &quantize_row_scalar,
+     {{BM_ARM(&rows_neon_decode), "neon-decode"}, {&rows_scalar, "scalar"}},
+     false, BM_ARM(&ssm::kSsmNeon)},
+    {"neondot", "aarch64", "neon dotprod",  // + sdot/udot (ARMv8.2+); the SSM kernels are NEON's
+     &quantize_row_scalar,
+     {{BM_ARM(&rows_neondot_decode), "neondot-decode"}, {&rows_scalar, "scalar"}},
+     false, BM_ARM(&ssm::kSsmNeon)},
+  };
+  return table;
+}
+
+#undef BM_X86
+#undef BM_ARM
+
+namespace {
+
+std::string names(bool supported_only) {
+  std::string out;
+  for (const KernelSet& k : kernel_sets())
+    if (!supported_only || kernel_set_supported(k)) out += (out.empty() ? "" : ", ") + std::string(k.name);
+  return out;
+}
+
+std::atomic<const KernelSet*>& active_slot() {
+  static std::atomic<const KernelSet*> slot{&choose_kernel_set(std::getenv("BITMAMBA_ISA"))};
+  return slot;
+}
+
+}  // namespace
+
+bool kernel_set_compiled(const KernelSet& k) {
+  return std::string(k.arch) == "any" || std::string(k.arch) == kBuildArch;
+}
+
+bool kernel_set_supported(const KernelSet& k) {
+  if (!kernel_set_compiled(k)) return false;
+  std::istringstream needs(k.needs);
+  for (std::string feature; needs >> feature;)
+    if (!has_feature(cpu_features(), feature)) return false;
+  return true;
+}
+
+const KernelSet& find_kernel_set(const std::string& name) {
+  for (const KernelSet& k : kernel_sets())
+    if (name == k.name) return k;
+  throw ArgumentError("unknown kernel set '" + name + "' (expected one of: " + names(false) + ")");
+}
+
+const KernelSet& best_kernel_set() {
+  const KernelSet* best = &kernel_sets().front();
+  for (const KernelSet& k : kernel_sets())
+    if (kernel_set_supported(k)) best = &k;
+  return *best;
+}
+
+const KernelSet& choose_kernel_set(const char* requested, const char* what) {
+  if (!requested || !*requested) return best_kernel_set();
+  const KernelSet* k = nullptr;
+  try {
+    k = &find_kernel_set(requested);
+  } catch (const ArgumentError& e) {
+    throw ArgumentError(std::string(what) + ": " + e.what());
+  }
+  BM_CHECK(kernel_set_supported(*k), ArgumentError, what, "=", requested,
+           " asks for a kernel set this CPU cannot run (supported here: ", names(true), ")");
+  return *k;
+}
+
+const KernelSet& active_kernel_set() { return *active_slot().load(std::memory_order_relaxed); }
+
+void set_active_kernel_set(const KernelSet& k) {
+  BM_CHECK(kernel_set_supported(k), ArgumentError, "kernel set '", k.name,
+           "' is not supported on this CPU (supported here: ", names(true), ")");
+  active_slot().store(&k, std::memory_order_relaxed);
+}
+
+}  // namespace bitmamba
