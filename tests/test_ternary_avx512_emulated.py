@@ -25,7 +25,7 @@ def test_avx512_kernel_logic_under_emulation(tmp_path):
            "-DBITMAMBA_HAVE_X86_KERNELS=1", str(EMU / "driver.cpp"),
            str(src / "kernels/ternary/matmul_avx512.cpp"), str(src / "kernels/ternary/packing.cpp"),
            str(src / "kernels/ternary/matmul_scalar.cpp"),
-           str(src / "kernels/ternary/activations.cpp"), "-o", str(exe)]
+           str(src / "kernels/ternary/activations.cpp"), str(src / "core/fp16.cpp"), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-5000:]
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
