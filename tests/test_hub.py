@@ -102,6 +102,7 @@ def test_pick_file_preference():
     assert hub.pick_file(["b-tq1_0.gguf", "a-tq2_0.gguf"]) == ("gguf", ["a-tq2_0.gguf"])
     assert hub.pick_file(["pytorch_model.bin", "m.bin", "a.msgpack"]) == ("bit2", ["m.bin"])
     assert hub.pick_file(["pytorch_model.bin", "a.msgpack"]) == ("flax", ["a.msgpack"])
+    assert hub.pick_file(["m.bin", "tokenizer.json"]) == ("bit2", ["m.bin", "tokenizer.json"])
     assert hub.pick_file(["config.json", "model.safetensors", "tokenizer.json"]) == \
         ("pytorch", ["config.json", "model.safetensors", "tokenizer.json"])
     assert hub.pick_file(["README.md", "pytorch_model.bin"]) is None
@@ -151,26 +152,49 @@ def test_flax_converted_once_and_again_for_a_new_blob(hf_cache, tmp_path, monkey
     add_repo(hf_cache, "owner/flax", {"model.msgpack": flax_bytes(1)})
     m3 = bitmamba.load("owner/flax")
     assert len(calls) == 2 and m3.path != m1.path
+    assert not m3.has_tokenizer  # a vocabulary of 300: the bundled GPT-2 tokenizer does not fit
+    # A tokenizer.json added beside it is embedded by a new conversion.
+    from bitmamba.tokenizer import BUNDLED_GPT2
+
+    tok = BUNDLED_GPT2.read_text(encoding="utf-8")
+    add_repo(hf_cache, "owner/flax", {"model.msgpack": flax_bytes(1), "tokenizer.json": tok.encode()})
+    m4 = bitmamba.load("owner/flax")
+    assert len(calls) == 3 and m4.path not in (m1.path, m3.path)
+
+
+def pytorch_files(tmp_path, seed=0) -> dict:
+    """A random PyTorch checkpoint directory (config.json + model.safetensors) as {name: bytes}."""
+    from safetensors.numpy import save_file
+
+    from bitmamba.config import BitMambaConfig
+    from bitmamba.formats.checkpoint import expected_shapes
+
+    cfg = BitMambaConfig(vocab_size=300, d_model=256, n_layers=1, n_heads=4, eos_token_id=0)
+    r = np.random.default_rng(seed)
+    state = {}
+    for name, shape in expected_shapes(cfg).items():
+        lo, hi = (0.5, 1.5) if name.endswith(("norm.weight", ".D")) else (-1, 1)
+        state[name] = r.uniform(lo, hi, shape).astype(np.float32)
+    d = tmp_path / f"pt{seed}"
+    d.mkdir()
+    cfg.to_json(d / "config.json")
+    save_file(state, str(d / "model.safetensors"))
+    return {p.name: p.read_bytes() for p in d.iterdir()}
 
 
 def test_pytorch_dir_is_converted(hf_cache, tmp_path):
     pytest.importorskip("gguf")
     pytest.importorskip("safetensors")
+    files = pytorch_files(tmp_path)
+    add_repo(hf_cache, "owner/pt", {**files, "README.md": b"x"})
+    m = bitmamba.load("owner/pt")
+    assert m.vocab_size == 300 and m.path.parent == tmp_path / "bm" / "converted"
+    # The same weights converted directly give the same logits.
     from bitmamba.convert import convert
-    from bitmamba.formats.bit2 import read_bit2
 
-    # A PyTorch directory is written by the package's own converter path: BIT2 -> checkpoint -> ...
-    src = tmp_path / "s.bin"
-    src.write_bytes(bit2_bytes(tmp_path))
-    ck = read_bit2(src)
-    save = getattr(ck, "save_pretrained", None)
-    if save is None:
-        pytest.skip("no writer for PyTorch checkpoint directories here")
-    d = tmp_path / "pt"
-    save(d)
-    add_repo(hf_cache, "owner/pt", {p.name: p.read_bytes() for p in d.iterdir()})
-    assert bitmamba.load("owner/pt").vocab_size == 300
-    del convert
+    d = tmp_path / "pt0"
+    direct = bitmamba.load(convert(d, tmp_path / "direct.gguf").out_path)
+    np.testing.assert_array_equal(m.logits([5, 6]), direct.logits([5, 6]))
 
 
 def test_errors(hf_cache, tiny):
@@ -214,3 +238,23 @@ def test_cli_generate_and_convert_by_repo_id(hf_cache, tiny, tmp_path, capsys):
     assert main(["generate", "owner/absent", "Hello"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bitmamba generate: error: owner/absent") and "HF_HUB_OFFLINE" in err[0]
+
+
+LAZY = r"""
+import sys
+import bitmamba, bitmamba.cli._common
+m = bitmamba.load(sys.argv[1])
+assert m.vocab_size == 50257
+print("huggingface_hub" in sys.modules)
+import bitmamba.hub  # this very checkout's package was the one tested
+"""
+
+
+def test_import_and_local_load_do_not_import_huggingface_hub(tiny):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", LAZY, str(tiny)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "BITMAMBA_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "False"

@@ -122,22 +122,25 @@ def pick_file(files: List[str]) -> Optional[Tuple[str, List[str]]]:
     """(kind, files to fetch) of the best model the file list offers, or None.
 
     Preference: a GGUF (loads as it is), a BIT2 .bin (loads as it is), a Flax .msgpack, a PyTorch
-    checkpoint directory (config.json + model.safetensors; tokenizer.json too when the repo has one)."""
+    checkpoint directory (config.json + model.safetensors)."""
     def first(cands):
         # Several GGUFs: TQ2_0 is the engine's fastest ternary type; otherwise the first by name.
         return sorted(cands, key=lambda f: ("tq2_0" not in f.lower(), f.count("/"), f))[0]
 
+    # tokenizer.json comes along when the repo has one: loading finds it beside the model file and
+    # conversion embeds it (the order bitmamba.tokenizer.tokenizer_source follows).
+    tok = ["tokenizer.json"] if "tokenizer.json" in files else []
     ggufs = [f for f in files if f.lower().endswith(".gguf")]
     if ggufs:
-        return "gguf", [first(ggufs)]
+        return "gguf", [first(ggufs)] + tok
     bins = [f for f in files if f.lower().endswith(".bin") and not _NOT_BIT2.search(f)]
     if bins:
-        return "bit2", [first(bins)]
+        return "bit2", [first(bins)] + tok
     packs = [f for f in files if f.lower().endswith(".msgpack")]
     if packs:
-        return "flax", [first(packs)]
+        return "flax", [first(packs)] + tok
     if "config.json" in files and "model.safetensors" in files:
-        return "pytorch", ["config.json", "model.safetensors"] + (["tokenizer.json"] if "tokenizer.json" in files else [])
+        return "pytorch", ["config.json", "model.safetensors"] + tok
     return None
 
 
@@ -177,10 +180,11 @@ def fetch(arg) -> Source:
         if mapped is None:
             raise
         raise mapped from None
-    if kind == "pytorch":
-        key = hashlib.sha256("\n".join(f"{n}={_blob_key(p)}" for n, p in zip(names, paths)).encode()).hexdigest()
-        return Source(repo, revision, kind, paths[0].parent, key)
-    return Source(repo, revision, kind, paths[0], _blob_key(paths[0]))
+    # The cache key is the source's blob hash; with a tokenizer or config beside it (which the conversion
+    # reads too) it is the hash of all their blob hashes, so a change to any of them converts again.
+    key = _blob_key(paths[0]) if len(paths) == 1 else \
+        hashlib.sha256("\n".join(f"{n}={_blob_key(p)}" for n, p in zip(names, paths)).encode()).hexdigest()
+    return Source(repo, revision, kind, paths[0].parent if kind == "pytorch" else paths[0], key)
 
 
 def resolve(arg, tokenizer=None) -> Path:
