@@ -2,6 +2,7 @@
 own layout (models--owner--name/{blobs,refs,snapshots}) with HF_HUB_OFFLINE=1: no network is used."""
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,9 @@ def test_import_and_local_load_do_not_import_huggingface_hub(tiny):
                        env={**os.environ, "BITMAMBA_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == "False"
+
+
+def test_without_huggingface_hub_the_message_says_both(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
+    with pytest.raises(hub.HubError, match=r"owner/x: no such local file.*pip install 'bitmamba\[hub\]'"):
+        bitmamba.load("owner/x")

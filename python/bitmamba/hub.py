@@ -71,11 +71,13 @@ class Source:
     key: str  # content key: the blob hash(es) of the source
 
 
-def _hf():
+def _hf(arg):
     try:
         import huggingface_hub
-    except ImportError as e:
-        raise HubError(f"loading a model by repo id needs huggingface_hub: pip install 'bitmamba[hub]' ({e})") from None
+    except ImportError:
+        # The argument may as well be a mistyped local path: say both.
+        raise HubError(f"{arg}: no such local file, and loading it as a Hugging Face repo id needs "
+                       "huggingface_hub: pip install 'bitmamba[hub]'") from None
     return huggingface_hub
 
 
@@ -163,7 +165,7 @@ def fetch(arg) -> Source:
     if parsed is None:
         raise HubError(f"{arg}: not a Hugging Face repo id")
     repo, revision = parsed
-    hf = _hf()
+    hf = _hf(arg)
     try:
         files = _list_files(hf, repo, revision)
         picked = pick_file(files)
