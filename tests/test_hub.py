@@ -90,6 +90,7 @@ def test_parse_repo_id(tmp_path, monkeypatch):
     assert hub.parse_repo_id("hf://a/b@main") == ("a/b", "main")
     assert hub.parse_repo_id("models/x.gguf") is None  # a missing file stays a file
     assert hub.parse_repo_id("model.gguf") is None
+    assert hub.parse_repo_id(Path("owner/other")) is None  # a Path object is always a path
     (tmp_path / "owner").mkdir()
     (tmp_path / "owner" / "name").mkdir()
     assert hub.parse_repo_id("owner/name") is None  # an existing local path wins

@@ -37,11 +37,9 @@ def parse_repo_id(arg) -> Optional[Tuple[str, Optional[str]]]:
 
     `hf://owner/name[@rev]` is always a repo; a plain `owner/name[@rev]` is one only when no such local
     path exists (a local directory or file of that name wins) and it does not look like a file name."""
-    if not isinstance(arg, (str, os.PathLike)):
+    if not isinstance(arg, str):  # a Path (or bytes) is always a local path
         return None
-    s = os.fspath(arg)
-    if not isinstance(s, str):
-        return None
+    s = arg
     explicit = s.startswith(PREFIX)
     if explicit:
         s = s[len(PREFIX):]
