@@ -266,3 +266,23 @@ def test_without_huggingface_hub_the_message_says_both(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
     with pytest.raises(hub.HubError, match=r"owner/x: no such local file.*pip install 'bitmamba\[hub\]'"):
         bitmamba.load("owner/x")
+
+
+def test_save_pretrained_writes_a_model_card_and_loads_by_repo_id(hf_cache, tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    pytest.importorskip("gguf")
+    from bitmamba.nn import BitMambaConfig, BitMambaLM
+
+    torch.manual_seed(0)
+    m = BitMambaLM(BitMambaConfig(vocab_size=300, d_model=256, n_layers=1, n_heads=4, eos_token_id=0))
+    d = tmp_path / "my-model"
+    m.save_pretrained(d)
+    card = (d / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlibrary_name: bitmamba\n") and "# my-model" in card and "vocabulary 300" in card
+    (d / "README.md").write_text("my own card")
+    m.save_pretrained(d)  # into the existing directory: the user's card stays
+    assert (d / "README.md").read_text() == "my own card"
+    # The directory as uploaded to the Hub loads by repo id.
+    add_repo(hf_cache, "me/my-model", {p.name: p.read_bytes() for p in d.iterdir()})
+    assert bitmamba.load("me/my-model").vocab_size == 300

@@ -208,3 +208,34 @@ def resolve(arg, tokenizer=None) -> Path:
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return out
+
+
+def model_card(config: dict, name: str = "") -> str:
+    """A README.md for a checkpoint directory (what save_pretrained writes): the Hub reads its front
+    matter to list the repo under this library and these tags, and the text says how to run it."""
+    c = config
+    dims = (f"d_model {c.get('d_model')}, {c.get('n_layers')} layers, {c.get('n_heads')} heads, "
+            f"d_state {c.get('d_state')}, vocabulary {c.get('vocab_size')}")
+    title = name or "BitMamba-2 checkpoint"
+    return f"""---
+library_name: bitmamba
+tags:
+- bitmamba
+- mamba2
+- ternary
+---
+# {title}
+
+A {c.get('layout', 'bitmamba2')} language model with ternary projections and int8 activations ({dims}),
+saved by `bitmamba` as config.json + model.safetensors (float32 latent weights).
+
+Run it on a CPU with `pip install 'bitmamba[hub]'`:
+
+```python
+import bitmamba
+model = bitmamba.load("OWNER/NAME")   # this repo; converted once to a ternary GGUF, then cached
+print(model.generate("Once upon a time", max_new_tokens=64))
+```
+
+or convert it yourself: `bitmamba convert OWNER/NAME model.gguf`.
+"""
