@@ -103,7 +103,7 @@ def test_save_pretrained_files_are_not_private(tmp_path, umask022):
         m.save_pretrained(tmp_path / "final")
         d = tmp_path / "final"
         assert {p.name: p.stat().st_mode & 0o777 for p in d.iterdir()} == \
-            {"config.json": 0o644, "model.safetensors": 0o644}
+            {"config.json": 0o644, "model.safetensors": 0o644, "README.md": 0o644}
         assert d.stat().st_mode & 0o777 == 0o755
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
 

@@ -152,13 +152,20 @@ def _resolve_tokenizer(native_model, path: Optional[Path], tokenizer) -> Optiona
 
 
 def load(path: PathLike, tokenizer=None, threads: Optional[int] = None) -> "Model":
-    """Load a GGUF (`general.architecture = bitmamba2`) or BIT2 `.bin` model.
+    """Load a GGUF (`general.architecture = bitmamba2`) or BIT2 `.bin` model, or a Hugging Face repo id
+    (`owner/name`, `owner/name@revision`, `hf://owner/name`; see bitmamba.hub).
 
     tokenizer: override (path to tokenizer.json or its directory, JSON string, tokenizers.Tokenizer).
     threads: size of the process-wide C++ thread pool (default: physical cores / BITMAMBA_NUM_THREADS).
     Raises FileNotFoundError for a missing file and bitmamba.FormatError (a ValueError) naming the
     problem for a corrupt, truncated or inconsistent one.
     """
+    from .hub import parse_repo_id
+
+    if parse_repo_id(path) is not None:  # a Hugging Face repo id (hub.py imports huggingface_hub itself)
+        from .hub import resolve
+
+        path = resolve(path)
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model file not found: {p}")

@@ -13,8 +13,15 @@ MODEL_SUFFIXES = (".gguf", ".bin")
 
 
 def resolve_model_path(arg):
-    """The model file a command should use: `arg`, or the bundled default model when none is given."""
+    """The model file a command should use: `arg`, the file a Hugging Face repo id `arg` resolves to
+    (converted into our cache when needed), or the bundled default model when none is given."""
     if arg:
+        from ..hub import parse_repo_id
+
+        if parse_repo_id(arg) is not None:
+            from ..hub import resolve
+
+            return str(resolve(arg))
         return arg
     from ..defaults import default_model_path
 

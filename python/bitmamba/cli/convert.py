@@ -13,7 +13,8 @@ def register(sub) -> None:
         "(default; ternary TQ2_0 or TQ1_0, tokenizer embedded) or a BIT2 .bin (for bitmamba.c). Prints a "
         "report; refuses to write a model with NaN/Inf values; writes atomically.",
     )
-    p.add_argument("src", metavar="SRC", help="source checkpoint (directory or file)")
+    p.add_argument("src", metavar="SRC", help="source checkpoint (directory or file), or a Hugging Face repo id "
+                   "(owner/name[@revision], hf://owner/name)")
     p.add_argument("out", metavar="OUT", help="output file")
     p.add_argument("--to", choices=["gguf", "bit2"], default=None,
                    help="output format (default: bit2 if OUT ends in .bin, else gguf)")
@@ -36,8 +37,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..convert import ConversionError, convert
 
+    from ..hub import fetch, parse_repo_id
+
+    # A repo id converts the repo's best source file as it is (the options below apply to it), not the
+    # cached conversion that loading uses.
+    src = fetch(args.src).path if parse_repo_id(args.src) is not None else args.src
     try:
-        res = convert(args.src, args.out, to=args.to, ternary_type=args.ternary_type, embed_type=args.embed_type,
+        res = convert(src, args.out, to=args.to, ternary_type=args.ternary_type, embed_type=args.embed_type,
                       tokenizer=args.tokenizer, embed_tokenizer=not args.no_tokenizer, name=args.name,
                       dry_run=args.dry_run)
     except ConversionError as e:

@@ -76,7 +76,9 @@ def load_model(path: str, tokenizer=None):
     load = getattr(bitmamba, "load", None)
     if load is None:
         raise ValueError("this bitmamba build has no model loader (bitmamba.load); it comes with the engine")
-    p = Path(path)
+    from ._common import resolve_model_path
+
+    p = Path(resolve_model_path(path))
     if not p.exists():
         raise FileNotFoundError(f"model not found: {path}")
     if p.is_dir():

@@ -140,20 +140,28 @@ class BitMambaLM(nn.Module):
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def save_pretrained(self, directory: Union[str, os.PathLike]) -> None:
-        """Write config.json + model.safetensors (float32). Atomic: a new directory is built under a temporary
-        name and renamed; into an existing directory each file goes through a temporary file + rename."""
+        """Write config.json + model.safetensors (float32) and a README.md model card (one already there is
+        kept). Atomic: a new directory is built under a temporary name and renamed; into an existing
+        directory each file goes through a temporary file + rename."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
         config = json.dumps({"model_type": "bitmamba2", **self.config.to_dict()}, indent=2) + "\n"
+        from ..hub import model_card  # no huggingface_hub import: the card is plain text
+
+        card = model_card(self.config.to_dict(), directory.name)
         if not directory.exists():
             with atomic_dir(directory) as tmp:
                 save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
                 (tmp / "config.json").write_text(config)
+                (tmp / "README.md").write_text(card, encoding="utf-8")
             return
-        for name, writer in (("model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"})),
-                             ("config.json", lambda p: p.write_text(config))):
+        writers = [("model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"})),
+                   ("config.json", lambda p: p.write_text(config))]
+        if not (directory / "README.md").exists():  # a card the user wrote is never replaced
+            writers.append(("README.md", lambda p: p.write_text(card, encoding="utf-8")))
+        for name, writer in writers:
             with atomic_path(directory / name) as tmp:
                 writer(tmp)
 
