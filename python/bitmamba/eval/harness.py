@@ -5,9 +5,10 @@ engine's decode loop (Model.stream).
 
     pip install lm_eval            # optional dependency, imported only here
     python -m bitmamba.eval.harness --model_args path=model.gguf --tasks arc_easy,lambada_openai,gsm8k
+    bitmamba harness --model_args path=model.gguf --tasks arc_easy   # the same
 
 lm_eval does not look for model types in installed packages, so `lm_eval --model bitmamba` cannot find
-this one: the command above registers it and then hand every argument to the harness's own command line
+this one: the commands above register it and then hand every argument to the harness's own command line
 (`lm_eval run`, adding `--model bitmamba`). From Python: `bitmamba.eval.harness.register()`, then
 `lm_eval.simple_evaluate(model="bitmamba", model_args="path=...", tasks=[...])`.
 
