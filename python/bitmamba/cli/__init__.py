@@ -1,7 +1,8 @@
 """The `bitmamba` command line: one argparse parser, one module per subcommand.
 
 Each module in this package named in COMMANDS defines `register(subparsers)`, which adds its parser and
-sets `func=run` on it. Heavy imports (torch, the model) happen inside `run`, so `bitmamba --help`
+sets `func=run` on it; a module with PASSTHROUGH = True instead takes its arguments unparsed, in
+`run_passthrough(argv)` (`harness`, whose options are lm-evaluation-harness's). Heavy imports (torch, the model) happen inside `run`, so `bitmamba --help`
 stays fast.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from .._version import __version__
 
 # Order here is the order in `bitmamba --help`.
-COMMANDS = ["info", "generate", "chat", "serve", "bench", "convert", "eval", "prepare-data", "train"]
+COMMANDS = ["info", "generate", "chat", "serve", "bench", "convert", "eval", "harness", "prepare-data", "train"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,20 +38,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _passthrough(name: str):
+    """The module of a PASSTHROUGH command, or None."""
+    if name not in COMMANDS:
+        return None
+    module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+    return module if getattr(module, "PASSTHROUGH", False) else None
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    module = _passthrough(argv[0]) if argv else None
+    if module is not None:
+        command, call = argv[0], (lambda: module.run_passthrough(argv[1:]))
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        command, call = args.command, (lambda: args.func(args))
     try:
-        return int(args.func(args) or 0)
+        return int(call() or 0)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, OSError) as e:
         # Bad input (missing file, corrupt model, bad option value): one clear line, no traceback.
-        print(f"bitmamba {args.command}: error: {e}", file=sys.stderr)
+        print(f"bitmamba {command}: error: {e}", file=sys.stderr)
         return 1
 
 

@@ -31,8 +31,9 @@ def register(sub) -> None:
                    "(default: $BITMAMBA_DATA_DIR, else ../shared/data/eval)")
     p.add_argument("--source", choices=["local", "hub"], default="local",
                    help="read local files (default) or the Hugging Face hub via `datasets`")
-    p.add_argument("--max-length", type=int, default=2048,
-                   help="rolling window for perplexity and context truncation limit, in tokens (default 2048)")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="rolling window for perplexity and context truncation limit, in tokens (default: the "
+                   "model's context_length, 2048 if it has none; the published numbers used 2048)")
     p.add_argument("--tokenizer", default=None,
                    help="tokenizer.json, a directory holding one, or a GGUF whose embedded tokenizer to use "
                    "(default: the model's own, else a tokenizer.json beside it, else the bundled GPT-2 one)")
@@ -108,7 +109,7 @@ def run(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    if args.max_length < 1:
+    if args.max_length is not None and args.max_length < 1:
         raise ValueError(f"--max-length must be >= 1, got {args.max_length}")
     if args.threads is not None:
         from ..system import set_num_threads
@@ -133,7 +134,7 @@ def run(args) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {out}", file=sys.stderr)
-    print(f"\n{args.model}: zero-shot, limit={args.limit}, max_length={args.max_length}, "
+    print(f"\n{args.model}: zero-shot, limit={args.limit}, max_length={results['config']['max_length']}, "
           f"{results['wall_time_s']:.1f} s\n")
     print(format_table(results))
     if "wikitext2" in results["results"]:

@@ -28,6 +28,17 @@ from .tasks import TASKS, MCDoc, PerplexityDoc, resolve_tasks
 DEFAULT_MAX_LENGTH = 2048
 
 
+def model_max_length(model) -> int:
+    """The model's own window: its config's context_length (what the harness's HF model reads from a
+    model's config), DEFAULT_MAX_LENGTH when it has none (a mock, a config without the key)."""
+    n = (getattr(model, "config", None) or {}).get("context_length")
+    if n is None:
+        return DEFAULT_MAX_LENGTH
+    if isinstance(n, bool) or int(n) < 1:
+        raise ValueError(f"the model's context_length must be >= 1, got {n!r}")
+    return int(n)
+
+
 class Scorer:
     """Log-likelihood requests against one model (harness semantics, SSM state sharing)."""
 
@@ -199,12 +210,15 @@ def load_tasks(tasks, data_dir=None, limit: Optional[int] = None, source: str = 
 
 
 def evaluate(model, tasks="all", data_dir=None, limit: Optional[int] = None,
-             max_length: int = DEFAULT_MAX_LENGTH, source: str = "local", progress: bool = False,
+             max_length: Optional[int] = None, source: str = "local", progress: bool = False,
              share_state: bool = True, model_name: Optional[str] = None, log=None,
              loaded: Optional[dict] = None) -> dict:
     """Run the tasks on `model`; returns the results dict that `bitmamba eval --output` writes.
-    `loaded` may hold load_tasks(...) output, read before the (slow) model load."""
+    max_length None: the model's context_length (model_max_length); the value used is in the results'
+    config. `loaded` may hold load_tasks(...) output, read before the (slow) model load."""
     names = resolve_tasks(tasks)
+    if max_length is None:
+        max_length = model_max_length(model)
     if loaded is None:
         loaded = load_tasks(names, data_dir, limit, source)
     t_all = time.perf_counter()
