@@ -142,4 +142,4 @@ def test_pytorch_directory_is_converted(tmp_path, eval_data, capsys):
     assert "converted to a temporary GGUF" in capsys.readouterr().err
     res = json.loads(out.read_text())
     assert res["tasks"]["arc_easy"]["n_docs"] == 2 and "acc" in res["results"]["arc_easy"]
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]  # nothing left there
+    assert sorted(p.name for p in d.iterdir()) == ["README.md", "config.json", "model.safetensors"]  # nothing left there (README.md: the model card save_pretrained writes)
