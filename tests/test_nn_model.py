@@ -208,7 +208,7 @@ def test_save_and_load_pretrained(tmp_path):
     model = BitMambaLM(small_cfg("mamba2"))
     d = tmp_path / "ckpt"
     model.save_pretrained(d)
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in d.iterdir()) == ["README.md", "config.json", "model.safetensors"]  # README.md: the model card
     assert json.loads((d / "config.json").read_text())["layout"] == "mamba2"
     loaded = BitMambaLM.from_pretrained(d)
     ids = torch.randint(0, 300, (1, 9))
