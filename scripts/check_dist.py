@@ -308,7 +308,7 @@ def main(argv=None) -> int:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         env = dict(os.environ)
-        # Ninja already runs one job per core; this makes a fallback to Make parallel as well.
+        # Ninja runs parallel jobs by default; this makes a fallback to Make parallel as well.
         env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         t0 = time.time()
         tracked = tracked_files()
