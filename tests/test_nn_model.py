@@ -214,8 +214,8 @@ def test_save_and_load_pretrained(tmp_path):
     ids = torch.randint(0, 300, (1, 9))
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids), model(ids), rtol=0, atol=0)
-    model.save_pretrained(d)  # overwrite in place: still exactly two files, no temporaries left
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]
+    model.save_pretrained(d)  # overwrite in place: the same three files, no temporaries left
+    assert sorted(p.name for p in d.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
     with pytest.raises(FileNotFoundError):
         BitMambaLM.from_pretrained(tmp_path / "nope")
