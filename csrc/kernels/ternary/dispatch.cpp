@@ -90,15 +90,18 @@ const char* packing_policy_name(PackingPolicy p) {
 namespace {
 
 // Autotune: on the kernels of the active set, time one GEMV (T = 1) of each packing the set has a
-// kernel of its own for, the way decode runs it: split over the thread pool, with the matrix evicted
-// from the caches first (decode streams every layer's weights from memory; a matrix just built would
-// otherwise be timed from the cache, which hides what the 1.6-bit packing saves). Rounds alternate
-// between the packings so machine noise hits them alike; each keeps its fastest round. A packing
-// replaces kDecode only when it is faster by its margin: the LUT's prefill GEMM is slower than the
-// decode packing's, so it must win by 10%; the base-3 packing runs the decode packing's GEMM tiles
-// after a decode step amortized over the tokens, so it only has to be clearly faster, not a tie.
+// kernel of its own for, on the calling thread, with the matrix evicted from the caches first: decode
+// streams every layer's weights from memory, and a matrix just built would otherwise be timed from the
+// cache, which hides what the 1.6-bit packing saves and favours the packing with the fewest
+// instructions. One thread, not the pool: a worker descheduled by another process would add its delay
+// to one packing's time (one core's share of the memory bandwidth keeps the balance between memory
+// and instructions that decide it). Rounds alternate between the packings so machine noise hits them
+// alike; each keeps its fastest round. A packing replaces kDecode only when it is faster by its
+// margin: the LUT's prefill GEMM is slower than the decode packing's, so it must win by 10%; the
+// base-3 packing runs the decode packing's GEMM tiles after a decode step amortized over the tokens,
+// so it only has to be clearly faster (3%), not a tie.
 constexpr std::int64_t kAutotuneMinWeights = std::int64_t(1) << 18;  // below: not worth timing
-constexpr int kAutotuneRounds = 5;                                    // the first one is a warm-up
+constexpr int kAutotuneRounds = 7;                                    // the first one is a warm-up
 
 double packing_margin(Packing p) { return p == Packing::kLut ? 0.90 : 0.97; }
 
@@ -127,7 +130,7 @@ Packing autotune(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
   auto time_one = [&](const TernaryMatrix& W) {
     evict_from_caches(W.packed_.data(), W.packed_.size());
     const auto t0 = std::chrono::steady_clock::now();
-    run_rows(select_kernel(W, set), W, a, acc.data());
+    select_kernel(W, set).rows(W, a, 0, W.rows(), acc.data(), W.rows());
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   double t_dec = 1e30;

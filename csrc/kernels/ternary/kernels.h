@@ -93,9 +93,9 @@ void rows_neondot_base3(const TernaryMatrix&, const QuantizedActivations&, std::
                         std::int64_t, std::int32_t*, std::int64_t);
 #endif
 
-// Builds a TernaryMatrix from row-major codes in the packing the policy asks for, timing both on the
-// active kernel set under PackingPolicy::kAuto (dispatch.cpp). Every TernaryMatrix::from_* but
-// from_codes_packing ends here.
+// Builds a TernaryMatrix from row-major codes in the packing the policy asks for, timing the candidate
+// packings on the active kernel set under PackingPolicy::kAuto (dispatch.cpp). Every
+// TernaryMatrix::from_* but from_codes_packing ends here.
 TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
                                 float scale_w);
 
