@@ -212,25 +212,24 @@ TernaryMatrix TernaryMatrix::from_codes_packing(const std::int8_t* codes, std::i
     W.rows_padded_ = round_up(rows, detail::kB3Rows);
     W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ / detail::kB3Rows * W.k_padded_), false);
     W.row_sums_.assign(static_cast<std::size_t>(W.rows_padded_), 0);
-    // Offset codes of the group's 5 rows, zero weights (code 1) past cols and in padding rows.
-    std::vector<std::uint8_t> u(static_cast<std::size_t>(detail::kB3Rows * W.k_padded_));
+    // v[k] = sum_n u_n 3^(4-n), accumulated row by row (sequential reads of the codes); zero weights
+    // (offset code 1) past cols and in padding rows.
+    std::vector<std::int32_t> v(static_cast<std::size_t>(W.k_padded_));
     for (std::int64_t g = 0; g < W.rows_padded_ / detail::kB3Rows; ++g) {
-      std::fill(u.begin(), u.end(), std::uint8_t(1));
+      std::fill(v.begin(), v.end(), 0);
       for (std::int64_t n = 0; n < detail::kB3Rows; ++n) {
         const std::int64_t r = g * detail::kB3Rows + n;
-        if (r < rows)
-          for (std::int64_t k = 0; k < cols; ++k)
-            u[static_cast<std::size_t>(n * W.k_padded_ + k)] = static_cast<std::uint8_t>(codes[r * cols + k] + 1);
+        const std::int8_t* c = r < rows ? codes + r * cols : nullptr;
         std::int32_t sum = 0;
-        for (std::int64_t k = 0; k < W.k_padded_; ++k) sum += u[static_cast<std::size_t>(n * W.k_padded_ + k)];
+        for (std::int64_t k = 0; k < W.k_padded_; ++k) {
+          const int u = c && k < cols ? c[k] + 1 : 1;
+          v[static_cast<std::size_t>(k)] = v[static_cast<std::size_t>(k)] * 3 + u;
+          sum += u;
+        }
         W.row_sums_[static_cast<std::size_t>(r)] = sum;
       }
       std::uint8_t* o = W.packed_.data() + g * W.k_padded_;
-      for (std::int64_t k = 0; k < W.k_padded_; ++k) {
-        int v = 0;
-        for (std::int64_t n = 0; n < detail::kB3Rows; ++n) v = v * 3 + u[static_cast<std::size_t>(n * W.k_padded_ + k)];
-        o[k] = b3_encode(v);
-      }
+      for (std::int64_t k = 0; k < W.k_padded_; ++k) o[k] = b3_encode(v[static_cast<std::size_t>(k)]);
     }
   } else {
     W.rows_padded_ = round_up(rows, detail::kLutRows);
