@@ -65,6 +65,17 @@ const std::vector<KernelSet>& kernel_sets() {
       {BM_ARM(&rows_neondot_base3), "neondot-base3"}},
      true, BM_ARM(&ssm::kSsmNeon)},
   };
+  // Every row this build compiles must name a kernel for every packing: a row written before a packing
+  // existed would otherwise dispatch through a null pointer. Checked once, at the first use of the table.
+  static const bool complete = [] {
+    for (const KernelSet& k : table)
+      for (int p = 0; p < ternary::kNumPackings; ++p)
+        BM_CHECK(!kernel_set_compiled(k) || k.ternary[p].rows != nullptr, Error, "kernel table row '", k.name,
+                 "' has no ternary kernel for the ", ternary::packing_name(static_cast<ternary::Packing>(p)),
+                 " packing (list its own, another set's it can run, or rows_scalar)");
+    return true;
+  }();
+  (void)complete;
   return table;
 }
 
