@@ -69,3 +69,29 @@ def test_bench_profile_phases_cover_the_decode_time(tiny):
     r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "1",
             "--bandwidth-mib", "16", "--profile")
     assert "decode_in_proj: " in r.stdout and r.stdout.rstrip().endswith("us/token")
+
+
+def test_bench_batch_packing_and_kernel_choices(tiny):
+    runs = {}
+    for packing in ("decode", "base3"):
+        r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "3", "--repeats", "1",
+                "--bandwidth-mib", "16", "--batch", "3", "--packing", packing, "--json")
+        assert r.returncode == 0, r.stderr
+        d = runs[packing] = json.loads(r.stdout)
+        assert d["batch"] == 3 and d["decode_loop"] == "batch_step" and d["packing_policy"] == packing
+        assert d["decode_tok_s_aggregate"] == pytest.approx(3 * d["decode_tok_s"], rel=1e-3, abs=0.02)
+        assert [k["matrix"] for k in d["kernels"]] == ["in_proj", "out_proj", "lm_head"]
+        assert {k["packing"] for k in d["kernels"]} == {packing}
+        assert all(k["kernel"] for k in d["kernels"])
+        # One step reads the weights once and one embedding row per sequence: 2 rows more than a token.
+        extra = d["bytes_per_step"] - d["bytes_per_token"]
+        assert extra > 0 and extra % 2 == 0
+    # The 1.6-bit packing reads fewer bytes per token (what the roofline fraction divides by).
+    assert runs["base3"]["bytes_per_token"] < runs["decode"]["bytes_per_token"]
+    r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "1",
+            "--bandwidth-mib", "16", "--batch", "2")
+    lines = dict(l.split(": ", 1) for l in r.stdout.strip().splitlines())
+    assert lines["batch"] == "2" and lines["decode_aggregate"].endswith(" tok/s")
+    assert lines["kernel_in_proj"].split()[0] in ("decode", "lut", "base3")
+    r = cli("bench", str(tiny), "--batch", "0")
+    assert r.returncode != 0 and "--batch" in r.stderr

@@ -12,7 +12,7 @@ import pytest
 import bitmamba
 from bitmamba.ops import ternary as T
 
-LAYOUTS = ("decode", "lut")
+LAYOUTS = T.LAYOUTS  # decode, lut, base3
 
 
 @pytest.fixture(scope="module")
@@ -324,6 +324,58 @@ def test_autotune_policy_builds_a_working_layout():
     W = T.TernaryMatrix.from_codes(c, 1.0)
     assert W.layout in LAYOUTS
     np.testing.assert_array_equal(W.matmul_int32(q), q.astype(np.int64) @ c.astype(np.int64).T)
+
+
+def test_base3_tokens_one_to_forty_row_and_k_tails(each_isa):
+    # 5 rows share a byte in the base-3 layout: row counts around multiples of 5 (and of the 32-row
+    # thread ranges), K tails, and every token count from the GEMV through several GEMM tiles.
+    rng = np.random.default_rng(8)
+    mats = []
+    for rows, cols in ((1, 1), (4, 130), (5, 128), (6, 255), (21, 300), (67, 129), (165, 1000)):
+        c = rand_codes(rng, rows, cols)
+        q = rng.integers(-128, 128, size=(40, cols), dtype=np.int8)
+        mats.append((T.TernaryMatrix.from_codes(c, 1.0, "base3"), q, q.astype(np.int64) @ c.astype(np.int64).T))
+    assert all(W.layout == "base3" for W, _, _ in mats)
+
+    def body(isa):
+        for W, q, want in mats:
+            for t in range(1, 41):
+                np.testing.assert_array_equal(W.matmul_int32(q[:t]), want[:t], err_msg=f"{isa} {W.kernel} {W.shape} T={t}")
+
+    each_isa(body)
+
+
+def test_base3_is_smaller_and_policy_forces_it():
+    rng = np.random.default_rng(9)
+    c = rand_codes(rng, 1000, 2048)
+    d, b = (T.TernaryMatrix.from_codes(c, 1.0, lay) for lay in ("decode", "base3"))
+    assert d.packed_bytes == 1000 * 2048 // 4
+    assert b.packed_bytes == 200 * 2048 + 1000 * 4  # 5 rows per byte per column, + row sums
+    assert b.packed_bytes < 0.82 * d.packed_bytes
+    T.set_layout_policy("base3")
+    try:
+        assert T.get_layout_policy() == "base3"
+        assert T.TernaryMatrix.from_codes(c, 1.0).layout == "base3"
+        assert T.TernaryMatrix.from_tq1_0(T.pack_tq1_0(c, 1.0), 1000, 2048, 1.0).layout == "base3"
+    finally:
+        T.set_layout_policy("auto")
+    with pytest.raises(ValueError, match="base3"):
+        T.set_layout_policy("tq1")
+
+
+def test_packing_policy_from_the_environment(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from bitmamba.ops import ternary as T; import numpy as np; "
+            "print(T.get_layout_policy(), T.TernaryMatrix.from_codes(np.ones((600, 640), np.int8), 1.0).layout)")
+    env = dict(__import__("os").environ, BITMAMBA_PACKING="base3")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["base3", "base3"]
+    env["BITMAMBA_PACKING"] = "bogus"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "BITMAMBA_PACKING" in r.stderr and "base3" in r.stderr
 
 
 def test_measure_read_bandwidth():

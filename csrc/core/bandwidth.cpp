@@ -10,7 +10,31 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>  // _mm_clflush, _mm_mfence: SSE2, part of the x86-64 baseline
+#endif
+
 namespace bitmamba {
+
+bool evict_from_caches(const void* p, std::size_t n) {
+  constexpr std::size_t kLine = 64;  // the smallest line size of the CPUs we run on
+  const auto* c = static_cast<const char*>(p);
+#if defined(__x86_64__) || defined(_M_X64)
+  for (std::size_t i = 0; i < n; i += kLine) _mm_clflush(c + i);
+  if (n) _mm_clflush(c + n - 1);
+  _mm_mfence();
+  return true;
+#elif defined(__aarch64__)
+  for (std::size_t i = 0; i < n; i += kLine) __asm__ volatile("dc civac, %0" : : "r"(c + i) : "memory");
+  if (n) __asm__ volatile("dc civac, %0" : : "r"(c + n - 1) : "memory");
+  __asm__ volatile("dsb ish" : : : "memory");
+  return true;
+#else
+  (void)c;
+  (void)n;
+  return false;
+#endif
+}
 namespace {
 
 // Sum of 64-bit words with 4 independent chains (the compiler vectorizes this): enough loads in

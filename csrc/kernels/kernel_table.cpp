@@ -33,33 +33,49 @@ constexpr const char* kBuildArch = "other";
 
 }  // namespace
 
-// The ternary kernels are {decode packing, LUT packing}. A packing without a kernel of its own in a
-// set uses the scalar one (correct, slow), so a matrix built under one set stays usable after
-// set_active_kernel_set() switches to another.
+// The ternary kernels are {decode packing, LUT packing, base-3 packing}. A packing without a kernel of
+// its own in a set uses the scalar one (correct, slow; the autotune never picks it), so a matrix built
+// under one set stays usable after set_active_kernel_set() switches to another.
 const std::vector<KernelSet>& kernel_sets() {
   static const std::vector<KernelSet> table = {
     // name      arch       needs
     {"scalar", "any", "",  // plain C++, every machine; the reference the fast paths are tested against
      &quantize_row_scalar,
-     {{&rows_scalar, "scalar"}, {&rows_scalar, "scalar"}},
+     {{&rows_scalar, "scalar"}, {&rows_scalar, "scalar"}, {&rows_scalar, "scalar"}},
      false, &ssm::kSsmScalar},
     {"avx2", "x86_64", "avx2 fma f16c",
      BM_X86(&quantize_row_avx2),
-     {{BM_X86(&rows_avx2_decode), "avx2-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"}},
+     {{BM_X86(&rows_avx2_decode), "avx2-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
+      {BM_X86(&rows_avx2_base3), "avx2-base3"}},
      true, BM_X86(&ssm::kSsmAvx2)},
+    // The base-3 packing runs the AVX2 kernel here (this set's CPUs have AVX2).
     {"avx512", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni",
      BM_X86(&quantize_row_avx2),
-     {{BM_X86(&rows_avx512_decode), "avx512-vnni-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"}},
-     false, BM_X86(&ssm::kSsmAvx512)},
+     {{BM_X86(&rows_avx512_decode), "avx512-vnni-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
+      {BM_X86(&rows_avx2_base3), "avx2-base3"}},
+     true, BM_X86(&ssm::kSsmAvx512)},
     {"neon", "aarch64", "neon",  // Advanced SIMD, always present on aarch64
      &quantize_row_scalar,
-     {{BM_ARM(&rows_neon_decode), "neon-decode"}, {&rows_scalar, "scalar"}},
-     false, BM_ARM(&ssm::kSsmNeon)},
+     {{BM_ARM(&rows_neon_decode), "neon-decode"}, {&rows_scalar, "scalar"},
+      {BM_ARM(&rows_neon_base3), "neon-base3"}},
+     true, BM_ARM(&ssm::kSsmNeon)},
     {"neondot", "aarch64", "neon dotprod",  // + sdot/udot (ARMv8.2+); the SSM kernels are NEON's
      &quantize_row_scalar,
-     {{BM_ARM(&rows_neondot_decode), "neondot-decode"}, {&rows_scalar, "scalar"}},
-     false, BM_ARM(&ssm::kSsmNeon)},
+     {{BM_ARM(&rows_neondot_decode), "neondot-decode"}, {&rows_scalar, "scalar"},
+      {BM_ARM(&rows_neondot_base3), "neondot-base3"}},
+     true, BM_ARM(&ssm::kSsmNeon)},
   };
+  // Every row this build compiles must name a kernel for every packing: a row written before a packing
+  // existed would otherwise dispatch through a null pointer. Checked once, at the first use of the table.
+  static const bool complete = [] {
+    for (const KernelSet& k : table)
+      for (int p = 0; p < ternary::kNumPackings; ++p)
+        BM_CHECK(!kernel_set_compiled(k) || k.ternary[p].rows != nullptr, Error, "kernel table row '", k.name,
+                 "' has no ternary kernel for the ", ternary::packing_name(static_cast<ternary::Packing>(p)),
+                 " packing (list its own, another set's it can run, or rows_scalar)");
+    return true;
+  }();
+  (void)complete;
   return table;
 }
 

@@ -35,8 +35,8 @@ struct KernelSet {
   const char* needs;
   ternary::detail::QuantizeRowFn quantize_row;
   TernaryKernel ternary[ternary::kNumPackings];  // indexed by ternary::Packing
-  // PackingPolicy::kAuto times both packings on this set and keeps the faster (only worth it where
-  // the LUT kernel can win; elsewhere matrices are built in the decode packing).
+  // PackingPolicy::kAuto times the packings this set has a kernel of its own for (not the scalar
+  // fallback) and keeps the fastest (dispatch.cpp); false: matrices are built in the decode packing.
   bool autotune_packing;
   const ssm::SsmKernels* ssm;
 };

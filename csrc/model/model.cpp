@@ -81,6 +81,23 @@ std::int64_t Model::packed_weight_bytes() const {
   return b;
 }
 
+std::vector<Model::KernelChoice> Model::kernel_choices() const {
+  std::vector<KernelChoice> out;
+  auto add = [&](const char* kind, const ternary::TernaryMatrix& W) {
+    const std::string packing = ternary::packing_name(W.packing()), kernel = ternary::kernel_name(W);
+    for (auto& c : out)
+      if (c.matrix == kind && c.packing == packing && c.kernel == kernel) {
+        ++c.count;
+        return;
+      }
+    out.push_back({kind, packing, kernel, 1});
+  };
+  for (auto& L : layers_) add("in_proj", L.in_proj);
+  for (auto& L : layers_) add("out_proj", L.out_proj);
+  add("lm_head", lm_head_);
+  return out;
+}
+
 std::int64_t Model::bytes_per_token() const { return packed_weight_bytes() + embed_.row_bytes; }
 
 const char* PhaseProfile::name(int phase) {

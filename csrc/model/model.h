@@ -76,6 +76,14 @@ class Model {
   // Bytes of weights held in memory (packed matrices + parameters; the embedding counted separately).
   std::int64_t packed_weight_bytes() const;
   const Embedding& embedding() const { return embed_; }
+  // Which packing and kernel each kind of ternary matrix runs with (kernel: under the active kernel
+  // set, ternary::kernel_name): one entry per kind ("in_proj", "out_proj", "lm_head") and distinct
+  // (packing, kernel), in that order. Layers of one shape share a packing, so a model has 3 entries.
+  struct KernelChoice {
+    std::string matrix, packing, kernel;
+    std::int64_t count = 0;  // matrices of this kind with this packing
+  };
+  std::vector<KernelChoice> kernel_choices() const;
 
   // Phase timing (PhaseProfile): set_profiling(true) clears and starts it.
   void set_profiling(bool on) const;

@@ -116,6 +116,12 @@ BITMAMBA_BINDINGS(model) {
         return d;
       }, "Seconds per phase since set_profiling(True), and the tokens processed.")
       .def_property_readonly("packed_weight_bytes", &Model::packed_weight_bytes)
+      .def("kernel_choices", [](const Model& mdl) {
+        py::list out;
+        for (const auto& c : mdl.kernel_choices()) out.append(py::make_tuple(c.matrix, c.packing, c.kernel));
+        return out;
+      }, "[(matrix, packing, kernel)]: the weight packing and the kernel (under the active kernel set) of "
+         "each kind of ternary matrix: in_proj, out_proj, lm_head.")
       .def("metadata", [](const Model& mdl, const std::string& key) -> py::object {
         auto it = mdl.metadata().find(key);
         if (it == mdl.metadata().end()) return py::none();

@@ -58,9 +58,9 @@ QuantizedActivations quantize(const carray<float>& x, const py::object& g, float
 }
 
 Packing parse_packing(const std::string& s) {
-  if (s == "decode") return Packing::kDecode;
-  if (s == "lut") return Packing::kLut;
-  throw ArgumentError("unknown ternary layout '" + s + "' (expected 'decode' or 'lut')");
+  for (int i = 0; i < kNumPackings; ++i)
+    if (s == packing_name(static_cast<Packing>(i))) return static_cast<Packing>(i);
+  throw ArgumentError("unknown ternary layout '" + s + "' (expected 'decode', 'lut' or 'base3')");
 }
 
 void check_bytes(const carray<std::uint8_t>& d, std::int64_t need, const char* what) {
@@ -147,19 +147,16 @@ BITMAMBA_BINDINGS(ternary) {
   t.def("float_to_half", &float_to_half, py::arg("f"));
   t.def("half_to_float", &half_to_float, py::arg("h"));
 
-  t.def("set_layout_policy", [](const std::string& p) {
-    if (p == "auto") set_packing_policy(PackingPolicy::kAuto);
-    else if (p == "decode") set_packing_policy(PackingPolicy::kDecode);
-    else if (p == "lut") set_packing_policy(PackingPolicy::kLut);
-    else throw ArgumentError("unknown layout policy '" + p + "' (auto, decode, lut)");
-  }, py::arg("policy"), "How TernaryMatrix.from_* chooses its kernel layout: auto (autotune), decode, lut.");
-  t.def("get_layout_policy", [] {
-    switch (packing_policy()) {
-      case PackingPolicy::kDecode: return std::string("decode");
-      case PackingPolicy::kLut: return std::string("lut");
-      default: return std::string("auto");
-    }
-  });
+  t.def("set_layout_policy", [](const std::string& p) { set_packing_policy(parse_packing_policy(p)); },
+        py::arg("policy"),
+        "How TernaryMatrix.from_* (and model loading) choose the kernel layout: auto (autotune), decode, "
+        "lut or base3. The default is auto, or the BITMAMBA_PACKING environment variable.");
+  t.def("get_layout_policy", [] { return std::string(packing_policy_name(packing_policy())); });
+  t.attr("LAYOUTS") = [] {
+    std::vector<std::string> v;
+    for (int i = 0; i < kNumPackings; ++i) v.emplace_back(packing_name(static_cast<Packing>(i)));
+    return v;
+  }();
 
   t.def("time_matmul_int32_rotation", [](const std::vector<const TernaryMatrix*>& mats,
                                           const carray<std::int8_t>& q, int rounds) {

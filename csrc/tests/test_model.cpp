@@ -275,3 +275,48 @@ TEST(ModelConfig, FromShapeAppliesOverridesAndRejectsBadOnes) {
   EXPECT_EQ(message("custom", {{"d_model", std::string("64")}}), "config key 'd_model' takes an integer, not '64'");
   EXPECT_EQ(message("2b", {}), "unknown model shape '2b' (expected 255m or 1b)");
 }
+
+// Every packing gives the same logits bit for bit (the integer products are exact and the float
+// epilogue does not depend on the packing), and kernel_choices() reports what each matrix runs with.
+TEST(ModelPackings, LogitsAreBitIdenticalAcrossPackingsAndChoicesAreReported) {
+  ModelConfig c;
+  c.vocab_size = 300, c.d_model = 96, c.n_layers = 3, c.d_inner = 192, c.n_heads = 4, c.conv_kernel = 4;
+  c.n_groups = 4;
+  c.eos_token_id = c.bos_token_id = -1;
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 41; ++i) ids.push_back((i * 13 + 5) % 300);
+  const ternary::PackingPolicy before = ternary::packing_policy();
+  std::vector<float> want_prefill, want_decode;
+  std::int64_t decode_bytes = 0;
+  for (auto pol : {ternary::PackingPolicy::kDecode, ternary::PackingPolicy::kLut, ternary::PackingPolicy::kBase3}) {
+    ternary::set_packing_policy(pol);
+    auto m = Model::random(c, EmbedType::kF32, 11);
+    const std::string name = ternary::packing_policy_name(pol);
+    const auto choices = m->kernel_choices();
+    ASSERT_EQ(choices.size(), 3u) << name;
+    const char* kinds[3] = {"in_proj", "out_proj", "lm_head"};
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(choices[i].matrix, kinds[i]);
+      EXPECT_EQ(choices[i].packing, name);
+      EXPECT_EQ(choices[i].count, i < 2 ? c.n_layers : 1);
+      EXPECT_FALSE(choices[i].kernel.empty());
+    }
+    State a = m->new_state(), b = m->new_state();
+    m->forward(a, ids.data(), 40);
+    m->forward(a, &ids[40], 1);  // a decode step after the prefill
+    for (int i = 0; i < 41; ++i) m->forward(b, &ids[i], 1);
+    if (want_prefill.empty()) {
+      want_prefill = a.logits, want_decode = b.logits, decode_bytes = m->bytes_per_token();
+      continue;
+    }
+    for (int v = 0; v < c.vocab_size; ++v) {
+      ASSERT_EQ(a.logits[v], want_prefill[v]) << name << " prefill, logit " << v;
+      ASSERT_EQ(b.logits[v], want_decode[v]) << name << " decode, logit " << v;
+    }
+    if (pol == ternary::PackingPolicy::kBase3) {
+      // 1.6 instead of 2 bits per weight (+ padding rows and row sums): fewer bytes per token.
+      EXPECT_LT(m->bytes_per_token(), decode_bytes) << "base3 " << m->bytes_per_token() << " decode " << decode_bytes;
+    }
+  }
+  ternary::set_packing_policy(before);
+}

@@ -15,6 +15,7 @@
 #include "core/float_semantics.h"
 #include "core/fp16.h"
 #include "kernels/kernel_table.h"
+#include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
 using namespace bitmamba;
@@ -70,7 +71,7 @@ std::vector<std::int32_t> naive(const std::vector<std::int8_t>& codes, std::int6
   return out;
 }
 
-const Packing kPackings[] = {Packing::kDecode, Packing::kLut};
+const Packing kPackings[] = {Packing::kDecode, Packing::kLut, Packing::kBase3};
 
 void check_product(std::int64_t rows, std::int64_t cols, std::int64_t T, std::uint32_t seed) {
   std::mt19937 rng(seed);
@@ -174,7 +175,7 @@ TEST(TernaryPacking, FileFormatsRoundTrip) {
   unpack_tq1_0(t1.data(), rows, cols, back.data());
   EXPECT_EQ(back, codes);
   // Every importer reproduces the codes, in every layout policy.
-  for (auto pol : {PackingPolicy::kDecode, PackingPolicy::kLut, PackingPolicy::kAuto}) {
+  for (auto pol : {PackingPolicy::kDecode, PackingPolicy::kLut, PackingPolicy::kBase3, PackingPolicy::kAuto}) {
     set_packing_policy(pol);
     std::vector<std::uint8_t> b2(static_cast<std::size_t>(bit2_bytes(rows * cols)));
     pack_bit2(codes.data(), rows * cols, b2.data());
@@ -309,20 +310,126 @@ TEST(TernaryMatmul, EmptyAndThreadCounts) {
 TEST(TernaryMatmul, DispatchPicksTheActiveKernelSet) {
   // Guards against a fast path silently falling back to scalar (the product tests would still pass).
   std::vector<std::int8_t> codes(8 * 256, 1);
-  auto Wd = TernaryMatrix::from_codes_packing(codes.data(), 8, 256, 1.f, Packing::kDecode);
-  auto Wl = TernaryMatrix::from_codes_packing(codes.data(), 8, 256, 1.f, Packing::kLut);
-  // The kernels each set must run, written out here (not read from the table) so a table row that
-  // points at the wrong kernel fails; a new set fails until it is added.
-  const std::map<std::string, std::pair<std::string, std::string>> want = {
-      {"scalar", {"scalar", "scalar"}},
-      {"avx2", {"avx2-decode", "avx2-lut"}},
-      {"avx512", {"avx512-vnni-decode", "avx2-lut"}},
-      {"neon", {"neon-decode", "scalar"}},
-      {"neondot", {"neondot-decode", "scalar"}},
+  // The kernels each set must run per packing (decode, lut, base3), written out here (not read from
+  // the table) so a table row that points at the wrong kernel fails; a new set fails until it is added.
+  const std::map<std::string, std::vector<std::string>> want = {
+      {"scalar", {"scalar", "scalar", "scalar"}},
+      {"avx2", {"avx2-decode", "avx2-lut", "avx2-base3"}},
+      {"avx512", {"avx512-vnni-decode", "avx2-lut", "avx2-base3"}},
+      {"neon", {"neon-decode", "scalar", "neon-base3"}},
+      {"neondot", {"neondot-decode", "scalar", "neondot-base3"}},
   };
   const auto it = want.find(active_kernel_set().name);
   ASSERT_NE(it, want.end()) << "no expected kernels for kernel set " << active_kernel_set().name;
-  const std::string want_d = it->second.first, want_l = it->second.second;
-  EXPECT_EQ(std::string(kernel_name(Wd)), want_d);
-  EXPECT_EQ(std::string(kernel_name(Wl)), want_l);
+  for (Packing l : kPackings) {
+    auto W = TernaryMatrix::from_codes_packing(codes.data(), 8, 256, 1.f, l);
+    EXPECT_EQ(std::string(kernel_name(W)), it->second[static_cast<int>(l)]) << packing_name(l);
+  }
+}
+
+TEST(TernaryMatmul, EveryCompiledKernelSetHasAKernelPerPacking) {
+  // A row added without an entry for some packing would dispatch through a null pointer.
+  for (const KernelSet& k : kernel_sets()) {
+    if (!kernel_set_compiled(k)) continue;
+    for (int p = 0; p < kNumPackings; ++p) {
+      EXPECT_NE(k.ternary[p].rows, nullptr) << k.name << " has no kernel for " << packing_name(static_cast<Packing>(p));
+      EXPECT_NE(std::string(k.ternary[p].name), "") << k.name << " " << packing_name(static_cast<Packing>(p));
+    }
+  }
+}
+
+// The base-3 packing: 5 rows share a byte, so row counts around multiples of 5 and of the 32-row thread
+// ranges (a group straddling a range boundary is computed by both neighbours), and every token count
+// from the GEMV (T = 1) through several GEMM tiles, with K tails.
+TEST(TernaryBase3, TokensOneToFortyAndRowTails) {
+  std::uint32_t seed = 3000;
+  for (std::int64_t rows : {1, 4, 5, 6, 19, 20, 21, 64, 67, 165})
+    for (std::int64_t cols : {5, 128, 200, 1100}) {
+      std::mt19937 rng(seed++);
+      auto codes = random_codes(rows * cols, rng);
+      auto W = TernaryMatrix::from_codes_packing(codes.data(), rows, cols, 0.5f, Packing::kBase3);
+      ASSERT_EQ(W.to_codes(), codes);
+      for (std::int64_t T = 1; T <= 40; ++T) {
+        auto a = make_acts(T, cols, rng);
+        std::vector<std::int32_t> got(static_cast<std::size_t>(T * rows), -7);
+        matmul_int32(W, a, got.data());
+        ASSERT_EQ(got, naive(codes, rows, cols, a)) << "rows=" << rows << " cols=" << cols << " T=" << T
+                                                    << " kernel=" << kernel_name(W);
+      }
+    }
+}
+
+TEST(TernaryBase3, ThreadRangesSplitRowGroups) {
+  // 32-row ranges cut 5-row groups (rows 30-34 span the first boundary): results must not depend on
+  // the split, and no thread may write outside its range.
+  std::mt19937 rng(17);
+  const std::int64_t rows = 333, cols = 640;
+  auto codes = random_codes(rows * cols, rng);
+  auto W = TernaryMatrix::from_codes_packing(codes.data(), rows, cols, 1.f, Packing::kBase3);
+  const KernelSet& set = active_kernel_set();
+  for (std::int64_t T : {1, 2, 7}) {
+    auto a = make_acts(T, cols, rng);
+    const auto want = naive(codes, rows, cols, a);
+    for (std::int64_t split : {32, 64, 96, 320}) {
+      std::vector<std::int32_t> got(static_cast<std::size_t>(T * rows), -7);
+      set.ternary[static_cast<int>(Packing::kBase3)].rows(W, a, 0, split, got.data(), rows);
+      for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t r = split; r < rows; ++r) ASSERT_EQ(got[t * rows + r], -7) << "wrote row " << r;
+      set.ternary[static_cast<int>(Packing::kBase3)].rows(W, a, split, rows, got.data(), rows);
+      ASSERT_EQ(got, want) << "split at " << split << " T=" << T;
+    }
+  }
+  const int before = ThreadPool::global().num_threads();
+  for (int nt : {2, 3, 5}) {
+    ThreadPool::global().set_num_threads(nt);
+    auto a = make_acts(3, cols, rng);
+    std::vector<std::int32_t> got(static_cast<std::size_t>(3 * rows));
+    matmul_int32(W, a, got.data());
+    EXPECT_EQ(got, naive(codes, rows, cols, a)) << nt << " threads";
+  }
+  ThreadPool::global().set_num_threads(before);
+}
+
+TEST(TernaryBase3, BytesAndLayout) {
+  // 1.6 bits per weight: rows/5 groups of k_padded bytes, plus one int32 row sum per padded row.
+  std::mt19937 rng(4);
+  auto codes = random_codes(12 * 300, rng);
+  auto W = TernaryMatrix::from_codes_packing(codes.data(), 12, 300, 1.f, Packing::kBase3);
+  EXPECT_EQ(W.packed_.size(), std::size_t(3 * 384));
+  EXPECT_EQ(W.packed_bytes(), 3 * 384 + 15 * 4);
+  // Byte k of group g is TQ1_0's fixed-point encoding of the 5 rows' offset codes at column k.
+  for (std::int64_t g = 0; g < 3; ++g)
+    for (std::int64_t k = 0; k < 384; ++k) {
+      int v = 0;
+      for (std::int64_t n = 0; n < 5; ++n) {
+        const std::int64_t r = g * 5 + n;
+        v = v * 3 + (r < 12 && k < 300 ? codes[r * 300 + k] + 1 : 1);
+      }
+      ASSERT_EQ(W.packed_[g * 384 + k], (v * 256 + 242) / 243) << g << " " << k;
+    }
+  // Every one of the 243 digit patterns decodes back (all codes of one column across 5 rows).
+  std::vector<std::int8_t> all(5 * 243);
+  for (int v = 0; v < 243; ++v)
+    for (int n = 0, x = v; n < 5; ++n, x /= 3) all[(4 - n) * 243 + v] = static_cast<std::int8_t>(x % 3 - 1);
+  auto A = TernaryMatrix::from_codes_packing(all.data(), 5, 243, 1.f, Packing::kBase3);
+  EXPECT_EQ(A.to_codes(), all);
+  auto a = make_acts(1, 243, rng);
+  std::vector<std::int32_t> got(5);
+  matmul_int32(A, a, got.data());
+  EXPECT_EQ(got, naive(all, 5, 243, a));
+}
+
+TEST(TernaryPacking, PolicyNamesAndEnvironment) {
+  for (auto p : {PackingPolicy::kAuto, PackingPolicy::kDecode, PackingPolicy::kLut, PackingPolicy::kBase3})
+    EXPECT_EQ(parse_packing_policy(packing_policy_name(p)), p);
+  EXPECT_THROW(parse_packing_policy("tq1"), ArgumentError);
+  set_packing_policy(PackingPolicy::kBase3);
+  std::vector<std::int8_t> codes(600 * 640, 1);
+  EXPECT_EQ(TernaryMatrix::from_codes(codes.data(), 600, 640, 1.f).packing(), Packing::kBase3);
+  set_packing_policy(PackingPolicy::kAuto);
+  // The autotune picks a packing the active set has a kernel of its own for (or kDecode).
+  const auto W = TernaryMatrix::from_codes(codes.data(), 600, 640, 1.f);
+  if (W.packing() != Packing::kDecode) {
+    EXPECT_NE(active_kernel_set().ternary[static_cast<int>(W.packing())].rows, &ternary::detail::rows_scalar);
+  }
 }

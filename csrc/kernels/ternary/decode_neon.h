@@ -1,4 +1,4 @@
-// Unpacking of the kDecode packing with Advanced SIMD, shared by the neon and neondot kernels. Its
+// Unpacking of the kDecode and kBase3 packings with Advanced SIMD, shared by the neon and neondot kernels. Its
 // functions are in an anonymous namespace: each including file (compiled with its own target flags)
 // keeps its own copy, so the linker can never hand the dotprod build of one to the baseline kernel.
 #pragma once
@@ -56,6 +56,27 @@ inline void decode_group(const std::uint8_t* w, std::int64_t n_kb, std::int8_t* 
       std::int8_t* o = buf + r * k_padded + kb * kKBlock;
       for (int m = 0; m < 8; ++m) vst1q_s8(o + 16 * m, u[m]);
     }
+  }
+}
+
+// ---- kBase3 (kernels.h): 5 rows' base-3 digits per byte ------------------------------------------------
+// Digit n of byte b is floor(3 m_n / 256), m_0 = b, m_(n+1) = 3 m_n mod 256: 1 where m_n >= 86, 2 where
+// m_n >= 171. Each unsigned compare gives -1 (all ones) per threshold passed, so the sum of the two is
+// s = -u as a signed byte; the kernels multiply with s and negate the sum.
+inline void b3_negated_digits(uint8x16_t m, int8x16_t s[5]) {
+  const uint8x16_t t1 = vdupq_n_u8(86), t2 = vdupq_n_u8(171), three = vdupq_n_u8(3);
+  for (int n = 0; n < 5; ++n) {
+    s[n] = vreinterpretq_s8_u8(vaddq_u8(vcgeq_u8(m, t1), vcgeq_u8(m, t2)));
+    if (n < 4) m = vmulq_u8(m, three);
+  }
+}
+
+// Offset codes of a group's 5 rows into rows[n * k_padded + k] (the GEMM's decode-once buffer).
+inline void b3_decode_group(const std::uint8_t* w, std::int64_t k_padded, std::int8_t* rows) {
+  for (std::int64_t k = 0; k < k_padded; k += 16) {
+    int8x16_t s[5];
+    b3_negated_digits(vld1q_u8(w + k), s);
+    for (int n = 0; n < 5; ++n) vst1q_s8(rows + n * k_padded + k, vnegq_s8(s[n]));
   }
 }
 

@@ -35,8 +35,27 @@ inline std::int64_t lut_byte_offset(std::int64_t r, std::int64_t pp, std::int64_
   return ((r / kLutRows) * n_kb + kb) * kLutBlockBytes + u * kLutRows + (r % kLutRows);
 }
 
+// ---- kBase3 packing --------------------------------------------------------------------------------
+// Rows in groups of kB3Rows = 5; per group, k_padded bytes, byte k holding column k of the group's 5
+// rows as base-3 digits u_n = w + 1 of row 5g + n (n = 0..4), in GGUF TQ1_0's fixed-point encoding:
+// v = sum_n u_n 3^(4-n) in [0, 243), byte = ceil(v * 256 / 243). Digit n comes back as the integer part
+// of 3 * m_n / 256 where m_0 = byte, m_(n+1) = 3 m_n mod 256 (one multiply by 3 in byte arithmetic per
+// digit, no table). Packing 5 rows into each byte (instead of 5 columns, as TQ1_0 does) makes every byte
+// hold exactly one column, so K needs no padding beyond kKBlock, a GEMV reads the matrix strictly
+// sequentially, and one activation vector serves all 5 digits of a weight vector. Bytes: rows/5 * K,
+// 1.6 bits per weight (+ 4 bytes of row sum per row, see TernaryMatrix::row_sums_).
+constexpr std::int64_t kB3Rows = 5;
+inline std::uint8_t b3_encode(int v) { return static_cast<std::uint8_t>((v * 256 + 242) / 243); }
+// Offset code (0, 1, 2) of digit n of a kBase3 / TQ1_0 byte.
+inline int b3_digit(std::uint8_t b, int n) {
+  static const int pow3[5] = {1, 3, 9, 27, 81};
+  const std::uint8_t m = static_cast<std::uint8_t>(b * pow3[n]);
+  return (m * 3) >> 8;
+}
+
 // A kernel computes acc[t * ld_acc + r] for every token t and rows r in [r0, r1); r0 is a multiple
-// of the layout's row group (the dispatcher aligns thread ranges to 32 rows).
+// of 32 (the dispatcher aligns thread ranges to 32 rows), hence of the kDecode and kLut row groups; a
+// kBase3 group of 5 rows can straddle r0 or r1, and its kernels write only the rows in [r0, r1).
 using RowsFn = void (*)(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
                         std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc);
 
@@ -60,17 +79,23 @@ void rows_avx2_lut(const TernaryMatrix&, const QuantizedActivations&, std::int64
                    std::int32_t*, std::int64_t);
 void rows_avx512_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
                         std::int64_t, std::int32_t*, std::int64_t);
+void rows_avx2_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                     std::int32_t*, std::int64_t);
 #endif
 #if defined(BITMAMBA_HAVE_ARM_KERNELS)
 void rows_neon_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                       std::int32_t*, std::int64_t);
 void rows_neondot_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
                          std::int64_t, std::int32_t*, std::int64_t);
+void rows_neon_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                     std::int32_t*, std::int64_t);
+void rows_neondot_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
+                        std::int64_t, std::int32_t*, std::int64_t);
 #endif
 
-// Builds a TernaryMatrix from row-major codes in the packing the policy asks for, timing both on the
-// active kernel set under PackingPolicy::kAuto (dispatch.cpp). Every TernaryMatrix::from_* but
-// from_codes_packing ends here.
+// Builds a TernaryMatrix from row-major codes in the packing the policy asks for, timing the candidate
+// packings on the active kernel set under PackingPolicy::kAuto (dispatch.cpp). Every
+// TernaryMatrix::from_* but from_codes_packing ends here.
 TernaryMatrix build_with_policy(const std::int8_t* codes, std::int64_t rows, std::int64_t cols,
                                 float scale_w);
 

@@ -1,4 +1,5 @@
-// AVX2 ternary product on the kDecode packing: 2-bit decode + vpmaddubsw.
+// AVX2 ternary products on the kDecode packing (2-bit decode + vpmaddubsw) and on the kBase3 packing
+// (base-3 digit decode + vpmaddubsw, at the end of this file; it shares the GEMM tiles).
 //
 // Exactness: weights are offset codes u = w + 1 in {0, 1, 2} (unsigned operand of maddubs), q the
 // signed int8 operand, so one maddubs lane is u0*q0 + u1*q1 in [-512, 508]: never saturates. Four of
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/base3_driver.h"
 #include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
@@ -195,8 +197,104 @@ struct Avx2Decode {
   }
 };
 
+// ---- kBase3: 5 rows' base-3 digits per byte (kernels.h) ----------------------------------------------
+// Digit n of byte b is floor(3 m_n / 256) with m_0 = b, m_(n+1) = 3 m_n mod 256, i.e. 1 where
+// m_n >= 86 and 2 where m_n >= 171. AVX2 has no unsigned byte compare, so m is kept biased by -128
+// (x ^ 0x80, as a signed byte: m - 128), which maps the thresholds to > -43 and > 42 and commutes with
+// the recurrence (3 (m - 128) = 3 m - 128 mod 256). The two compares give -1 per threshold passed, so
+// their sum s is -u. vpmaddubsw needs one unsigned operand: it takes q + 128 (q ^ 0x80), and
+// sum u q = -sum s (q + 128) - 128 sum u, with sum u the row's stored sum (TernaryMatrix::row_sums_).
+// Per 32 bytes (160 weights, one activation vector shared by the 5 rows): 2 compares + 1 add per
+// digit, 2 adds per step of the recurrence, 1 multiply-add + 1 add per digit.
+// Exactness: a vpmaddubsw lane is two products (q + 128) * s in [-510, 0] each, so |lane| <= 1020, and
+// int16 partials are widened into int32 every kB3FlushK = 1024 columns (32 steps: <= 32640 < 32767).
+constexpr std::int64_t kB3FlushK = 1024;
+
+// 4 decoded rows x kTile tokens: the kDecode kernel's tiles (decode_driver.h).
+struct Avx2Base3 {
+  using Unpacked = std::uint8_t;
+  static constexpr int kTile = Avx2Decode::kTile;
+
+  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t k_padded,
+                   const std::int32_t* row_sums, std::int32_t out[5]) {
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    const __m256i t1 = _mm256_set1_epi8(-43), t2 = _mm256_set1_epi8(42), ones = _mm256_set1_epi16(1);
+    __m256i acc[5];
+    for (auto& v : acc) v = _mm256_setzero_si256();
+    for (std::int64_t k0 = 0; k0 < k_padded; k0 += kB3FlushK) {
+      const std::int64_t k1 = k0 + kB3FlushK < k_padded ? k0 + kB3FlushK : k_padded;
+      __m256i p[5];
+      for (auto& v : p) v = _mm256_setzero_si256();
+#if defined(__GNUC__) && !defined(__clang__)
+      // Hand-scheduled: GCC (12) rewrites one of the two compares as vpminsb + vpcmpeqb and adds a
+      // register copy per accumulator, ~25% more instructions than the 35 per 32 bytes here.
+      // AT&T order: vpcmpgtb b, a, dst is dst = a > b; vpmaddubsw signed_src, unsigned_src, dst.
+#define BM_B3_DIGIT(P)                            \
+  "vpcmpgtb %[t1], %%ymm13, %%ymm14\n\t"          \
+  "vpcmpgtb %[t2], %%ymm13, %%ymm15\n\t"          \
+  "vpaddb %%ymm15, %%ymm14, %%ymm14\n\t"          \
+  "vpmaddubsw %%ymm14, %%ymm12, %%ymm14\n\t"      \
+  "vpaddw %%ymm14, %[" P "], %[" P "]\n\t"
+#define BM_B3_TIMES3                              \
+  "vpaddb %%ymm13, %%ymm13, %%ymm14\n\t"          \
+  "vpaddb %%ymm14, %%ymm13, %%ymm13\n\t"
+      std::int64_t k = k0;
+      __asm__ volatile(
+          "1:\n\t"
+          "vpxor (%[q],%[k]), %[bias], %%ymm12\n\t"
+          "vpxor (%[w],%[k]), %[bias], %%ymm13\n\t"
+          BM_B3_DIGIT("p0") BM_B3_TIMES3
+          BM_B3_DIGIT("p1") BM_B3_TIMES3
+          BM_B3_DIGIT("p2") BM_B3_TIMES3
+          BM_B3_DIGIT("p3") BM_B3_TIMES3
+          BM_B3_DIGIT("p4")
+          "add $32, %[k]\n\t"
+          "cmp %[k1], %[k]\n\t"
+          "jl 1b\n\t"
+          : [k] "+r"(k), [p0] "+x"(p[0]), [p1] "+x"(p[1]), [p2] "+x"(p[2]), [p3] "+x"(p[3]), [p4] "+x"(p[4])
+          : [q] "r"(q), [w] "r"(w), [k1] "r"(k1), [bias] "x"(bias), [t1] "x"(t1), [t2] "x"(t2)
+          : "ymm12", "ymm13", "ymm14", "ymm15", "cc", "memory");
+#undef BM_B3_DIGIT
+#undef BM_B3_TIMES3
+#else
+      for (std::int64_t k = k0; k < k1; k += 32) {
+        const __m256i qu = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(q + k)), bias);
+        __m256i m = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(w + k)), bias);
+        for (int n = 0; n < 5; ++n) {
+          const __m256i s = _mm256_add_epi8(_mm256_cmpgt_epi8(m, t1), _mm256_cmpgt_epi8(m, t2));
+          p[n] = _mm256_add_epi16(p[n], _mm256_maddubs_epi16(qu, s));
+          if (n < 4) m = _mm256_add_epi8(m, _mm256_add_epi8(m, m));
+        }
+      }
+#endif
+      for (int n = 0; n < 5; ++n) acc[n] = _mm256_add_epi32(acc[n], _mm256_madd_epi16(p[n], ones));
+    }
+    for (int n = 0; n < 5; ++n) out[n] = -hsum_epi32(acc[n]) - 128 * row_sums[n];
+  }
+
+  static void decode(const std::uint8_t* w, std::int64_t k_padded, Unpacked* rows) {
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    const __m256i t1 = _mm256_set1_epi8(-43), t2 = _mm256_set1_epi8(42), zero = _mm256_setzero_si256();
+    for (std::int64_t k = 0; k < k_padded; k += 32) {
+      __m256i m = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(w + k)), bias);
+      for (int n = 0; n < 5; ++n) {
+        const __m256i u = _mm256_sub_epi8(_mm256_sub_epi8(zero, _mm256_cmpgt_epi8(m, t1)), _mm256_cmpgt_epi8(m, t2));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(rows + n * k_padded + k), u);
+        if (n < 4) m = _mm256_add_epi8(m, _mm256_add_epi8(m, m));
+      }
+    }
+  }
+
+  template <int TT>
+  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
+                   std::int32_t out[][4]) {
+    Avx2Decode::tile<TT>(rows, k_padded, q, out);
+  }
+};
+
 }  // namespace
 
 BITMAMBA_DECODE_KERNEL(rows_avx2_decode, Avx2Decode)
+BITMAMBA_BASE3_KERNEL(rows_avx2_base3, Avx2Base3)
 
 }  // namespace bitmamba::ternary::detail

@@ -1,4 +1,5 @@
-// ARM NEON (baseline, no dot product) ternary product on the kDecode packing.
+// ARM NEON (baseline, no dot product) ternary products on the kDecode packing and (at the end of this
+// file) the kBase3 packing.
 //
 // Offset codes u = w + 1 in {0, 1, 2} are used as signed bytes; smull/smlal(2) multiply-accumulate
 // u*q (|u*q| <= 256) into int16 lanes, 2 products per lane per 16 k, i.e. 16 per 128-wide block, so
@@ -13,6 +14,7 @@
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/base3_driver.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/decode_neon.h"
 #include "kernels/ternary/kernels.h"
@@ -78,8 +80,48 @@ struct NeonDecode {
   }
 };
 
+// kBase3: digits as negated signed bytes s = -u (decode_neon.h), smull/smlal s*q (|s q| <= 256) into
+// int16, 2 products per lane per 16 columns, widened into int32 every kB3FlushK = 512 columns
+// (<= 16384 < 32767): exact for any K. One activation vector serves the 5 rows of a byte.
+constexpr std::int64_t kB3FlushK = 512;
+
+struct NeonBase3 {
+  using Unpacked = std::int8_t;
+  static constexpr int kTile = NeonDecode::kTile;
+
+  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t k_padded,
+                   const std::int32_t*, std::int32_t out[5]) {
+    int32x4_t acc[5];
+    for (auto& v : acc) v = vdupq_n_s32(0);
+    for (std::int64_t k0 = 0; k0 < k_padded; k0 += kB3FlushK) {
+      const std::int64_t k1 = k0 + kB3FlushK < k_padded ? k0 + kB3FlushK : k_padded;
+      int16x8_t p[5];
+      for (auto& v : p) v = vdupq_n_s16(0);
+      for (std::int64_t k = k0; k < k1; k += 16) {
+        const int8x16_t qv = vld1q_s8(q + k);
+        int8x16_t s[5];
+        b3_negated_digits(vld1q_u8(w + k), s);
+        for (int n = 0; n < 5; ++n) p[n] = mac(p[n], s[n], qv);
+      }
+      for (int n = 0; n < 5; ++n) acc[n] = vpadalq_s16(acc[n], p[n]);
+    }
+    for (int n = 0; n < 5; ++n) out[n] = -vaddvq_s32(acc[n]);
+  }
+
+  static void decode(const std::uint8_t* w, std::int64_t k_padded, Unpacked* rows) {
+    b3_decode_group(w, k_padded, rows);
+  }
+
+  template <int TT>
+  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
+                   std::int32_t out[][4]) {
+    NeonDecode::tile<TT>(rows, k_padded, q, out);
+  }
+};
+
 }  // namespace
 
 BITMAMBA_DECODE_KERNEL(rows_neon_decode, NeonDecode)
+BITMAMBA_BASE3_KERNEL(rows_neon_base3, NeonBase3)
 
 }  // namespace bitmamba::ternary::detail

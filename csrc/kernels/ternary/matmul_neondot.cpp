@@ -1,4 +1,5 @@
-// ARM NEON + dot product (sdot) ternary product on the kDecode packing.
+// ARM NEON + dot product (sdot) ternary products on the kDecode packing and (at the end of this file)
+// the kBase3 packing.
 //
 // Offset codes u = w + 1 in {0, 1, 2} are used as signed bytes; sdot adds 4 products u*q into each
 // int32 lane directly (no narrow intermediate): exact for any K. The offset is removed at the end,
@@ -11,6 +12,7 @@
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
+#include "kernels/ternary/base3_driver.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/decode_neon.h"
 #include "kernels/ternary/kernels.h"
@@ -44,8 +46,39 @@ struct NeonDotDecode : DotTiles<NeonDotDecode> {
   }
 };
 
+// kBase3: digits as negated signed bytes s = -u (decode_neon.h), sdot(s, q) straight into int32 (exact
+// for any K), the sum negated. One activation vector serves the 5 rows of a byte.
+struct NeonDotBase3 {
+  using Unpacked = std::int8_t;
+  static constexpr int kTile = NeonDotDecode::kTile;
+
+  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t k_padded,
+                   const std::int32_t*, std::int32_t out[5]) {
+    int32x4_t acc[5];
+    for (auto& v : acc) v = vdupq_n_s32(0);
+    for (std::int64_t k = 0; k < k_padded; k += 16) {
+      const int8x16_t qv = vld1q_s8(q + k);
+      int8x16_t s[5];
+      b3_negated_digits(vld1q_u8(w + k), s);
+      for (int n = 0; n < 5; ++n) acc[n] = vdotq_s32(acc[n], s[n], qv);
+    }
+    for (int n = 0; n < 5; ++n) out[n] = -vaddvq_s32(acc[n]);
+  }
+
+  static void decode(const std::uint8_t* w, std::int64_t k_padded, Unpacked* rows) {
+    b3_decode_group(w, k_padded, rows);
+  }
+
+  template <int TT>
+  static void tile(const Unpacked* rows, std::int64_t k_padded, const std::int8_t* const* q,
+                   std::int32_t out[][4]) {
+    NeonDotDecode::tile<TT>(rows, k_padded, q, out);
+  }
+};
+
 }  // namespace
 
 BITMAMBA_DECODE_KERNEL(rows_neondot_decode, NeonDotDecode)
+BITMAMBA_BASE3_KERNEL(rows_neondot_base3, NeonDotBase3)
 
 }  // namespace bitmamba::ternary::detail

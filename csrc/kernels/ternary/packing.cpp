@@ -32,13 +32,10 @@ void check_tq_shape(std::int64_t rows, std::int64_t cols, const char* who) {
 }
 
 // TQ1_0 stores 5 base-3 digits per byte as a fixed-point fraction: byte = ceil(v * 256 / 243) for
-// v = sum_n d_n 3^(4-n); digit n comes back as ((byte * 3^n) mod 256) * 3 >> 8.
-inline std::uint8_t tq1_encode(int v) { return static_cast<std::uint8_t>((v * 256 + 242) / 243); }
-inline int tq1_digit(std::uint8_t b, int n) {
-  static const int pow3[5] = {1, 3, 9, 27, 81};
-  const std::uint8_t m = static_cast<std::uint8_t>(b * pow3[n]);
-  return (m * 3) >> 8;
-}
+// v = sum_n d_n 3^(4-n); digit n comes back as ((byte * 3^n) mod 256) * 3 >> 8. The kBase3 kernel
+// packing uses the same encoding (kernels.h: b3_encode, b3_digit).
+using detail::b3_digit;
+using detail::b3_encode;
 
 // o[m] for m < count: the codes c[stride * n + m], n = 0..ndigits-1, as base-3 digits (code + 1), the
 // first the most significant, padded with zero digits to five.
@@ -46,7 +43,7 @@ inline void tq1_pack_digits(const std::int8_t* c, int stride, int count, int ndi
   for (int m = 0; m < count; ++m) {
     int v = 0;
     for (int n = 0; n < 5; ++n) v = v * 3 + (n < ndigits ? c[stride * n + m] + 1 : 0);
-    o[m] = tq1_encode(v);
+    o[m] = b3_encode(v);
   }
 }
 
@@ -160,18 +157,24 @@ void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols
     const std::uint8_t* s = data + b * kTq1BlockBytes;
     std::int8_t* c = codes + b * kTqBlock;
     for (int m = 0; m < 32; ++m)
-      for (int n = 0; n < 5; ++n) c[32 * n + m] = static_cast<std::int8_t>(tq1_digit(s[m], n) - 1);
+      for (int n = 0; n < 5; ++n) c[32 * n + m] = static_cast<std::int8_t>(b3_digit(s[m], n) - 1);
     for (int m = 0; m < 16; ++m)
       for (int n = 0; n < 5; ++n)
-        c[160 + 16 * n + m] = static_cast<std::int8_t>(tq1_digit(s[32 + m], n) - 1);
+        c[160 + 16 * n + m] = static_cast<std::int8_t>(b3_digit(s[32 + m], n) - 1);
     for (int m = 0; m < 4; ++m)
       for (int n = 0; n < 4; ++n)
-        c[240 + 4 * n + m] = static_cast<std::int8_t>(tq1_digit(s[48 + m], n) - 1);
+        c[240 + 4 * n + m] = static_cast<std::int8_t>(b3_digit(s[48 + m], n) - 1);
   }
 }
 
 // ---- kernel packings -----------------------------------------------------------------------------
-const char* packing_name(Packing p) { return p == Packing::kLut ? "lut" : "decode"; }
+const char* packing_name(Packing p) {
+  switch (p) {
+    case Packing::kLut: return "lut";
+    case Packing::kBase3: return "base3";
+    default: return "decode";
+  }
+}
 
 TernaryMatrix TernaryMatrix::from_codes_packing(const std::int8_t* codes, std::int64_t rows,
                                                 std::int64_t cols, float scale_w, Packing packing) {
@@ -205,6 +208,29 @@ TernaryMatrix TernaryMatrix::from_codes_packing(const std::int8_t* codes, std::i
           o[j] = static_cast<std::uint8_t>((c[j] + 1) | ((c[32 + j] + 1) << 2) | ((c[64 + j] + 1) << 4) |
                                            ((c[96 + j] + 1) << 6));
       }
+  } else if (packing == Packing::kBase3) {
+    W.rows_padded_ = round_up(rows, detail::kB3Rows);
+    W.packed_.resize(static_cast<std::size_t>(W.rows_padded_ / detail::kB3Rows * W.k_padded_), false);
+    W.row_sums_.assign(static_cast<std::size_t>(W.rows_padded_), 0);
+    // v[k] = sum_n u_n 3^(4-n), accumulated row by row (sequential reads of the codes); zero weights
+    // (offset code 1) past cols and in padding rows.
+    std::vector<std::int32_t> v(static_cast<std::size_t>(W.k_padded_));
+    for (std::int64_t g = 0; g < W.rows_padded_ / detail::kB3Rows; ++g) {
+      std::fill(v.begin(), v.end(), 0);
+      for (std::int64_t n = 0; n < detail::kB3Rows; ++n) {
+        const std::int64_t r = g * detail::kB3Rows + n;
+        const std::int8_t* c = r < rows ? codes + r * cols : nullptr;
+        std::int32_t sum = 0;
+        for (std::int64_t k = 0; k < W.k_padded_; ++k) {
+          const int u = c && k < cols ? c[k] + 1 : 1;
+          v[static_cast<std::size_t>(k)] = v[static_cast<std::size_t>(k)] * 3 + u;
+          sum += u;
+        }
+        W.row_sums_[static_cast<std::size_t>(r)] = sum;
+      }
+      std::uint8_t* o = W.packed_.data() + g * W.k_padded_;
+      for (std::int64_t k = 0; k < W.k_padded_; ++k) o[k] = b3_encode(v[static_cast<std::size_t>(k)]);
+    }
   } else {
     W.rows_padded_ = round_up(rows, detail::kLutRows);
     // Index 4 = 3*1 + 1: the pair (0, 0), zero weights, in padding.
@@ -235,6 +261,10 @@ void TernaryMatrix::decode_row(std::int64_t r, std::int8_t* out) const {
         for (int j = 0; j < detail::kDecChunk; ++j)
           out[kb * kKBlock + 32 * i + j] = static_cast<std::int8_t>(((s[j] >> (2 * i)) & 3) - 1);
     }
+  } else if (packing_ == Packing::kBase3) {
+    const std::uint8_t* s = packed_.data() + (r / detail::kB3Rows) * k_padded_;
+    const int n = static_cast<int>(r % detail::kB3Rows);
+    for (std::int64_t k = 0; k < k_padded_; ++k) out[k] = static_cast<std::int8_t>(b3_digit(s[k], n) - 1);
   } else {
     for (std::int64_t pp = 0; pp < k_padded_ / 4; ++pp) {
       const std::uint8_t b = packed_[static_cast<std::size_t>(detail::lut_byte_offset(r, pp, n_kb))];

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -72,16 +73,24 @@ void unpack_tq1_0(const std::uint8_t* data, std::int64_t rows, std::int64_t cols
 // ---- packed weights ------------------------------------------------------------------------------
 // A [rows = out_features, cols = in_features] ternary matrix repacked into a kernel packing, plus
 // the per-tensor scale. Built once at load time from any of the file encodings below.
-// Packings a TernaryMatrix can hold (see packing.cpp for the byte order of each):
+// Packings a TernaryMatrix can hold (see packing.cpp and kernels.h for the byte order of each):
 //   kDecode: 2-bit offset codes (w+1), rows in groups of 4, K in blocks of 128 -> decode + multiply
 //   kLut:    4-bit indices of code pairs, rows in groups of 32 -> table lookup (T-MAC style)
-enum class Packing : int { kDecode = 0, kLut = 1 };
-constexpr int kNumPackings = 2;
-// How from_* picks the packing: kAuto times both on the active kernel set (when it has a LUT kernel)
-// and keeps the faster one; the others force one. Process-wide, default kAuto.
-enum class PackingPolicy : int { kAuto = 0, kDecode = 1, kLut = 2 };
+//   kBase3:  1.6 bits per weight: 5 offset codes per byte as base-3 digits (the fixed-point encoding
+//            of GGUF TQ1_0), one byte per column holding 5 consecutive rows -> digit decode + multiply.
+//            20% fewer bytes than kDecode for a memory-bound GEMV, at more instructions per weight.
+enum class Packing : int { kDecode = 0, kLut = 1, kBase3 = 2 };
+constexpr int kNumPackings = 3;
+// How from_* picks the packing: kAuto times the packings the active kernel set has kernels of its own
+// for (when its row asks for autotuning) and keeps the fastest; the others force one. Process-wide;
+// the default is kAuto, or what the environment variable BITMAMBA_PACKING names (auto, decode, lut,
+// base3), read at the first use.
+enum class PackingPolicy : int { kAuto = 0, kDecode = 1, kLut = 2, kBase3 = 3 };
 void set_packing_policy(PackingPolicy p);
 PackingPolicy packing_policy();
+// "auto", "decode", "lut", "base3" <-> PackingPolicy; ArgumentError naming the choices otherwise.
+PackingPolicy parse_packing_policy(const std::string& name);
+const char* packing_policy_name(PackingPolicy p);
 const char* packing_name(Packing p);
 
 class TernaryMatrix {
@@ -107,8 +116,11 @@ class TernaryMatrix {
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
   float scale_w() const { return scale_w_; }
-  // Bytes of packed weights one full GEMV reads (for roofline figures).
-  std::int64_t packed_bytes() const { return static_cast<std::int64_t>(packed_.size()); }
+  // Bytes one full GEMV reads (for roofline figures): the packed weights, padding included, and
+  // the per-row sums of the base-3 packing.
+  std::int64_t packed_bytes() const {
+    return static_cast<std::int64_t>(packed_.size() + row_sums_.size() * sizeof(std::int32_t));
+  }
   // Back to row-major codes (tests, export).
   std::vector<std::int8_t> to_codes() const;
 
@@ -123,6 +135,9 @@ class TernaryMatrix {
   Packing packing_ = Packing::kDecode;
   std::int64_t rows_padded_ = 0;  // rows rounded up to the packing's row group
   std::int64_t k_padded_ = 0;     // cols rounded up to kKBlock
+  // kBase3 only: per padded row, the sum of its offset codes (w+1) over k_padded_ columns. The AVX2
+  // kernel multiplies with q + 128 (its unsigned operand) and removes 128 * this sum again.
+  std::vector<std::int32_t> row_sums_;
 };
 
 // ---- products -----------------------------------------------------------------------------------

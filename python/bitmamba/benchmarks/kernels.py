@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     p.add_argument("--bandwidth-mb", type=int, default=256)
     p.add_argument("--rotation-mb", type=int, default=256,
                    help="total size of the matrix copies the cold GEMV cycles over (at least 8x L3)")
-    p.add_argument("--layout", default="auto", choices=["auto", "decode", "lut"])
+    p.add_argument("--layout", default="auto", choices=["auto", "decode", "lut", "base3"])
     p.add_argument("--isa", default=None, help="force a kernel set (default: best)")
     p.add_argument("--markdown", default=None, help="also write the table to this file")
     p.add_argument("--seed", type=int, default=0)

@@ -4,6 +4,11 @@ Without MODEL, random weights of the real shape are built in memory (speed does 
 values; the embedding is stored as Q8_0 by default so resident memory is what a converted file
 costs). Prints one figure a line (`decode: 123.4 tok/s`) or JSON with --json. Timings on shared
 machines are noisy: each figure is the median of --repeats runs.
+
+--batch B decodes B sequences together, one `_C.batch_step` per step (the server's continuous-batching
+path: the weights are read once per step for all B), and reports the aggregate B * steps / time.
+--packing forces the weight packing (as BITMAMBA_PACKING does); the packing and kernel each kind of
+matrix ended up with is printed (`kernel_in_proj: base3 avx2-base3`) and in the JSON (`kernels`).
 """
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ from ._common import add_threads_option, check_threads
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure decode / prefill speed, peak RSS and roofline fraction",
-                       description=__doc__.split("\n\n")[0] + " Roofline fraction = decode tok/s x weight bytes "
-                       "read per token / measured memory read bandwidth.")
+                       description=__doc__.split("\n\n")[0] + " Roofline fraction = decode steps/s x weight bytes "
+                       "read per step (the packing's real bytes) / measured memory read bandwidth.")
     p.add_argument("model", metavar="MODEL", nargs="?", default=None, help="model file (default: the bundled model; omit with --shape)")
     p.add_argument("--shape", choices=["255m", "1b"], default=None, help="random weights of this shape")
     p.add_argument("--embed", choices=["q8_0", "f16", "f32"], default="q8_0",
@@ -28,6 +33,12 @@ def register(sub) -> None:
     p.add_argument("--prompt-tokens", type=int, default=512, help="prefill prompt length (default %(default)s)")
     p.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode run (default %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure, median reported (default %(default)s)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="sequences decoded together per step through batch_step (default %(default)s: the "
+                        "single-sequence loop users run)")
+    p.add_argument("--packing", choices=["auto", "decode", "lut", "base3"], default=None,
+                   help="weight packing to build the model in (default: BITMAMBA_PACKING, else auto = the "
+                        "load-time autotune)")
     p.add_argument("--bandwidth-mib", type=int, default=256, help="buffer for the bandwidth test (default %(default)s)")
     p.add_argument("--profile", action="store_true",
                    help="also time the phases of the decode runs (norm+quantize, in_proj, conv/scan/gate, "
@@ -54,12 +65,14 @@ def run(args) -> int:
     from ..system import set_num_threads
     from ._common import resolve_model_path
 
-    if args.repeats < 1 or args.prompt_tokens < 1 or args.decode_tokens < 1:
-        raise ValueError("--repeats, --prompt-tokens and --decode-tokens must be >= 1")
+    if args.repeats < 1 or args.prompt_tokens < 1 or args.decode_tokens < 1 or args.batch < 1:
+        raise ValueError("--repeats, --prompt-tokens, --decode-tokens and --batch must be >= 1")
     check_threads(args)
     C = native()
     if args.threads is not None:
         set_num_threads(args.threads)
+    if args.packing is not None:
+        C.ternary.set_layout_policy(args.packing)
     t0 = time.perf_counter()
     if args.shape and args.model:
         raise ValueError("give either MODEL or --shape, not both")
@@ -83,24 +96,38 @@ def run(args) -> int:
         m.feed(st, prompt)
         prefill.append(args.prompt_tokens / (time.perf_counter() - t))
     # Decode through the loop users run: Model.stream (text, one engine call a token) when the model
-    # has a tokenizer, else Model.generate_ids; greedy, EOS not stopping the run.
+    # has a tokenizer, else Model.generate_ids; greedy, EOS not stopping the run. With --batch B > 1,
+    # B sequences (distinct prompts) step together through batch_step, as the server drives them.
     decode = []
     greedy = dict(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_window=0, seed=0,
                   ignore_eos=True)
-    loop = "stream" if model.has_tokenizer else "generate_ids"
+    B = args.batch
+    loop = "batch_step" if B > 1 else "stream" if model.has_tokenizer else "generate_ids"
     profile = None
     for _ in range(args.repeats):
-        st = model.new_state()
-        m.feed(st, prompt[:16])
+        if B > 1:
+            gens = []
+            for b in range(B):
+                st = model.new_state()
+                m.feed(st, rng.integers(0, V, size=16))
+                opt = dict(greedy, max_new_tokens=args.decode_tokens)
+                del opt["ignore_eos"]
+                gens.append(model._generator([], st, opt, ignore_eos=True))
+        else:
+            st = model.new_state()
+            m.feed(st, prompt[:16])
         if args.profile:
             m.set_profiling(True)
         t = time.perf_counter()
-        if loop == "stream":
+        if B > 1:
+            for _step in range(args.decode_tokens):
+                C.batch_step(m, gens, [], [])
+        elif loop == "stream":
             for _piece in model.stream([], max_new_tokens=args.decode_tokens, state=st, **greedy):
                 pass
         else:
             model.generate_ids([], max_new_tokens=args.decode_tokens, state=st, **greedy)
-        decode.append(args.decode_tokens / (time.perf_counter() - t))
+        decode.append(args.decode_tokens / (time.perf_counter() - t))  # steps per second
     if args.profile:
         # Phases of the last decode run, in microseconds per token (the timing itself is ~0.1 us a phase).
         p = m.profile()
@@ -111,20 +138,29 @@ def run(args) -> int:
     threads = C.get_num_threads()
     bw = read_bandwidth(C, args.bandwidth_mib << 20, threads)
     dec = statistics.median(decode)
+    # A step reads the packed weights once and one embedding row per sequence.
+    embed_row = int(m.bytes_per_token) - int(m.packed_weight_bytes)
+    bytes_per_step = int(m.packed_weight_bytes) + B * embed_row
+    kernels = [dict(matrix=k, packing=p, kernel=n) for k, p, n in m.kernel_choices()]
     res = {
         "model": source,
         "isa": C.get_isa(),
         "threads": threads,
+        "packing_policy": C.ternary.get_layout_policy(),
+        "kernels": kernels,
+        "batch": B,
         "decode_loop": loop,
         "decode_tok_s": round(dec, 2),
+        "decode_tok_s_aggregate": round(dec * B, 2),
         "prefill_tok_s": round(statistics.median(prefill), 2),
         "prompt_tokens": args.prompt_tokens,
         "decode_tokens": args.decode_tokens,
         "peak_rss_mb": round(rss / 1e6, 1),
         "load_s": round(load_s, 2),
         "bytes_per_token": int(m.bytes_per_token),
+        "bytes_per_step": bytes_per_step,
         "read_bandwidth_gb_s": round(bw / 1e9, 2),
-        "roofline_fraction": round(dec * m.bytes_per_token / bw, 3),
+        "roofline_fraction": round(dec * bytes_per_step / bw, 3),
         "decode_runs": [round(x, 2) for x in decode],
         "prefill_runs": [round(x, 2) for x in prefill],
     }
@@ -136,10 +172,19 @@ def run(args) -> int:
     print(f"model: {res['model']}")
     print(f"isa: {res['isa']}")
     print(f"threads: {threads}")
-    print(f"decode: {res['decode_tok_s']:.1f} tok/s")
+    for k in kernels:
+        print(f"kernel_{k['matrix']}: {k['packing']} {k['kernel']}")
+    if B > 1:
+        print(f"batch: {B}")
+        print(f"decode: {res['decode_tok_s']:.1f} tok/s per sequence")
+        print(f"decode_aggregate: {res['decode_tok_s_aggregate']:.1f} tok/s")
+    else:
+        print(f"decode: {res['decode_tok_s']:.1f} tok/s")
     print(f"prefill: {res['prefill_tok_s']:.1f} tok/s")
     print(f"peak_rss: {res['peak_rss_mb']:.1f} MB")
     print(f"weights_per_token: {res['bytes_per_token'] / 1e6:.1f} MB")
+    if B > 1:
+        print(f"weights_per_step: {res['bytes_per_step'] / 1e6:.1f} MB")
     print(f"bandwidth: {res['read_bandwidth_gb_s']:.2f} GB/s")
     print(f"roofline: {res['roofline_fraction']:.3f}")
     if profile is not None:

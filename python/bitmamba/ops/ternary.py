@@ -15,6 +15,9 @@ File encodings: BIT2 (bitmamba.c, 4 codes per byte, flat), GGUF TQ2_0 (2.0625 bi
 (1.6875 bits/weight), both with rows of a multiple of 256 codes. TQ blocks carry an fp16 scale `d`; we
 write d = 1/scale_w rounded to fp16 (generic GGUF tools then dequantize correctly) while the engine
 keeps the exact fp32 scale_w separately (docs/formats.md).
+
+Kernel layouts (docs/ternary_kernels.md): 'decode' (2 bits per weight), 'lut' (2 bits, table lookup)
+and 'base3' (1.6 bits: 5 rows' codes per byte as base-3 digits, TQ1_0's fixed-point encoding).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ __all__ = [
     "pack_tq1_0",
     "unpack_tq1_0",
     "tq_d",
+    "LAYOUTS",
     "set_layout_policy",
     "get_layout_policy",
     "TernaryMatrix",
@@ -130,9 +134,14 @@ def unpack_tq1_0(data, rows: int, cols: int) -> np.ndarray:
 
 
 # ---- kernel layouts --------------------------------------------------------------------------------
+LAYOUTS = ("decode", "lut", "base3")
+
+
 def set_layout_policy(policy: str) -> None:
-    """How TernaryMatrix.from_* picks its kernel layout: 'auto' (time both once at build time when the
-    active kernel set has a lookup-table kernel, keep the faster), 'decode' or 'lut'."""
+    """How TernaryMatrix.from_* and model loading pick the kernel layout, process-wide: 'auto' (time
+    one GEMV of each layout the active kernel set has a kernel of its own for, once per shape, and
+    keep the fastest), or force 'decode', 'lut' or 'base3'. The default is 'auto', or the
+    BITMAMBA_PACKING environment variable. Matrices already built keep their layout."""
     _T().set_layout_policy(policy)
 
 
@@ -151,7 +160,7 @@ class TernaryMatrix:
     # constructors
     @classmethod
     def from_codes(cls, codes, scale_w: float, layout: str | None = None) -> "TernaryMatrix":
-        """From [rows, cols] codes in {-1, 0, +1}. layout: None (policy), 'decode' or 'lut'."""
+        """From [rows, cols] codes in {-1, 0, +1}. layout: None (policy), 'decode', 'lut' or 'base3'."""
         return cls(_T().TernaryMatrix.from_codes(_codes(codes, ndim=2), float(scale_w), layout))
 
     @classmethod
@@ -178,7 +187,7 @@ class TernaryMatrix:
     shape = property(lambda self: (self._m.rows, self._m.cols))
     scale_w = property(lambda self: self._m.scale_w)
     packed_bytes = property(lambda self: self._m.packed_bytes, doc="bytes one GEMV reads")
-    layout = property(lambda self: self._m.layout, doc="'decode' or 'lut'")
+    layout = property(lambda self: self._m.layout, doc="'decode', 'lut' or 'base3'")
     kernel = property(lambda self: self._m.kernel, doc="kernel used under the active ISA")
 
     def __repr__(self) -> str:
