@@ -7,6 +7,7 @@ import pytest
 
 import bitmamba
 from bitmamba.cli import main
+from skips import not_applicable
 
 
 def test_version_is_exposed():
@@ -32,6 +33,55 @@ def test_kernel_table_is_consistent():
         assert k["arch"] in ("any", "x86_64", "aarch64")
         assert k["compiled"] == (k["arch"] in ("any", info["features"]["arch"]))
         assert not k["supported"] or (k["compiled"] and all(info["features"][f] for f in k["needs"]))
+
+
+def test_kernel_table_says_what_the_cpu_lacks():
+    info = bitmamba.cpu_info()
+    for k in info["kernel_sets"]:
+        if not k["compiled"]:
+            assert k["missing"] == []
+            continue
+        assert k["missing"] == [f for f in k["needs"] if not info["features"][f]]
+        assert k["supported"] == (k["missing"] == [])
+
+
+def test_amx_row_and_tile_permission_are_reported():
+    info = bitmamba.cpu_info()
+    rows = [k["name"] for k in info["kernel_sets"]]
+    amx = next(k for k in info["kernel_sets"] if k["name"] == "amx")
+    assert amx["arch"] == "x86_64" and rows.index("amx") == rows.index("avx512") + 1
+    assert {"avx512vnni", "amx_tile", "amx_int8", "amx"} <= set(amx["needs"])
+    perm = info["amx_permission"]
+    assert perm["granted"] == (perm["status"] == "granted")
+    assert perm["status"].split(" (")[0] in ("granted", "denied", "not requested", "not applicable")
+    # The `amx` feature is CPUID + XCR0 + the granted request: never without the grant.
+    assert info["features"]["amx"] == perm["granted"]
+    if info["features"]["arch"] != "x86_64":
+        assert perm["status"].startswith("not applicable")
+
+
+def test_env_asking_for_amx_without_it_fails_clearly():
+    if "amx" in bitmamba.cpu_info()["supported_isas"]:
+        not_applicable("this CPU runs the amx kernels")
+    env = dict(os.environ, BITMAMBA_ISA="amx")
+    r = subprocess.run([sys.executable, "-m", "bitmamba", "info"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "BITMAMBA_ISA=amx asks for a kernel set this CPU cannot run" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    if bitmamba.cpu_info()["features"]["arch"] == "x86_64":
+        assert "AMX tile-data permission: " in r.stderr and "amx" in r.stderr
+
+
+def test_cli_info_lists_the_amx_row(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("amx "))
+    assert "needs: " in line and "amx_tile amx_int8 amx" in line
+    info = bitmamba.cpu_info()
+    if "amx" not in info["supported_isas"]:
+        amx = next(k for k in info["kernel_sets"] if k["name"] == "amx")
+        assert ("this CPU lacks " + " ".join(amx["missing"])) in line or "not in this build" in line
+    assert f"amx tile data:  {info['amx_permission']['status']}" in out
 
 
 def test_set_isa_switches_and_rejects_unsupported():

@@ -232,6 +232,8 @@ SHAPES = [  # rows, cols, T
     (5, 4100, 5),
     # Many tokens (a prefill chunk reuses each decoded row group for all of them), odd counts.
     (9, 4100, 67), (6, 2048, 131),
+    # Around the amx set's 16-token tiles (T < 16 there runs the avx512 kernel) with row / K tails.
+    (47, 300, 15), (47, 300, 16), (33, 129, 17), (130, 700, 33), (17, 2125, 19),
 ]
 
 
@@ -246,8 +248,9 @@ def test_matmul_int32_exact_on_every_isa(each_isa, layout):
     # Extremes: |acc| = 128 * K, far past int16.
     for qv, wv in ((127, 1), (-128, 1), (-128, -1)):
         c = np.full((9, 6000), wv, np.int8)
-        q = np.full((2, 6000), qv, np.int8)
-        cases.append((c, q, q.astype(np.int64) @ c.astype(np.int64).T))
+        for t in (2, 17):
+            q = np.full((t, 6000), qv, np.int8)
+            cases.append((c, q, q.astype(np.int64) @ c.astype(np.int64).T))
 
     def body(isa):
         for c, q, want in cases:
@@ -278,9 +281,10 @@ def test_matmul_real_shapes(each_isa, cols, rows):
     each_isa(body)
 
 
-def test_matmul_float_output(each_isa):
+@pytest.mark.parametrize("t", [4, 20])
+def test_matmul_float_output(each_isa, t):
     rng = np.random.default_rng(5)
-    rows, cols, t = 300, 700, 4
+    rows, cols = 300, 700
     w = rng.normal(0, 0.05, size=(rows, cols)).astype(np.float32)
     g = rng.uniform(0.5, 1.5, size=cols).astype(np.float32)
     x = rng.standard_normal((t, cols)).astype(np.float32) * 3

@@ -54,6 +54,15 @@ const std::vector<KernelSet>& kernel_sets() {
      {{BM_X86(&rows_avx512_decode), "avx512-vnni-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},
      true, BM_X86(&ssm::kSsmAvx512)},
+    // avx512 + AMX-INT8 tiles for the decode packing's products of T >= 16 tokens (the avx512
+    // kernels below that); `amx` also means Linux granted this process the tile data (cpu_features.h).
+    // No packing autotune: the decode-time timing cannot see that a base3 matrix would give up the
+    // tile product at prefill, which is this set's reason to exist (BITMAMBA_PACKING=base3 still forces it).
+    {"amx", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni amx_tile amx_int8 amx",
+     BM_X86(&quantize_row_avx2),
+     {{BM_X86(&rows_amx_decode), "amx-int8-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
+      {BM_X86(&rows_avx2_base3), "avx2-base3"}},
+     false, BM_X86(&ssm::kSsmAvx512)},
     {"neon", "aarch64", "neon",  // Advanced SIMD, always present on aarch64
      &quantize_row_scalar,
      {{BM_ARM(&rows_neon_decode), "neon-decode"}, {&rows_scalar, "scalar"},
@@ -91,6 +100,20 @@ std::string names(bool supported_only) {
   return out;
 }
 
+// "it is for aarch64, this build for x86_64" or "it lacks avx512f, amx; AMX tile-data permission:
+// denied (...)".
+std::string why_unsupported(const KernelSet& k) {
+  if (!kernel_set_compiled(k)) return std::string("it is for ") + k.arch + ", this build for " + kBuildArch;
+  std::string out;
+  bool amx = false;
+  for (const std::string& f : missing_features(k, cpu_features())) {
+    out += (out.empty() ? "it lacks " : ", ") + f;
+    amx = amx || f.rfind("amx", 0) == 0;
+  }
+  if (amx) out += "; AMX tile-data permission: " + cpu_features().amx_permission;
+  return out;
+}
+
 std::atomic<const KernelSet*>& active_slot() {
   static std::atomic<const KernelSet*> slot{&choose_kernel_set(std::getenv("BITMAMBA_ISA"))};
   return slot;
@@ -102,13 +125,19 @@ bool kernel_set_compiled(const KernelSet& k) {
   return std::string(k.arch) == "any" || std::string(k.arch) == kBuildArch;
 }
 
-bool kernel_set_supported(const KernelSet& k) {
-  if (!kernel_set_compiled(k)) return false;
+std::vector<std::string> missing_features(const KernelSet& k, const CpuFeatures& f) {
+  std::vector<std::string> out;
   std::istringstream needs(k.needs);
   for (std::string feature; needs >> feature;)
-    if (!has_feature(cpu_features(), feature)) return false;
-  return true;
+    if (!has_feature(f, feature)) out.push_back(feature);
+  return out;
 }
+
+bool kernel_set_supported(const KernelSet& k, const CpuFeatures& f) {
+  return kernel_set_compiled(k) && missing_features(k, f).empty();
+}
+
+bool kernel_set_supported(const KernelSet& k) { return kernel_set_supported(k, cpu_features()); }
 
 const KernelSet& find_kernel_set(const std::string& name) {
   for (const KernelSet& k : kernel_sets())
@@ -116,12 +145,14 @@ const KernelSet& find_kernel_set(const std::string& name) {
   throw ArgumentError("unknown kernel set '" + name + "' (expected one of: " + names(false) + ")");
 }
 
-const KernelSet& best_kernel_set() {
+const KernelSet& best_kernel_set(const CpuFeatures& f) {
   const KernelSet* best = &kernel_sets().front();
   for (const KernelSet& k : kernel_sets())
-    if (kernel_set_supported(k)) best = &k;
+    if (kernel_set_supported(k, f)) best = &k;
   return *best;
 }
+
+const KernelSet& best_kernel_set() { return best_kernel_set(cpu_features()); }
 
 const KernelSet& choose_kernel_set(const char* requested, const char* what) {
   if (!requested || !*requested) return best_kernel_set();
@@ -132,7 +163,8 @@ const KernelSet& choose_kernel_set(const char* requested, const char* what) {
     throw ArgumentError(std::string(what) + ": " + e.what());
   }
   BM_CHECK(kernel_set_supported(*k), ArgumentError, what, "=", requested,
-           " asks for a kernel set this CPU cannot run (supported here: ", names(true), ")");
+           " asks for a kernel set this CPU cannot run (", why_unsupported(*k), "; supported here: ",
+           names(true), ")");
   return *k;
 }
 
@@ -140,7 +172,7 @@ const KernelSet& active_kernel_set() { return *active_slot().load(std::memory_or
 
 void set_active_kernel_set(const KernelSet& k) {
   BM_CHECK(kernel_set_supported(k), ArgumentError, "kernel set '", k.name,
-           "' is not supported on this CPU (supported here: ", names(true), ")");
+           "' is not supported on this CPU (", why_unsupported(k), "; supported here: ", names(true), ")");
   active_slot().store(&k, std::memory_order_relaxed);
 }
 

@@ -3,8 +3,8 @@
 // A kernel set is a complete choice of kernels for one CPU level: the activation quantizer, a ternary
 // product per weight packing, and the SSM kernels. The default build is portable: the ISA-specific
 // kernels live in their own translation units, compiled with the target flags their file name asks
-// for (CMakeLists.txt: *_avx2.cpp, *_avx512.cpp, *_neon.cpp, *_neondot.cpp), and the row is chosen
-// at run time from the detected CPU features. The environment variable BITMAMBA_ISA names a row to
+// for (CMakeLists.txt: *_avx2.cpp, *_avx512.cpp, *_amx.cpp, *_neon.cpp, *_neondot.cpp), and the row
+// is chosen at run time from the detected CPU features. The environment variable BITMAMBA_ISA names a row to
 // use instead (a lower one, so every path can be tested on one machine); naming a row the CPU cannot
 // run is an error.
 //
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "kernels/ssm/ssm_internal.h"
 #include "kernels/ternary/kernels.h"
 
@@ -49,10 +50,15 @@ const std::vector<KernelSet>& kernel_sets();
 bool kernel_set_compiled(const KernelSet& k);
 // Compiled, and this CPU has every feature the row needs.
 bool kernel_set_supported(const KernelSet& k);
+// The same for a CPU with the features `f` (tests decide rows for made-up CPUs with it).
+bool kernel_set_supported(const KernelSet& k, const CpuFeatures& f);
+// The features of the row's needs that `f` lacks, in the order of its needs.
+std::vector<std::string> missing_features(const KernelSet& k, const CpuFeatures& f);
 // The row called `name`; ArgumentError naming every kernel set when there is none.
 const KernelSet& find_kernel_set(const std::string& name);
-// The fastest supported row.
+// The fastest supported row (for this CPU; for a CPU with the features `f`).
 const KernelSet& best_kernel_set();
+const KernelSet& best_kernel_set(const CpuFeatures& f);
 // The row for a request: `requested` names one (BITMAMBA_ISA, BITMAMBA_TEST_ISA) or is null / empty
 // for best_kernel_set(). ArgumentError, naming the valid choices, for an unknown or unsupported name.
 const KernelSet& choose_kernel_set(const char* requested, const char* what = "BITMAMBA_ISA");

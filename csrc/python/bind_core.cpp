@@ -32,12 +32,16 @@ BITMAMBA_BINDINGS(core) {
       d["needs"] = needs;
       d["compiled"] = kernel_set_compiled(k);
       d["supported"] = kernel_set_supported(k);
+      d["missing"] = kernel_set_compiled(k) ? missing_features(k, cpu_features()) : std::vector<std::string>{};
       out.append(d);
     }
     return out;
   }, "The kernel table, one dict per kernel set (most portable first within an architecture): name, "
      "arch ('any', 'x86_64', 'aarch64'), needs (CPU features), compiled (in this build), supported "
-     "(compiled and this CPU has the features).");
+     "(compiled and this CPU has the features), missing (the needs this CPU lacks; empty when not compiled).");
+  m.def("amx_permission", [] { return cpu_features().amx_permission; },
+        "The AMX tile-data permission: 'granted', 'denied (why)', 'not requested (why)' or 'not "
+        "applicable (...)'.");
   m.def("best_isa", [] { return std::string(best_kernel_set().name); });
   m.def("get_isa", [] { return std::string(active_kernel_set().name); },
         "The kernel set in use (BITMAMBA_ISA or the best supported).");

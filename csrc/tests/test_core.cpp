@@ -80,6 +80,126 @@ TEST(KernelTable, SetActiveRejectsUnsupported) {
   EXPECT_EQ(&active_kernel_set(), &before);
 }
 
+namespace {
+
+// A made-up x86 CPU with AVX2, AVX-512 (F/BW/DQ/VL/VNNI) and AMX (TILE, INT8, palette 1 of 8 tiles x
+// 16 rows x 64 bytes), under an OS that enables every register state in XCR0.
+X86CpuidWords amx_cpu() {
+  X86CpuidWords w;
+  w.max_leaf = 0x20;
+  w.leaf1_ecx = (1u << 12) | (1u << 27) | (1u << 28) | (1u << 29);  // FMA, OSXSAVE, AVX, F16C
+  w.leaf7_ebx = (1u << 5) | (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
+  w.leaf7_ecx = 1u << 11;                // AVX512_VNNI
+  w.leaf7_edx = (1u << 24) | (1u << 25);  // AMX-TILE, AMX-INT8
+  w.xcr0 = 0x600e7;                       // x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM TILECFG TILEDATA
+  w.leaf1d_0_eax = 1;
+  w.leaf1d_1_eax = 8192u | (1024u << 16);  // total tile bytes, bytes per tile
+  w.leaf1d_1_ebx = 64u | (8u << 16);       // bytes per row, tile names
+  w.leaf1d_1_ecx = 16;                     // rows
+  return w;
+}
+
+}  // namespace
+
+TEST(CpuFeatures, AmxNeedsCpuidXcr0PaletteAndAGrantedRequest) {
+  int asked = 0;
+  const auto grant = [&] { ++asked; return std::string(); };
+  const auto deny = [&] { ++asked; return std::string("denied (refused in this test)"); };
+  CpuFeatures f = x86_features(amx_cpu(), grant);
+  EXPECT_TRUE(f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx512vnni);
+  EXPECT_TRUE(f.amx_tile && f.amx_int8 && f.amx);
+  EXPECT_EQ(f.amx_permission, "granted");
+  EXPECT_EQ(asked, 1);
+  // CPUID and XCR0 say AMX but the OS does not grant the tile data (the VM case where using the tiles
+  // anyway would die of SIGILL): no amx.
+  asked = 0;
+  f = x86_features(amx_cpu(), deny);
+  EXPECT_TRUE(f.amx_tile && f.amx_int8);
+  EXPECT_FALSE(f.amx);
+  EXPECT_EQ(f.amx_permission, "denied (refused in this test)");
+  EXPECT_EQ(asked, 1);
+  // Nothing to ask for, so nothing is asked: ...
+  auto not_asked = [&](const X86CpuidWords& w, const char* why) {
+    asked = 0;
+    const CpuFeatures g = x86_features(w, grant);
+    EXPECT_FALSE(g.amx) << why;
+    EXPECT_EQ(asked, 0) << why;
+    EXPECT_EQ(g.amx_permission.rfind("not requested (", 0), 0u) << why << ": " << g.amx_permission;
+    return g;
+  };
+  X86CpuidWords w = amx_cpu();
+  w.xcr0 = 0xe7;  // ... the OS does not enable the tile state
+  CpuFeatures g = not_asked(w, "XCR0 without tile state");
+  EXPECT_FALSE(g.amx_tile || g.amx_int8);
+  EXPECT_TRUE(g.avx512vnni);  // the other features do not depend on it
+  w.xcr0 = 0x200e7;  // ... only TILECFG
+  not_asked(w, "XCR0 without TILEDATA");
+  w = amx_cpu();
+  w.leaf1_ecx &= ~(1u << 27);  // ... no OSXSAVE: XCR0 is not to be trusted (nor read)
+  g = not_asked(w, "no OSXSAVE");
+  EXPECT_FALSE(g.avx2 || g.fma || g.avx512f);
+  w = amx_cpu();
+  w.leaf7_edx = 1u << 24;  // ... AMX-TILE without AMX-INT8
+  g = not_asked(w, "no AMX-INT8");
+  EXPECT_TRUE(g.amx_tile);
+  EXPECT_FALSE(g.amx_int8);
+  w = amx_cpu();
+  w.max_leaf = 0x1c;  // ... no palette leaf
+  not_asked(w, "no leaf 0x1D");
+  w = amx_cpu();
+  w.leaf1d_1_ecx = 8;  // ... a palette with fewer rows than the kernels use
+  not_asked(w, "palette of 8 rows");
+  // No way to ask (non-Linux builds pass none).
+  f = x86_features(amx_cpu(), nullptr);
+  EXPECT_FALSE(f.amx);
+  EXPECT_EQ(f.amx_permission.rfind("not requested (", 0), 0u);
+  // This machine: amx only with its permission granted, and a status either way.
+  const CpuFeatures& here = cpu_features();
+  EXPECT_EQ(here.amx, here.amx_permission == "granted");
+  EXPECT_FALSE(here.amx_permission.empty());
+  EXPECT_TRUE(!here.amx || (here.amx_tile && here.amx_int8));
+}
+
+TEST(KernelTable, AmxRowFollowsAvx512AndNeedsTheGrant) {
+  const auto& sets = kernel_sets();
+  std::size_t i_avx512 = sets.size(), i_amx = sets.size();
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    if (std::string(sets[i].name) == "avx512") i_avx512 = i;
+    if (std::string(sets[i].name) == "amx") i_amx = i;
+  }
+  ASSERT_LT(i_amx, sets.size());
+  EXPECT_EQ(i_amx, i_avx512 + 1);  // most portable first: avx512 is its fallback
+  const KernelSet& amx = sets[i_amx];
+  const KernelSet& avx512 = sets[i_avx512];
+  const CpuFeatures granted = x86_features(amx_cpu(), [] { return std::string(); });
+  const CpuFeatures denied = x86_features(amx_cpu(), [] { return std::string("denied (test)"); });
+  EXPECT_EQ(missing_features(amx, granted), std::vector<std::string>{});
+  EXPECT_EQ(missing_features(amx, denied), std::vector<std::string>{"amx"});
+  EXPECT_EQ(missing_features(avx512, denied), std::vector<std::string>{});
+  EXPECT_FALSE(kernel_set_supported(amx, denied));
+  if (kernel_set_compiled(amx)) {
+    EXPECT_EQ(&best_kernel_set(granted), &amx);
+    EXPECT_EQ(&best_kernel_set(denied), &avx512);  // the refusal falls back one row, cleanly
+    // AMX without AVX-512 (the row uses the avx512 kernels too): not amx, not avx512.
+    X86CpuidWords w = amx_cpu();
+    w.leaf7_ecx = 0;
+    EXPECT_STREQ(best_kernel_set(x86_features(w, [] { return std::string(); })).name, "avx2");
+  } else {
+    EXPECT_FALSE(kernel_set_supported(amx, granted));  // another architecture's build
+  }
+  // Rows the CPU cannot run name what it lacks when asked for.
+  if (!kernel_set_supported(amx)) {
+    try {
+      choose_kernel_set("amx");
+      ADD_FAILURE() << "no error for an unsupported kernel set";
+    } catch (const ArgumentError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("cannot run"), std::string::npos) << msg;
+      if (kernel_set_compiled(amx)) EXPECT_NE(msg.find("AMX tile-data permission: "), std::string::npos) << msg;
+    }
+  }
+}
+
 TEST(AlignedBuffer, IsAlignedZeroedAndCopyable) {
   AlignedBuffer<float> b(37);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % kCacheLine, 0u);

@@ -221,6 +221,18 @@ TEST(TernaryMatmul, SmallShapesAndTails) {
       }
 }
 
+// Token counts around the 16-token tiles of the amx set (which hands T < 16 to the avx512 kernel and
+// moves its last tile back to end at T) and the other sets' 2- / 4-token tiles, with row tails around
+// 16 / 32 and K tails.
+TEST(TernaryMatmul, TokenCountsAroundTiles) {
+  std::uint32_t seed = 300;
+  for (std::int64_t rows : {5, 33, 47, 100})
+    for (std::int64_t cols : {129, 300})
+      for (std::int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 25,
+                             31, 32, 33, 35, 47, 48, 49, 63, 64, 65, 70})
+        check_product(rows, cols, T, seed++);
+}
+
 // Many tokens per decoded row group (prefill chunks are up to 256 tokens), odd counts.
 TEST(TernaryMatmul, ManyTokens) {
   check_product(9, 2048, 131, 41);
@@ -316,6 +328,7 @@ TEST(TernaryMatmul, DispatchPicksTheActiveKernelSet) {
       {"scalar", {"scalar", "scalar", "scalar"}},
       {"avx2", {"avx2-decode", "avx2-lut", "avx2-base3"}},
       {"avx512", {"avx512-vnni-decode", "avx2-lut", "avx2-base3"}},
+      {"amx", {"amx-int8-decode", "avx2-lut", "avx2-base3"}},
       {"neon", {"neon-decode", "scalar", "neon-base3"}},
       {"neondot", {"neondot-decode", "scalar", "neondot-base3"}},
   };

@@ -12,17 +12,23 @@ def cpu_info() -> dict:
     """Describe the CPU and what bitmamba will use on it.
 
     Returns a dict with the detected ISA features, the kernel table (every kernel set with its
-    architecture, the CPU features it needs and whether this build has it and this CPU runs it), the
-    names of the compiled and supported sets, the one in use (BITMAMBA_ISA can force a lower one), the
-    thread count and the package version.
+    architecture, the CPU features it needs, whether this build has it and this CPU runs it, and the
+    needed features this CPU lacks), the names of the compiled and supported sets, the one in use
+    (BITMAMBA_ISA can force a lower one), the thread count and the package version.
+
+    ``amx_permission`` says whether Linux granted this process the AMX tile data (``granted``: bool)
+    and, as ``status``, the detector's word for it: "granted", "denied (why)", "not requested (why)"
+    or "not applicable (...)". The ``amx`` kernel set needs it; CPUID alone is not enough.
     """
     C = native()
     sets = C.kernel_sets()
+    status = C.amx_permission()
     return {
         "version": __version__,
         "machine": platform.machine(),
         "features": C.cpu_features(),
         "kernel_sets": sets,
+        "amx_permission": {"granted": status == "granted", "status": status},
         "supported_isas": [k["name"] for k in sets if k["supported"]],
         "compiled_isas": [k["name"] for k in sets if k["compiled"]],
         "isa": C.get_isa(),

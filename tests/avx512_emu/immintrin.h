@@ -1,7 +1,9 @@
-// Scalar emulation of the AVX-512 intrinsics csrc/kernels/ternary/matmul_avx512.cpp uses, so its logic
-// (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on CPUs without AVX-512
-// (tests/test_ternary_avx512_emulated.py). AVX2 intrinsics stay native. The real instructions still
-// need a run on AVX-512 hardware (the avx512 ctest / pytest legs do that where available).
+// Scalar emulation of the AVX-512 intrinsics csrc/kernels/ternary/matmul_avx512.cpp and matmul_amx.cpp
+// use, so their logic (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on
+// CPUs without AVX-512 (tests/test_ternary_avx512_emulated.py, tests/test_ternary_amx_emulated.py).
+// AVX2 intrinsics stay native; the AMX tile intrinsics are emulated in amx_emu.h, included at the end.
+// The real instructions still need a run on AVX-512 / AMX hardware (the avx512 and amx ctest / pytest
+// legs do that where available).
 #pragma once
 #include_next <immintrin.h>
 #include <cstdint>
@@ -20,6 +22,22 @@ static inline mock_m512i mock_dpbusd(mock_m512i s, mock_m512i a, mock_m512i b) {
 static inline __m256i mock_cast256(mock_m512i a) { __m256i r; std::memcpy(&r, a.b, 32); return r; }
 static inline __m256i mock_extract256(mock_m512i a, int h) { __m256i r; std::memcpy(&r, a.b + 32 * h, 32); return r; }
 static inline int mock_reduce(mock_m512i a) { std::int32_t s = 0; for (int i = 0; i < 16; ++i) s += a.d[i]; return s; }
+static inline void mock_store(void* p, mock_m512i a) {
+  if (reinterpret_cast<std::uintptr_t>(p) % 64) __builtin_trap();  // vmovdqa64 faults unaligned
+  std::memcpy(p, a.b, 64); }
+static inline mock_m512i mock_sub_epi8(mock_m512i a, mock_m512i b) {  // wraps, like vpsubb
+  for (int i = 0; i < 64; ++i) a.ub[i] = (std::uint8_t)(a.ub[i] - b.ub[i]);
+  return a; }
+// vpermt2d: dword i = (idx bit 4 ? b : a)[idx bits 0..3]; the other index bits are ignored.
+static inline mock_m512i mock_permutex2var_epi32(mock_m512i a, mock_m512i idx, mock_m512i b) {
+  mock_m512i r;
+  for (int i = 0; i < 16; ++i) { const int j = idx.d[i] & 31; r.d[i] = j < 16 ? a.d[j] : b.d[j - 16]; }
+  return r; }
+// vshufi32x4: 128-bit lanes 0, 1 from a and 2, 3 from b, each chosen by two bits of imm.
+static inline mock_m512i mock_shuffle_i32x4(mock_m512i a, mock_m512i b, int imm) {
+  mock_m512i r;
+  for (int l = 0; l < 4; ++l) { const int src = (imm >> (2 * l)) & 3; std::memcpy(r.b + 16 * l, (l < 2 ? a.b : b.b) + 16 * src, 16); }
+  return r; }
 #define __m512i mock_m512i
 #define _mm512_set1_epi8 mock_set1_epi8
 #define _mm512_setzero_si512 mock_setzero
@@ -31,3 +49,14 @@ static inline int mock_reduce(mock_m512i a) { std::int32_t s = 0; for (int i = 0
 #define _mm512_castsi512_si256 mock_cast256
 #define _mm512_extracti64x4_epi64 mock_extract256
 #define _mm512_reduce_add_epi32 mock_reduce
+// GCC's header makes _mm512_shuffle_i32x4 a macro when not optimizing: drop whichever form it gave.
+#undef _mm512_store_si512
+#undef _mm512_sub_epi8
+#undef _mm512_permutex2var_epi32
+#undef _mm512_shuffle_i32x4
+#define _mm512_store_si512 mock_store
+#define _mm512_sub_epi8 mock_sub_epi8
+#define _mm512_permutex2var_epi32 mock_permutex2var_epi32
+#define _mm512_shuffle_i32x4 mock_shuffle_i32x4
+
+#include "amx_emu.h"

@@ -81,6 +81,10 @@ void rows_avx512_decode(const TernaryMatrix&, const QuantizedActivations&, std::
                         std::int64_t, std::int32_t*, std::int64_t);
 void rows_avx2_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                      std::int32_t*, std::int64_t);
+// AMX-INT8 tiles for T >= kAmxMinTokens, rows_avx512_decode below (matmul_amx.cpp).
+constexpr std::int64_t kAmxMinTokens = 16;
+void rows_amx_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                     std::int32_t*, std::int64_t);
 #endif
 #if defined(BITMAMBA_HAVE_ARM_KERNELS)
 void rows_neon_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,

@@ -79,6 +79,7 @@ def machine_description() -> dict:
         "l3_bytes": _l3_bytes(),
         "isa": info["isa"],
         "supported_isas": info["supported_isas"],
+        "amx_permission": info["amx_permission"]["status"],
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "version": info["version"],
         "commit": commit,

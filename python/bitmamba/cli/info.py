@@ -30,10 +30,15 @@ def run(args) -> int:
     print(f"cpu features:   {' '.join(present) if present else '(none of interest)'}")
     print(f"kernel sets:    {', '.join(info['supported_isas'])} (compiled: {', '.join(info['compiled_isas'])})")
     for k in info["kernel_sets"]:
-        state = "supported" if k["supported"] else ("compiled, CPU lacks a feature" if k["compiled"]
-                                                    else "not in this build")
+        if k["supported"]:
+            state = "supported"
+        elif k["compiled"]:
+            state = "compiled; this CPU lacks " + " ".join(k["missing"])
+        else:
+            state = "not in this build"
         needs = " ".join(k["needs"]) or "-"
         print(f"  {k['name']:<9} {k['arch']:<8} needs: {needs} ({state})")
+    print(f"amx tile data:  {info['amx_permission']['status']}")
     forced = " (forced by BITMAMBA_ISA)" if info["isa_forced_by_env"] else ""
     print(f"kernel set:     {info['isa']}{forced}")
     print(f"threads:        {info['threads']} (physical cores: {info['default_threads']})")

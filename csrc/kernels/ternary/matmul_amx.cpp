@@ -1,0 +1,241 @@
+// AMX-INT8 ternary product on the kDecode packing, for T >= kAmxMinTokens tokens (prefill, batched
+// decode, evaluation); fewer tokens go to the AVX-512 VNNI kernel, whose GEMV / small GEMM is faster
+// there than filling a 16-token tile with mostly nothing.
+//
+// A tile product TDPBSSD C[16 x 16 int32] += A[16 x 64 int8] . B[16 x 64 int8] multiplies row m of A
+// with column n of B, where B is stored "VNNI-packed": B row k4 holds the 4 consecutive K values
+// 4 k4 .. 4 k4 + 3 of each of the 16 columns, 4 bytes per column. Here
+//   A = 16 tokens x 64 K of the int8 activations, loaded straight from QuantizedActivations::q
+//       (row stride K_padded; the activation layout is the one every kernel uses),
+//   B = 64 K x 16 weight rows of signed codes {-1, 0, +1}, decoded from the 2-bit packing,
+//   C = 16 tokens x 16 weight rows, stored straight into acc[t * ld_acc + r].
+// Both operands are signed, so TDPBSSD (signed x signed) gives sum(w q) directly: no offset codes and
+// no sum(q) correction as in the VNNI kernels. Each 4-product group is summed into the int32 lane
+// exactly, so the result is exact for any K (|acc| <= 128 K), like every other kernel.
+//
+// Decode once, reuse across tokens: for each block of 32 weight rows (the dispatcher's row ranges are
+// multiples of 32) the codes of all K are decoded into B tiles (32 x K_padded bytes, L1/L2 resident)
+// and then multiplied with every token tile. Tiles per step: tmm4/tmm5 two token tiles, tmm6/tmm7
+// the two 16-row weight tiles, tmm0..tmm3 their four 16 x 16 int32 products (2 x 2 blocking: every
+// tile load feeds two TDPBSSD). T not a multiple of 16: the last token tile starts at T - 16 and
+// recomputes a few tokens with identical results (exact integers), so no tile ever reads past q.
+// Rows past r1 (the row tail) are computed from zero weights and not stored.
+//
+// The tile data needs the OS's permission (cpu_features.h: `amx`); the kernel table runs this kernel
+// only when it was granted. ldtilecfg at entry, tilerelease at exit: the thread leaves no tile state
+// behind (nothing extra for the OS to save on a context switch, and the next call starts clean).
+//
+// Not executable on the development machine (no AMX there): tests/test_ternary_amx_emulated.py checks
+// the logic bit-exactly through an emulation of the tile intrinsics; the amx ctest / pytest legs run
+// the instructions wherever the CPU has AMX and Linux grants the tile data.
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" idiom (__Y = __Y in
+// the cast / extract intrinsics): a header false positive, silenced for this file only.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core/aligned_buffer.h"
+#include "kernels/ternary/kernels.h"
+#include "kernels/ternary/ternary.h"
+
+namespace bitmamba::ternary::detail {
+namespace {
+
+constexpr int kTileRows = 16;                            // tokens per A/C tile, K quads per B tile
+constexpr std::int64_t kTileK = 64;                      // K per A tile row (= bytes per tile row)
+constexpr std::int64_t kTileBytes = kTileRows * kTileK;  // 1 KiB
+constexpr std::int64_t kBlockRows = 32;                  // weight rows decoded at once (2 B tiles)
+static_assert(kAmxMinTokens >= kTileRows, "a token tile must fit in T");
+
+// ldtilecfg's 64-byte operand (palette 1): 8 tiles of 16 rows x 64 bytes, the rest zero (reserved).
+struct alignas(64) TileConfig {
+  std::uint8_t palette_id;
+  std::uint8_t start_row;
+  std::uint8_t reserved[14];
+  std::uint16_t colsb[16];  // bytes per row of tmm0..tmm15
+  std::uint8_t rows[16];
+};
+static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads exactly 64 bytes");
+
+constexpr TileConfig make_tile_config() {
+  TileConfig c{};
+  c.palette_id = 1;
+  for (int t = 0; t < 8; ++t) {
+    c.colsb[t] = static_cast<std::uint16_t>(kTileK);
+    c.rows[t] = kTileRows;
+  }
+  return c;
+}
+// In memory as a constant: GCC's _tile_loadconfig tells the compiler it reads only the first bytes of
+// its operand, so a configuration built on the stack could be partly optimized away.
+alignas(64) const TileConfig kTileConfig = make_tile_config();
+
+// Four zero-weight rows (offset code 1 = 0x55 per byte) of one K block: the source for the row groups
+// of a block's last B tile that lie past the matrix (rows_padded_ is only a multiple of 4).
+alignas(64) const std::uint8_t kZeroGroup[kDecRows * kDecChunk] = {
+#define BM_Z8 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55
+#define BM_Z64 BM_Z8, BM_Z8, BM_Z8, BM_Z8, BM_Z8, BM_Z8, BM_Z8, BM_Z8
+    BM_Z64, BM_Z64};
+#undef BM_Z64
+#undef BM_Z8
+
+// vpermt2d indices gathering dwords 0..3 (lo) / 4..7 (hi) of the 4 rows of a row group (z0 = rows
+// 0|1, z1 = rows 2|3, 8 dwords per row) column by column: element 4c + rr = row rr, dword c.
+alignas(64) const std::int32_t kGatherLo[16] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27};
+alignas(64) const std::int32_t kGatherHi[16] = {4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31};
+
+// x[p] (p = row group 0..3) has dword column c of its 4 rows in 128-bit lane c; out[c] = lane c of
+// x[0..3], i.e. column c of all 16 rows. A 4 x 4 transpose of 128-bit lanes.
+inline void transpose_lanes(const __m512i x[4], __m512i out[4]) {
+  const __m512i c0 = _mm512_shuffle_i32x4(x[0], x[1], 0x44);  // x0.l0 x0.l1 x1.l0 x1.l1
+  const __m512i c1 = _mm512_shuffle_i32x4(x[0], x[1], 0xee);  // x0.l2 x0.l3 x1.l2 x1.l3
+  const __m512i c2 = _mm512_shuffle_i32x4(x[2], x[3], 0x44);
+  const __m512i c3 = _mm512_shuffle_i32x4(x[2], x[3], 0xee);
+  out[0] = _mm512_shuffle_i32x4(c0, c2, 0x88);  // x0.l0 x1.l0 x2.l0 x3.l0
+  out[1] = _mm512_shuffle_i32x4(c0, c2, 0xdd);  // x0.l1 x1.l1 x2.l1 x3.l1
+  out[2] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+  out[3] = _mm512_shuffle_i32x4(c1, c3, 0xdd);
+}
+
+// Decodes 16 weight rows (4 row groups g[p], K block kb at g[p] + kb * step[p]) into B tiles: tile of
+// K chunk c (64 K) at out + c * chunk_stride. In the packing, byte j of a row's 32-byte chunk holds
+// k = 32 i + j at bits 2i, so dword d of the chunk holds k = 32 i + 4d .. 4d + 3 at bits 2i of its 4
+// bytes: exactly the 4-byte column entry of B row k4 = 8i + d (of the block's 128 K). One transpose of
+// the 16 rows' dwords (column d of all rows in one zmm) then yields 4 B rows per zmm, one shift + mask
+// + subtract (offset code u -> w = u - 1) each.
+void decode_b_tiles(const std::uint8_t* const g[4], const std::int64_t step[4], std::int64_t n_kb,
+                    std::int8_t* out, std::int64_t chunk_stride) {
+  const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+  const __m512i lo = _mm512_load_si512(kGatherLo), hi = _mm512_load_si512(kGatherHi);
+  for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+    __m512i xl[4], xh[4];
+    for (int p = 0; p < 4; ++p) {
+      const std::uint8_t* s = g[p] + kb * step[p];
+      const __m512i z0 = _mm512_load_si512(s), z1 = _mm512_load_si512(s + 64);
+      xl[p] = _mm512_permutex2var_epi32(z0, lo, z1);
+      xh[p] = _mm512_permutex2var_epi32(z0, hi, z1);
+    }
+    __m512i col[8];  // col[d]: dword d of all 16 rows
+    transpose_lanes(xl, col);
+    transpose_lanes(xh, col + 4);
+    std::int8_t* o = out + 2 * kb * chunk_stride;
+    for (int i = 0; i < 4; ++i) {
+      std::int8_t* tile = o + (i / 2) * chunk_stride + (i % 2) * 8 * kTileK;
+      for (int d = 0; d < 8; ++d) {
+        const __m512i u = _mm512_and_si512(_mm512_srli_epi16(col[d], 2 * i), m3);
+        _mm512_store_si512(tile + d * kTileK, _mm512_sub_epi8(u, one));
+      }
+    }
+  }
+}
+
+// Stores the int32 tile tmm<N> (16 tokens x 16 rows) to acc rows t.., columns c..: straight when all
+// 16 columns are wanted (nc == 16), else through a scratch tile. The tile number must be a literal in
+// the instruction, hence the constexpr chain.
+template <int N>
+inline void store_c(std::int32_t* dst, std::int64_t ld, int nc) {
+  alignas(64) std::int32_t scratch[kTileRows * kTileRows];
+  std::int32_t* p = nc == kTileRows ? dst : scratch;
+  const long stride = static_cast<long>((nc == kTileRows ? ld : kTileRows) * 4);
+  if constexpr (N == 0) _tile_stored(0, p, stride);
+  else if constexpr (N == 1) _tile_stored(1, p, stride);
+  else if constexpr (N == 2) _tile_stored(2, p, stride);
+  else _tile_stored(3, p, stride);
+  if (nc == kTileRows) return;
+  for (int t = 0; t < kTileRows; ++t)
+    std::memcpy(dst + t * ld, scratch + t * kTileRows, static_cast<std::size_t>(nc) * 4);
+}
+
+// MT token tiles (rows t0.., t1.. of q) x NT weight tiles (B tiles of nc0 / nc1 wanted columns) over
+// all n_kc K chunks, into acc.
+template <int MT, int NT>
+void tile_block(const std::int8_t* a0, const std::int8_t* a1, long lda, const std::int8_t* b,
+                std::int64_t n_kc, std::int32_t* c0, std::int32_t* c1, std::int64_t ld, int nc0, int nc1) {
+  _tile_zero(0);
+  if constexpr (NT == 2) _tile_zero(1);
+  if constexpr (MT == 2) _tile_zero(2);
+  if constexpr (MT == 2 && NT == 2) _tile_zero(3);
+  for (std::int64_t c = 0; c < n_kc; ++c) {
+    const std::int8_t* bc = b + c * NT * kTileBytes;
+    _tile_loadd(4, a0 + c * kTileK, lda);
+    _tile_loadd(6, bc, kTileK);
+    _tile_dpbssd(0, 4, 6);
+    if constexpr (NT == 2) {
+      _tile_loadd(7, bc + kTileBytes, kTileK);
+      _tile_dpbssd(1, 4, 7);
+    }
+    if constexpr (MT == 2) {
+      _tile_loadd(5, a1 + c * kTileK, lda);
+      _tile_dpbssd(2, 5, 6);
+      if constexpr (NT == 2) _tile_dpbssd(3, 5, 7);
+    }
+  }
+  store_c<0>(c0, ld, nc0);
+  if constexpr (NT == 2) store_c<1>(c0 + kTileRows, ld, nc1);
+  if constexpr (MT == 2) store_c<2>(c1, ld, nc0);
+  if constexpr (MT == 2 && NT == 2) store_c<3>(c1 + kTileRows, ld, nc1);
+}
+
+}  // namespace
+
+void rows_amx_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
+                     std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
+  if (a.T < kAmxMinTokens) {
+    rows_avx512_decode(W, a, r0, r1, acc, ld_acc);
+    return;
+  }
+  const std::int64_t n_kb = W.k_padded_ / kKBlock, n_kc = W.k_padded_ / kTileK;
+  const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
+  const std::int64_t n_groups = W.rows_padded_ / kDecRows;
+  const std::int64_t T = a.T, n_tt = (T + kTileRows - 1) / kTileRows;
+  const long lda = static_cast<long>(a.K_padded);
+  // The i-th token tile: 16 tokens from here, the last one moved back to end at T.
+  auto tile_start = [&](std::int64_t i) { return std::min(i * kTileRows, T - kTileRows); };
+
+  thread_local AlignedBuffer<std::int8_t> bbuf;
+  const std::size_t need = static_cast<std::size_t>(kBlockRows * W.k_padded_);
+  if (bbuf.size() < need) bbuf.resize(need, false);
+  std::int8_t* b = bbuf.data();
+
+  _tile_loadconfig(&kTileConfig);
+  for (std::int64_t rb = r0; rb < r1; rb += kBlockRows) {
+    const int nr = static_cast<int>(std::min(kBlockRows, r1 - rb));  // rows wanted from this block
+    const int nt = (nr + kTileRows - 1) / kTileRows;                    // B tiles: 1 or 2
+    for (int n = 0; n < nt; ++n) {
+      const std::uint8_t* g[4];
+      std::int64_t step[4];
+      for (int p = 0; p < 4; ++p) {
+        const std::int64_t gi = (rb + n * kTileRows) / kDecRows + p;
+        const bool real = gi < n_groups;
+        g[p] = real ? W.packed_.data() + gi * group_bytes : kZeroGroup;
+        step[p] = real ? kDecRows * kDecChunk : 0;
+      }
+      decode_b_tiles(g, step, n_kb, b + n * kTileBytes, nt * kTileBytes);
+    }
+    // The tile loads are asm statements that do not tell the compiler they read memory: keep the
+    // decoded B tiles' stores before them.
+    __asm__ __volatile__("" ::: "memory");
+    const int nc0 = std::min(nr, kTileRows), nc1 = nr - nc0;
+    for (std::int64_t i = 0; i < n_tt; i += 2) {
+      const std::int64_t t0 = tile_start(i);
+      const std::int8_t* a0 = a.q.data() + t0 * a.K_padded;
+      std::int32_t* c0 = acc + t0 * ld_acc + rb;
+      if (i + 1 < n_tt) {
+        const std::int64_t t1 = tile_start(i + 1);
+        const std::int8_t* a1 = a.q.data() + t1 * a.K_padded;
+        std::int32_t* c1 = acc + t1 * ld_acc + rb;
+        if (nt == 2) tile_block<2, 2>(a0, a1, lda, b, n_kc, c0, c1, ld_acc, nc0, nc1);
+        else tile_block<2, 1>(a0, a1, lda, b, n_kc, c0, c1, ld_acc, nc0, 0);
+      } else {
+        if (nt == 2) tile_block<1, 2>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld_acc, nc0, nc1);
+        else tile_block<1, 1>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld_acc, nc0, 0);
+      }
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace bitmamba::ternary::detail
