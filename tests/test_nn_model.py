@@ -208,14 +208,14 @@ def test_save_and_load_pretrained(tmp_path):
     model = BitMambaLM(small_cfg("mamba2"))
     d = tmp_path / "ckpt"
     model.save_pretrained(d)
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in d.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((d / "config.json").read_text())["layout"] == "mamba2"
     loaded = BitMambaLM.from_pretrained(d)
     ids = torch.randint(0, 300, (1, 9))
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids), model(ids), rtol=0, atol=0)
-    model.save_pretrained(d)  # overwrite in place: still exactly two files, no temporaries left
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.safetensors"]
+    model.save_pretrained(d)  # overwrite in place: still exactly these files, no temporaries left
+    assert sorted(p.name for p in d.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
     with pytest.raises(FileNotFoundError):
         BitMambaLM.from_pretrained(tmp_path / "nope")
