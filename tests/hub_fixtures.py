@@ -160,8 +160,12 @@ class FakeHub:
                         return self._error(404, "RepoNotFound", head)
                     if rev and rev not in ("main", r["commit"]):
                         return self._error(404, "RevisionNotFound", head)
+                    # The fields the hub always sends (older huggingface_hub versions require them).
                     body = json.dumps({"id": repo, "modelId": repo, "sha": r["commit"], "private": False,
                                        "gated": "auto" if r["gated"] else False, "disabled": False,
+                                       "downloads": 0, "likes": 0, "tags": [], "author": repo.split("/")[0],
+                                       "createdAt": "2026-01-01T00:00:00.000Z",
+                                       "lastModified": "2026-01-01T00:00:00.000Z",
                                        "siblings": [{"rfilename": f} for f in sorted(r["files"])]}).encode()
                     return self._send(200, body, {"Content-Type": "application/json"}, head)
                 parts = path.lstrip("/").split("/")

@@ -192,7 +192,9 @@ def _cached_listing(hf, ref: HubRef, why: str, error: Optional[HubError]) -> _Li
     except ImportError:
         incomplete = None
     try:
-        snap = Path(hf.snapshot_download(ref.repo, revision=ref.revision, local_files_only=True))
+        # cache_dir given explicitly: some huggingface_hub versions copy the default at import time.
+        snap = Path(hf.snapshot_download(ref.repo, revision=ref.revision, local_files_only=True,
+                                         cache_dir=hf.constants.HF_HUB_CACHE))
     except Exception as e:
         if incomplete is not None and isinstance(e, incomplete):
             # The cache's tree listing says files are missing (some were never downloaded): the ones there
@@ -369,7 +371,8 @@ def fetch(arg) -> Fetched:
         try:
             # The revision as given (not the commit listed), so the cache records the branch or tag and a
             # later offline load of the same name finds it.
-            paths[name] = Path(hf.hf_hub_download(ref.repo, name, revision=ref.revision))
+            paths[name] = Path(hf.hf_hub_download(ref.repo, name, revision=ref.revision,
+                                                  cache_dir=hf.constants.HF_HUB_CACHE))
         except Exception as e:
             error = _hub_error(hf, e, ref, name)
             if error is None:
