@@ -20,7 +20,6 @@ pytest.importorskip("huggingface_hub")
 pytest.importorskip("bitmamba._C", reason="bitmamba's C++ extension is not built")
 
 import bitmamba  # noqa: E402
-from bitmamba import hub  # noqa: E402
 from bitmamba.hub import HubError, HubRef, choose, parse  # noqa: E402
 from cli_helpers import assert_one_line_error, cli, tiny  # noqa: E402,F401
 from hub_fixtures import (TOKEN, FakeHub, add_repo, bit2_bytes, flax_bytes, pytorch_files,  # noqa: E402
@@ -275,7 +274,7 @@ def test_import_and_local_load_do_not_import_huggingface_hub(tiny):
 
 
 # ---- convert by repo id --------------------------------------------------------------------------------------
-def test_convert_by_repo_id_applies_its_options(hf_cache, tmp_path):
+def test_convert_by_repo_id_applies_its_options(hf_cache, tmp_path, capsys):
     pytest.importorskip("msgpack")
     pytest.importorskip("gguf")
     from bitmamba.convert import convert
@@ -283,8 +282,11 @@ def test_convert_by_repo_id_applies_its_options(hf_cache, tmp_path):
 
     tok = small_tokenizer(tmp_path)
     add_repo(hf_cache, "owner/flax", {"w/m.msgpack": flax_bytes(0, V=vocab_size_of(tok)), "tokenizer.json": tok})
-    res = convert("owner/flax", tmp_path / "o.gguf", ternary_type="tq1_0", embed_type="f16")
-    assert res.tokenizer_embedded and "source:     flax (owner/flax at " in res.report and ": w/m.msgpack)" in res.report
+    capsys.readouterr()
+    res = convert("owner/flax", tmp_path / "o.gguf", ternary_type="tq1_0", embed_type="f16", progress=True)
+    assert "packing" in capsys.readouterr().err  # the converter's progress bar
+    assert res.tokenizer_embedded and "source:     flax (owner/flax at " in res.report
+    assert ": w/m.msgpack)" in res.report
     ck = read_gguf(tmp_path / "o.gguf")
     assert ck.name == "owner/flax" and ck.tokenizer_json
     assert converted_files(tmp_path) == []  # an explicit conversion does not fill our cache
@@ -327,7 +329,8 @@ def test_cli_offline(tmp_path, tiny):
     assert_one_line_error(cli("generate", "owner/absent", "Hello", env=env), "owner/absent is not in the Hugging Face "
                           "cache", "HF_HUB_OFFLINE is set", "no local file or directory owner/absent")
     assert_one_line_error(cli("convert", "owner/absent", str(out), env=env), "bitmamba convert: error: owner/absent")
-    assert_one_line_error(cli("generate", "hf://owner/tiny", env=env), "no prompt given (hf://owner/tiny names a model)")
+    assert_one_line_error(cli("generate", "hf://owner/tiny", env=env),
+                          "no prompt given (hf://owner/tiny names a model)")
     assert_one_line_error(cli("generate", "hf://owner/tiny/x.gguf", "hi", env=env),
                           "no model file or directory x.gguf in the cached snapshot")
 
