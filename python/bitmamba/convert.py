@@ -2,6 +2,7 @@
 
     from bitmamba.convert import convert
     result = convert("ckpt/", "model.gguf")             # ternary TQ2_0, f32 embedding, GPT-2 tokenizer
+    result = convert("Zhayr1/BitMamba-2-1B", "1b.gguf")  # a Hugging Face repo id: its best source (bitmamba.hub)
 
 Every conversion is checked before anything is written: NaN/Inf anywhere -> refuse (ConversionError);
 dead layers (all-zero ternary weights or norm weights) and degenerate scales -> warnings in the report.
@@ -20,6 +21,9 @@ from .formats.checkpoint import Checkpoint, NonFiniteError, Ternary, tensor_name
 from .formats.errors import FormatError
 
 GGUF_MAGIC = b"GGUF"
+# Part of the name of every conversion cached by bitmamba.hub: raise it whenever the same source would
+# convert to a different file (a new key, a changed packing), so no cache keeps a file of the old kind.
+CONVERTER_VERSION = 1
 
 
 class ConversionError(ValueError):
@@ -168,11 +172,13 @@ def repair_tokenizer_json(text: str) -> str:
     return text if after == before else json.dumps(after, ensure_ascii=False)
 
 
-def resolve_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None) -> (Optional[str], str):
-    """(tokenizer.json text or None, where it came from). source: the checkpoint's path, for messages."""
+def resolve_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None,
+                      directory=None) -> (Optional[str], str):
+    """(tokenizer.json text or None, where it came from). source: the checkpoint's path, for messages;
+    directory: where to look for a tokenizer.json (default: beside the source)."""
     import json
 
-    text, origin = _find_tokenizer(ck, tokenizer, source)
+    text, origin = _find_tokenizer(ck, tokenizer, source, directory)
     if text is None:
         return None, origin
     error = _tokenizer_error(ck, tokenizer)
@@ -192,14 +198,13 @@ def _tokenizer_error(ck: Checkpoint, tokenizer: Optional[str]):
     return FormatError if not tokenizer and ck.tokenizer_json else ValueError
 
 
-def _find_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None) -> (Optional[str], str):
+def _find_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None, directory=None) -> (Optional[str], str):
     # The order is the one bitmamba.load follows for the source (bitmamba.tokenizer.tokenizer_source), so the
     # GGUF embeds the tokenizer the source itself would be used with. Paths are read by the function
     # generate/chat/eval use too: a tokenizer.json, its directory, or a GGUF with an embedded tokenizer.
     from .tokenizer import read_tokenizer_json, tokenizer_source
 
-    directory = None
-    if source is not None:
+    if directory is None and source is not None:
         directory = Path(source) if Path(source).is_dir() else Path(source).parent
     step, value = tokenizer_source(given=tokenizer or None, embedded=ck.tokenizer_json, directory=directory,
                                    vocab_size=ck.config.vocab_size)
@@ -214,14 +219,29 @@ def _find_tokenizer(ck: Checkpoint, tokenizer: Optional[str], source=None) -> (O
 
 def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", embed_type: str = "f32",
             tokenizer: Optional[str] = None, embed_tokenizer: bool = True, name: Optional[str] = None,
-            dry_run: bool = False) -> ConversionResult:
-    """Convert `src` (PyTorch dir, Flax msgpack, BIT2, GGUF) to `out` (GGUF or BIT2; `to` defaults from the
-    suffix: .bin -> bit2, anything else -> gguf). Raises ConversionError (NaN/Inf, unsupported layout),
-    ValueError (bad input) or FileNotFoundError."""
+            dry_run: bool = False, tokenizer_dir=None, progress: bool = False) -> ConversionResult:
+    """Convert `src` (PyTorch dir, Flax msgpack, BIT2, GGUF, or a Hugging Face repo id: its best source, see
+    bitmamba.hub) to `out` (GGUF or BIT2; `to` defaults from the suffix: .bin -> bit2, anything else ->
+    gguf). tokenizer_dir: the folder to take a tokenizer.json from when the source carries none (default:
+    beside the source). progress: progress bars on stderr. Raises ConversionError (NaN/Inf, unsupported
+    layout), ValueError (bad input, bitmamba.hub.HubError) or FileNotFoundError."""
     out = Path(out)
     to = (to or ("bit2" if out.suffix == ".bin" else "gguf")).lower()
     if to not in ("gguf", "bit2"):
         raise ValueError(f"--to must be gguf or bit2, got {to!r}")
+    from .hub import parse
+
+    shown = src
+    ref = parse(src)
+    if ref is not None:
+        from .hub import fetch
+
+        fetched = fetch(ref)
+        src, shown = fetched.source, fetched.describe()
+        if tokenizer_dir is None:
+            tokenizer_dir = fetched.tokenizer_dir
+        # A PyTorch directory would be named after its folder, which in the hub's cache is a commit hash.
+        name = name or ref.repo
     kind = detect_source_kind(src)
     ck = load_checkpoint(src, kind)
     if name:
@@ -230,7 +250,7 @@ def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", emb
     extra = []
     tok_text = None
     if to == "gguf" and embed_tokenizer:
-        tok_text, origin = resolve_tokenizer(ck, tokenizer, src)
+        tok_text, origin = resolve_tokenizer(ck, tokenizer, src, tokenizer_dir)
         if tok_text is None:
             warnings.append(f"no tokenizer embedded (none in the source or beside it, no --tokenizer, and the "
                             f"packaged GPT-2 tokenizer does not fit a vocabulary of {ck.config.vocab_size}): "
@@ -266,12 +286,13 @@ def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", emb
         if to == "gguf":
             from .formats.gguf_io import write_gguf
 
-            size = write_gguf(ck, out, ternary_type=ternary_type, embed_type=embed_type, tokenizer_json=tok_text)
+            size = write_gguf(ck, out, ternary_type=ternary_type, embed_type=embed_type, tokenizer_json=tok_text,
+                              progress=progress)
         else:
             from .formats.bit2 import write_bit2
 
-            size = write_bit2(ck, out)
+            size = write_bit2(ck, out, progress=progress)
     target = f"GGUF {ternary_type.upper()} ternary, {embed_type.upper()} embedding" if to == "gguf" else "BIT2"
-    rep = format_report(ck, warnings, source_kind=f"{kind} ({src})", target=target,
+    rep = format_report(ck, warnings, source_kind=f"{kind} ({shown})", target=target,
                         out_path=None if dry_run else out, file_size=size, extra=extra)
     return ConversionResult(kind, to, None if dry_run else out, size, ck, warnings, tok_text is not None, rep)

@@ -133,10 +133,14 @@ def _ids_array(ids) -> np.ndarray:
     return a.astype(np.int64, copy=False)
 
 
-def _resolve_tokenizer(native_model, path: Optional[Path], tokenizer) -> Optional[Tokenizer]:
+def _resolve_tokenizer(native_model, path: Optional[Path], tokenizer, directory: Optional[Path] = None
+                       ) -> Optional[Tokenizer]:
+    # directory: where a tokenizer.json beside the model would be (default: the model file's folder; for a
+    # repo from the hub, the folder of the repo's own tokenizer.json).
+    if directory is None and path is not None:
+        directory = path.parent
     step, value = tokenizer_source(given=tokenizer, embedded=native_model.metadata("tokenizer.huggingface.json"),
-                                   directory=path.parent if path is not None else None,
-                                   vocab_size=native_model.config["vocab_size"])
+                                   directory=directory, vocab_size=native_model.config["vocab_size"])
     if step == "given":
         return Tokenizer.coerce(value)
     if step == "embedded":
@@ -152,20 +156,27 @@ def _resolve_tokenizer(native_model, path: Optional[Path], tokenizer) -> Optiona
 
 
 def load(path: PathLike, tokenizer=None, threads: Optional[int] = None) -> "Model":
-    """Load a GGUF (`general.architecture = bitmamba2`) or BIT2 `.bin` model, or a Hugging Face repo id
-    (`owner/name`, `owner/name@revision`, `hf://owner/name`; see bitmamba.hub).
+    """Load a GGUF (`general.architecture = bitmamba2`) or BIT2 `.bin` model, or a model on the Hugging Face
+    Hub: `owner/name`, `owner/name@revision`, `hf://owner/name[@revision][/path/in/repo]` (bitmamba.hub:
+    downloaded through huggingface_hub, Flax and PyTorch sources converted once into our cache). A local
+    file or directory of the same name wins over a repo id; a Path is always local.
 
     tokenizer: override (path to tokenizer.json or its directory, JSON string, tokenizers.Tokenizer).
     threads: size of the process-wide C++ thread pool (default: physical cores / BITMAMBA_NUM_THREADS).
-    Raises FileNotFoundError for a missing file and bitmamba.FormatError (a ValueError) naming the
-    problem for a corrupt, truncated or inconsistent one.
+    Raises FileNotFoundError for a missing file, bitmamba.FormatError (a ValueError) naming the problem
+    for a corrupt, truncated or inconsistent one, and bitmamba.hub.HubError (a ValueError) for a repo that
+    cannot be used (not cached while offline, gated, no model file in it, ...).
     """
-    from .hub import parse_repo_id
+    from .hub import HubModel, parse
 
-    if parse_repo_id(path) is not None:  # a Hugging Face repo id (hub.py imports huggingface_hub itself)
+    ref = None if isinstance(path, HubModel) else parse(path)
+    if ref is not None:  # hub.py imports huggingface_hub only now
         from .hub import resolve
 
-        path = resolve(path)
+        path = resolve(ref)
+    hub, tok_dir = None, None
+    if isinstance(path, HubModel):
+        hub, tok_dir, path = path.ref, path.tokenizer_dir, path.path
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model file not found: {p}")
@@ -175,16 +186,18 @@ def load(path: PathLike, tokenizer=None, threads: Optional[int] = None) -> "Mode
 
         set_num_threads(threads)
     nm = C.Model.load(str(p))
-    return Model(nm, _resolve_tokenizer(nm, p, tokenizer), path=p)
+    return Model(nm, _resolve_tokenizer(nm, p, tokenizer, tok_dir), path=p, hub=hub)
 
 
 class Model:
     """A loaded model. See the module docstring; construct with `bitmamba.load`."""
 
-    def __init__(self, native_model, tokenizer: Optional[Tokenizer] = None, path: Optional[Path] = None):
+    def __init__(self, native_model, tokenizer: Optional[Tokenizer] = None, path: Optional[Path] = None,
+                 hub=None):
         self._m = native_model
         self._tokenizer = tokenizer
         self.path = path
+        self.hub = hub  # the bitmamba.hub.HubRef it was loaded by, else None
         self.config = dict(native_model.config)
         self.config["format"] = native_model.format
         self.config["embedding_type"] = native_model.embedding_type

@@ -13,15 +13,17 @@ MODEL_SUFFIXES = (".gguf", ".bin")
 
 
 def resolve_model_path(arg):
-    """The model file a command should use: `arg`, the file a Hugging Face repo id `arg` resolves to
-    (converted into our cache when needed), or the bundled default model when none is given."""
+    """The model a command should use: `arg`; for a Hugging Face repo id, the bitmamba.hub.HubModel it
+    resolves to (downloaded, converted into our cache when needed; os.fspath() gives the file, and
+    bitmamba.load takes it as it is); or the bundled default model when none is given."""
     if arg:
-        from ..hub import parse_repo_id
+        from ..hub import parse
 
-        if parse_repo_id(arg) is not None:
+        ref = parse(arg)
+        if ref is not None:
             from ..hub import resolve
 
-            return str(resolve(arg))
+            return resolve(ref)
         return arg
     from ..defaults import default_model_path
 

@@ -25,7 +25,9 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="measure decode / prefill speed, peak RSS and roofline fraction",
                        description=__doc__.split("\n\n")[0] + " Roofline fraction = decode steps/s x weight bytes "
                        "read per step (the packing's real bytes) / measured memory read bandwidth.")
-    p.add_argument("model", metavar="MODEL", nargs="?", default=None, help="model file (default: the bundled model; omit with --shape)")
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                   help="model file or Hugging Face repo id (owner/name[@revision], hf://...; default: the bundled "
+                   "model; omit with --shape)")
     p.add_argument("--shape", choices=["255m", "1b"], default=None, help="random weights of this shape")
     p.add_argument("--embed", choices=["q8_0", "f16", "f32"], default="q8_0",
                    help="embedding storage for random weights (default %(default)s)")

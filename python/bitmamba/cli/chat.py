@@ -18,7 +18,8 @@ def register(sub) -> None:
                        "/reset clears the conversation, /quit (or end of input) exits. With input from a pipe or "
                        "file there is no '> ' prompt and the replies are separated by blank lines.")
     p.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                   help="model file (.gguf or BIT2 .bin; default: the bundled model)")
+                   help="model file (.gguf or BIT2 .bin) or Hugging Face repo id (owner/name[@revision], "
+                   "hf://...; default: the bundled model)")
     p.add_argument("--state", metavar="FILE", default=None,
                    help="load the conversation state from FILE when it exists and save it (atomically) after "
                    "every turn")

@@ -14,7 +14,8 @@ def register(sub) -> None:
         "report; refuses to write a model with NaN/Inf values; writes atomically.",
     )
     p.add_argument("src", metavar="SRC", help="source checkpoint (directory or file), or a Hugging Face repo id "
-                   "(owner/name[@revision], hf://owner/name)")
+                   "(owner/name[@revision], hf://owner/name[/path/in/repo]): its best source file is "
+                   "downloaded and converted with these options")
     p.add_argument("out", metavar="OUT", help="output file")
     p.add_argument("--to", choices=["gguf", "bit2"], default=None,
                    help="output format (default: bit2 if OUT ends in .bin, else gguf)")
@@ -37,15 +38,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..convert import ConversionError, convert
 
-    from ..hub import fetch, parse_repo_id
-
     # A repo id converts the repo's best source file as it is (the options below apply to it), not the
-    # cached conversion that loading uses.
-    src = fetch(args.src).path if parse_repo_id(args.src) is not None else args.src
+    # cached conversion that loading uses; convert() fetches it through bitmamba.hub.
     try:
-        res = convert(src, args.out, to=args.to, ternary_type=args.ternary_type, embed_type=args.embed_type,
+        res = convert(args.src, args.out, to=args.to, ternary_type=args.ternary_type, embed_type=args.embed_type,
                       tokenizer=args.tokenizer, embed_tokenizer=not args.no_tokenizer, name=args.name,
-                      dry_run=args.dry_run)
+                      dry_run=args.dry_run, progress=sys.stderr.isatty() and not args.quiet)
     except ConversionError as e:
         print(f"bitmamba convert: refused: {e}", file=sys.stderr)
         return 1

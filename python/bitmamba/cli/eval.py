@@ -21,9 +21,9 @@ def register(sub) -> None:
         "from local files (default: $BITMAMBA_DATA_DIR or ../shared/data/eval).",
     )
     p.add_argument("model", nargs="?", default=None,
-                   help="model file (.gguf or BIT2 .bin), a directory holding exactly one, or a PyTorch "
-                   "checkpoint directory (config.json + model.safetensors, converted to a temporary GGUF); "
-                   "default: the bundled model")
+                   help="model file (.gguf or BIT2 .bin), a directory holding exactly one, a PyTorch "
+                   "checkpoint directory (config.json + model.safetensors, converted to a temporary GGUF), or "
+                   "a Hugging Face repo id (owner/name[@revision], hf://...); default: the bundled model")
     p.add_argument("--tasks", default="all", help=f"comma-separated tasks: {TASK_HELP} (default: all)")
     p.add_argument("--limit", type=int, default=None, help="only the first N documents of each task")
     p.add_argument("--data-dir", default=None,
@@ -77,9 +77,13 @@ def load_model(path: str, tokenizer=None):
     load = getattr(bitmamba, "load", None)
     if load is None:
         raise ValueError("this bitmamba build has no model loader (bitmamba.load); it comes with the engine")
+    from ..hub import HubModel
     from ._common import resolve_model_path
 
-    p = Path(resolve_model_path(path))
+    resolved = resolve_model_path(path)
+    if isinstance(resolved, HubModel):  # a repo id: the file (and tokenizer folder) bitmamba.load takes
+        return load(resolved, tokenizer=tokenizer) if tokenizer is not None else load(resolved)
+    p = Path(resolved)
     if not p.exists():
         raise FileNotFoundError(f"model not found: {path}")
     if p.is_dir():

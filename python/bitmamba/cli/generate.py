@@ -15,8 +15,9 @@ def register(sub) -> None:
                        "generated. Without MODEL the bundled default model is used: "
                        "bitmamba generate \"Once upon a time\".")
     p.add_argument("args", metavar="[MODEL] PROMPT", nargs="+",
-                   help="model file (.gguf or BIT2 .bin; default: the bundled model) and the text to "
-                   "continue ('-' reads standard input; UTF-8)")
+                   help="model file (.gguf or BIT2 .bin) or Hugging Face repo id (owner/name[@revision], "
+                   "hf://...; default: the bundled model) and the text to continue ('-' reads standard "
+                   "input; UTF-8)")
     add_model_options(p)
     add_sampling_options(p)
     p.add_argument("--no-echo", action="store_true", help="do not print the prompt before the continuation")
@@ -38,6 +39,9 @@ def split_args(args) -> tuple:
         if (only.lower().endswith(MODEL_SUFFIXES) and not os.path.exists(only)
                 and not any(c.isspace() for c in only)):
             raise ValueError(f"no prompt given, and model file not found: {only}")
+        if only.startswith("hf://"):  # a plain owner/name alone may well be a prompt; hf:// never is
+            raise ValueError(f"no prompt given ({only} names a model): add the text to continue, e.g. "
+                             f"bitmamba generate {shlex.quote(only)} \"Once upon a time\"")
         return None, only
     model, prompt = args
     if not os.path.exists(model) and is_model_file(prompt):

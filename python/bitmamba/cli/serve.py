@@ -13,14 +13,15 @@ def register(sub) -> None:
                        "Without MODEL the bundled default model is served. Needs the serve extra: "
                        "pip install 'bitmamba[serve]'.")
     p.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                   help="model file (.gguf or BIT2 .bin; default: the bundled model)")
+                   help="model file (.gguf or BIT2 .bin) or Hugging Face repo id (owner/name[@revision], "
+                   "hf://...; default: the bundled model)")
     p.add_argument("--random", metavar="SHAPE", default=None,
                    help="serve random weights of a published shape (255m, 1b) with the GPT-2 tokenizer "
                    "instead of a file: for benchmarks (the text is noise)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     p.add_argument("--model-name", default=None, help="the model id in /v1/models and responses "
-                   "(default: the file name without its suffix)")
+                   "(default: the repo id for a Hub model, else the file name without its suffix)")
     p.add_argument("--max-batch", type=int, default=16,
                    help="requests advanced together per step (default %(default)s)")
     p.add_argument("--max-queue", type=int, default=64,
@@ -77,12 +78,15 @@ def run(args) -> int:
     else:
         import os
 
+        from ..hub import HubModel
         from ._common import resolve_model_path
 
+        # A repo id is downloaded (and converted) here, before the server starts, so its progress bars and
+        # errors reach the terminal; the app then loads the local file.
         model = resolve_model_path(args.model)
         if not os.path.exists(model):
             raise FileNotFoundError(f"model file not found: {model}")
-        name = args.model_name
+        name = args.model_name or (model.ref.repo if isinstance(model, HubModel) else None)
     return serve(model, host=args.host, port=args.port, drain_seconds=args.drain_seconds, log_level=args.log_level,
                  model_name=name, max_batch=args.max_batch, max_queue=args.max_queue,
                  prefill_chunk=args.prefill_chunk, state_cache_mb=args.state_cache_mb,

@@ -7,6 +7,7 @@ The format has no room for anything but the released BitMamba-2 layout (d_state 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -127,11 +128,14 @@ def bit2_bytes_iter(ck: Checkpoint):
             yield a.tobytes()
 
 
-def write_bit2(ck: Checkpoint, path) -> int:
-    """Write atomically (temp file in the same directory, then rename). Returns the file size."""
+def write_bit2(ck: Checkpoint, path, progress: bool = False) -> int:
+    """Write atomically (temp file in the same directory, then rename). Returns the file size.
+    progress: a bar of the bytes written, on stderr."""
     from ..atomic import atomic_write
+    from ..progress import progress_bar
 
-    with atomic_write(path) as f:
+    with atomic_write(path) as f, contextlib.closing(progress_bar(None, "writing", progress, unit="B")) as bar:
         for chunk in bit2_bytes_iter(ck):
             f.write(chunk)
+            bar.update(len(chunk))
     return os.path.getsize(path)

@@ -46,12 +46,13 @@ def gguf_tensor_names(cfg: BitMambaConfig):
 
 
 def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: str = "f32",
-               tokenizer_json: Optional[str] = None) -> int:
+               tokenizer_json: Optional[str] = None, progress: bool = False) -> int:
     """Write `ck` as GGUF atomically. Returns the file size. tokenizer_json: embed this tokenizer (its size
-    must equal the model's vocabulary)."""
+    must equal the model's vocabulary). progress: bars on stderr for packing the tensors and writing them."""
     import gguf
 
     from ..atomic import atomic_path
+    from ..progress import progress_bar
 
     if ternary_type not in TERNARY_TYPES:
         raise ValueError(f"ternary type must be one of {TERNARY_TYPES}, got {ternary_type!r}")
@@ -101,7 +102,9 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
         elif cfg.eos_token_id >= 0:
             w.add_eos_token_id(cfg.eos_token_id)
 
+        bar = progress_bar(len(names), "packing", progress, unit="tensor")
         for src, dst in names.items():
+            bar.update()
             t = ck.tensors[src]
             if isinstance(t, Ternary):
                 rows, cols = t.shape
@@ -130,9 +133,10 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
             else:
                 a = a.reshape(-1) if a.ndim != 2 else a
             w.add_tensor(dst, np.ascontiguousarray(a))
+        bar.close()
         w.write_header_to_file()
         w.write_kv_data_to_file()
-        w.write_tensors_to_file()
+        w.write_tensors_to_file(progress=progress)
         w.close()
     return os.path.getsize(path)
 

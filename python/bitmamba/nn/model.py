@@ -9,7 +9,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -139,27 +139,37 @@ class BitMambaLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # ---- checkpoints ----------------------------------------------------------------------------
-    def save_pretrained(self, directory: Union[str, os.PathLike]) -> None:
-        """Write config.json + model.safetensors (float32) and a README.md model card (one already there is
-        kept). Atomic: a new directory is built under a temporary name and renamed; into an existing
-        directory each file goes through a temporary file + rename."""
+    def save_pretrained(self, directory: Union[str, os.PathLike], *, model_card: bool = True,
+                        license: Optional[str] = None, base_model: Optional[str] = None,
+                        datasets: Optional[Iterable[str]] = None, tags: Optional[Iterable[str]] = None,
+                        eval_results=None, training: Optional[dict] = None) -> None:
+        """Write config.json + model.safetensors (float32) and a README.md model card with the Hub's metadata
+        (bitmamba.modelcard: license, base_model, datasets, tags, and the results of a `bitmamba eval
+        --output` file as eval_results), so the directory is ready to upload. A README.md bitmamba did not
+        write (or one whose marker line was deleted) is kept; model_card=False writes none.
+        Atomic: a new directory is built under a temporary name and renamed; into an existing directory
+        each file goes through a temporary file + rename."""
         from safetensors.torch import save_file
+
+        from ..modelcard import keeps_user_card, model_card as card_text
 
         directory = Path(directory)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
         config = json.dumps({"model_type": "bitmamba2", **self.config.to_dict()}, indent=2) + "\n"
-        from ..hub import model_card  # no huggingface_hub import: the card is plain text
-
-        card = model_card(self.config.to_dict(), directory.name)
+        # Built (and an eval results file read) before anything is written: a bad file fails the save early.
+        card = card_text(self.config.to_dict(), directory.name, license=license, base_model=base_model,
+                         datasets=datasets, tags=tags, eval_results=eval_results,
+                         training=training) if model_card else None
         if not directory.exists():
             with atomic_dir(directory) as tmp:
                 save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
                 (tmp / "config.json").write_text(config)
-                (tmp / "README.md").write_text(card, encoding="utf-8")
+                if card is not None:
+                    (tmp / "README.md").write_text(card, encoding="utf-8")
             return
         writers = [("model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"})),
                    ("config.json", lambda p: p.write_text(config))]
-        if not (directory / "README.md").exists():  # a card the user wrote is never replaced
+        if card is not None and not keeps_user_card(directory / "README.md"):
             writers.append(("README.md", lambda p: p.write_text(card, encoding="utf-8")))
         for name, writer in writers:
             with atomic_path(directory / name) as tmp:

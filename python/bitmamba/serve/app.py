@@ -147,7 +147,9 @@ class ServerState:
             self._template = _compile_template(src)
             self.chat_template = src
             if not self.model_name:
-                self.model_name = model.path.stem if model.path is not None else model.config.get("name") or "bitmamba"
+                hub = getattr(model, "hub", None)  # a model loaded by repo id is named by it, not by its cache file
+                self.model_name = (hub.repo if hub is not None else model.path.stem if model.path is not None
+                                   else model.config.get("name") or "bitmamba")
             self.model = model
             self.scheduler = Scheduler(model, **self.scheduler_kwargs).start()
             log.info("model %s loaded: serving", self.model_name)

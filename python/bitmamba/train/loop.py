@@ -360,7 +360,12 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
             m = _unwrap(model)
             if not hasattr(m, "save_pretrained"):
                 raise TypeError("export needs a model with save_pretrained (bitmamba.nn.BitMambaLM)")
-            m.save_pretrained(export_dir)
+            # The card names the hub datasets the data was prepared from (local files name none).
+            hub_sets = [i["hf"] for k in ds.names for i in ds.manifest["sources"][k].get("inputs", [])
+                        if isinstance(i, dict) and i.get("hf")]
+            m.save_pretrained(export_dir, datasets=hub_sets or None,
+                              training={"steps": step, "train_tokens": consumed * cfg.seq_len,
+                                        "final_train_loss": last["loss"]})
             tok = Path(cfg.data) / "tokenizer.json"  # a tokenizer trained by prepare-data lives there
             if not tok.is_file():
                 tok = Path(ds.manifest["tokenizer"]["path"])
