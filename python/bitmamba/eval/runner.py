@@ -25,7 +25,7 @@ from . import metrics as M
 from .requests import encode_pair, rolling_windows, truncate_left
 from .tasks import TASKS, MCDoc, PerplexityDoc, resolve_tasks
 
-DEFAULT_MAX_LENGTH = 2048
+DEFAULT_MAX_LENGTH = 2048  # for a model that states no context_length (the harness's fallback too)
 
 
 def model_max_length(model) -> int:
@@ -40,9 +40,12 @@ def model_max_length(model) -> int:
 
 
 class Scorer:
-    """Log-likelihood requests against one model (harness semantics, SSM state sharing)."""
+    """Log-likelihood requests against one model (harness semantics, SSM state sharing). max_length
+    None: the model's own (model_max_length)."""
 
-    def __init__(self, model, max_length: int = DEFAULT_MAX_LENGTH, share_state: bool = True):
+    def __init__(self, model, max_length: Optional[int] = None, share_state: bool = True):
+        if max_length is None:
+            max_length = model_max_length(model)
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
         self.model = model
