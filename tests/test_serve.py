@@ -143,6 +143,31 @@ def test_chat_equals_generate_and_second_turn_hits_cache(server, client, model):
     assert _metric(server, "bitmamba_prefix_cache_hits_total") >= hits + 1
 
 
+def test_n_choices_each_equal_generate_with_seed_plus_index(server, client, model):
+    # n = 3 with seed S: choice i is Model.generate(prompt, seed=S + i), streamed or not.
+    prompt = "The weather today"
+    refs = [model.generate(prompt, max_new_tokens=12, seed=40 + i, temperature=0.9, ignore_eos=True) for i in range(3)]
+    assert len(set(refs)) > 1  # the seeds do make different choices
+    r = client.completions.create(model="m", prompt=prompt, max_tokens=12, seed=40, temperature=0.9, n=3,
+                                  extra_body={"ignore_eos": True})
+    assert [c.index for c in r.choices] == [0, 1, 2] and [c.text for c in r.choices] == refs
+    assert r.usage.prompt_tokens == len(model.tokenizer.encode(prompt)) and r.usage.completion_tokens == 36
+    stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": prompt}],
+                                            max_tokens=12, seed=40, temperature=0.9, n=3, stream=True,
+                                            stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
+    texts, finished = ["", "", ""], set()
+    chunks = list(stream)
+    for c in chunks:
+        for ch in c.choices:
+            texts[ch.index] += ch.delta.content or ""
+            if ch.finish_reason:
+                finished.add(ch.index)
+    ids = _chat_ids(server, [{"role": "user", "content": prompt}])
+    assert texts == [model.generate(ids, max_new_tokens=12, seed=40 + i, temperature=0.9, ignore_eos=True)
+                     for i in range(3)]
+    assert finished == {0, 1, 2} and chunks[-1].usage.completion_tokens == 36
+
+
 def test_16_concurrent_streams_equal_generate(client, model):
     prompts = [f"Story {i}: once there was a" for i in range(16)]
     refs = [model.generate(p, max_new_tokens=40, seed=100 + i, ignore_eos=True) for i, p in enumerate(prompts)]
@@ -201,7 +226,8 @@ def _client_killed_mid_stream(server, client, model):
     ({"prompt": "x", "repeat_penalty": 0}, "repeat_penalty"),
     ({"prompt": "x", "seed": -1}, "seed"),
     ({"prompt": "x", "stop": 3}, "stop"),
-    ({"prompt": "x", "n": 2}, "n"),
+    ({"prompt": "x", "n": 0}, "n"),
+    ({"prompt": "x", "n": 17}, "n"),
     ({"prompt": "x " * 600}, "prompt"),
     ({"prompt": "x", "max_tokens": 100000}, "max_tokens"),
     ({"prompt": [10**9]}, "prompt"),

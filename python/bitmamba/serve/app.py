@@ -38,6 +38,8 @@ DEFAULT_CHAT_TEMPLATE = (
 )
 
 MAX_LOGPROBS = 20
+# Choices per request (`n`): each is its own sequence in the batch, so n is bounded like a batch is.
+MAX_CHOICES = 16
 
 
 class APIError(Exception):
@@ -211,8 +213,8 @@ def _parse(cls, body: Any):
 
 
 def _options(req: _Sampling, prompt_len: int, max_context: int, max_tokens: Optional[int]) -> dict:
-    if req.n not in (None, 1):
-        raise APIError(400, "n: only n = 1 is supported (send several requests: they are batched)", param="n")
+    if req.n is not None and not 1 <= req.n <= MAX_CHOICES:
+        raise APIError(400, f"n must be from 1 to {MAX_CHOICES}, got {req.n}", param="n")
     for name in ("presence_penalty", "frequency_penalty"):
         if getattr(req, name) not in (None, 0):
             raise APIError(400, f"{name} is not supported: use repeat_penalty (an extra body field)", param=name)
@@ -417,29 +419,57 @@ def _logprobs_body(entries: List[dict], chat: bool, offset: int = 0) -> Optional
             "top_logprobs": [{t: lp for _, t, lp in e["top"]} for e in entries], "text_offset": offsets}
 
 
+def _choice_options(opts: dict, n: int) -> List[dict]:
+    """The sampling options of each of n choices: choice i of a request with seed S samples with seed
+    S + i (so it equals Model.generate(prompt, seed=S + i)); without a seed each draws its own."""
+    base = opts["options"]
+    if n == 1 or base.get("seed") is None:
+        return [base] * n
+    return [dict(base, seed=base["seed"] + i) for i in range(n)]
+
+
 async def _generate(request: HTTPRequest, srv: ServerState, sched: Scheduler, body: _Sampling, ids: List[int],
                     opts: dict, logprobs: Optional[int], chat: bool, echo: str = ""):
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
+    queue: asyncio.Queue = asyncio.Queue()  # (choice index, kind, payload)
 
-    def emit(kind, payload):  # scheduler thread
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, payload))
-        except RuntimeError:  # the event loop has closed (shutdown)
-            pass
+    def emitter(index: int):
+        def emit(kind, payload):  # scheduler thread
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (index, kind, payload))
+            except RuntimeError:  # the event loop has closed (shutdown)
+                pass
+        return emit
 
-    req = Request(ids, opts["options"], opts["stops"], emit, ignore_eos=body.ignore_eos, logprobs=logprobs)
+    n = body.n or 1
+    reqs = [Request(ids, o, opts["stops"], emitter(i), ignore_eos=body.ignore_eos, logprobs=logprobs)
+            for i, o in enumerate(_choice_options(opts, n))]
+
+    def cancel_all():
+        for r in reqs:
+            r.cancel()  # frees the slot (a no-op once finished or never submitted)
+
     try:
-        sched.submit(req)
+        for r in reqs:  # all or none: a choice the queue refuses takes the others back with it
+            sched.submit(r)
     except QueueFull as e:
+        cancel_all()
         raise APIError(429, f"the server is busy: {e}; retry later", "rate_limit_error",
                        headers={"Retry-After": "1"}) from None
     except ShuttingDown as e:
+        cancel_all()
         raise APIError(503, str(e), "service_unavailable", headers={"Retry-After": "5"}) from None
     rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
     created = int(time.time())
     name = srv.model_name
     obj = "chat.completion" if chat else "text_completion"
+
+    def usage(done: List[dict]) -> dict:
+        # The prompt counts once (as OpenAI counts it); the completions of all choices add up.
+        u = _usage(done[0])
+        c = sum(d["completion_tokens"] for d in done)
+        u.update(completion_tokens=c, total_tokens=u["prompt_tokens"] + c)
+        return u
 
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -453,72 +483,81 @@ async def _generate(request: HTTPRequest, srv: ServerState, sched: Scheduler, bo
 
         async def events():
             try:
-                if chat:
-                    yield chunk({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                                 "finish_reason": None})
-                elif echo:
-                    yield chunk({"index": 0, "text": echo, "logprobs": None, "finish_reason": None})
-                offset = len(echo)
-                while True:
-                    kind, p = await queue.get()
+                for i in range(n):
+                    if chat:
+                        yield chunk({"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                     "finish_reason": None})
+                    elif echo:
+                        yield chunk({"index": i, "text": echo, "logprobs": None, "finish_reason": None})
+                offset = [len(echo)] * n
+                done: List[Optional[dict]] = [None] * n
+                while any(d is None for d in done):
+                    i, kind, p = await queue.get()
                     if kind == "text":
-                        lp = _logprobs_body(p["logprobs"], chat, offset) if p["logprobs"] else None
-                        offset += len(p["text"])
+                        lp = _logprobs_body(p["logprobs"], chat, offset[i]) if p["logprobs"] else None
+                        offset[i] += len(p["text"])
                         if chat:
-                            yield chunk({"index": 0, "delta": {"content": p["text"]}, "logprobs": lp,
+                            yield chunk({"index": i, "delta": {"content": p["text"]}, "logprobs": lp,
                                          "finish_reason": None})
                         else:
-                            yield chunk({"index": 0, "text": p["text"], "logprobs": lp, "finish_reason": None})
+                            yield chunk({"index": i, "text": p["text"], "logprobs": lp, "finish_reason": None})
                     elif kind == "done":
+                        done[i] = p
                         fr = _finish_reason(p["finish_reason"])
                         if chat:
-                            yield chunk({"index": 0, "delta": {}, "logprobs": None, "finish_reason": fr})
+                            yield chunk({"index": i, "delta": {}, "logprobs": None, "finish_reason": fr})
                         else:
-                            yield chunk({"index": 0, "text": "", "logprobs": None, "finish_reason": fr})
-                        if include_usage:
-                            yield chunk(None, _usage(p))
-                        break
+                            yield chunk({"index": i, "text": "", "logprobs": None, "finish_reason": fr})
                     else:
                         yield _sse({"error": {"message": p, "type": "server_error", "param": None, "code": None}})
                         break
+                else:
+                    if include_usage:
+                        yield chunk(None, usage(done))
                 yield "data: [DONE]\n\n"
             finally:
-                req.cancel()  # a client that went away frees its slot (a no-op once finished)
+                cancel_all()  # a client that went away frees its slots
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    # Not streaming: collect, and drop the request if the client goes away meanwhile.
-    pieces, lps = [], []
+    # Not streaming: collect, and drop the requests if the client goes away meanwhile.
+    pieces: List[List[str]] = [[] for _ in range(n)]
+    lps: List[list] = [[] for _ in range(n)]
+    done: List[Optional[dict]] = [None] * n
     try:
-        while True:
+        while any(d is None for d in done):
             try:
-                kind, p = await asyncio.wait_for(queue.get(), 0.5)
+                i, kind, p = await asyncio.wait_for(queue.get(), 0.5)
             except asyncio.TimeoutError:
                 if await request.is_disconnected():
-                    req.cancel()
+                    cancel_all()
                     return error_response(499, "the client closed the request")
                 continue
             if kind == "text":
-                pieces.append(p["text"])
+                pieces[i].append(p["text"])
                 if p["logprobs"]:
-                    lps.extend(p["logprobs"])
+                    lps[i].extend(p["logprobs"])
             elif kind == "done":
-                break
+                done[i] = p
             else:
+                cancel_all()
                 return error_response(500, p, "server_error")
     except asyncio.CancelledError:
-        req.cancel()
+        cancel_all()
         raise
-    text = "".join(pieces)
-    lp = _logprobs_body(lps, chat, len(echo)) if logprobs is not None else None
-    fr = _finish_reason(p["finish_reason"])
-    if chat:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": lp, "finish_reason": fr}
-    else:
-        choice = {"index": 0, "text": echo + text, "logprobs": lp, "finish_reason": fr}
-    return {"id": rid, "object": obj, "created": created, "model": name, "choices": [choice], "usage": _usage(p),
-            "system_fingerprint": f"seed-{p['seed']}"}
+    choices = []
+    for i in range(n):
+        text = "".join(pieces[i])
+        lp = _logprobs_body(lps[i], chat, len(echo)) if logprobs is not None else None
+        fr = _finish_reason(done[i]["finish_reason"])
+        if chat:
+            choices.append({"index": i, "message": {"role": "assistant", "content": text}, "logprobs": lp,
+                            "finish_reason": fr})
+        else:
+            choices.append({"index": i, "text": echo + text, "logprobs": lp, "finish_reason": fr})
+    return {"id": rid, "object": obj, "created": created, "model": name, "choices": choices, "usage": usage(done),
+            "system_fingerprint": f"seed-{done[0]['seed']}"}
 
 
 def _metrics_text(srv: ServerState) -> str:
