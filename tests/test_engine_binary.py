@@ -491,3 +491,23 @@ def test_random_binary_model_reports_the_binary_kernel_and_bytes():
     assert np.isfinite(logits).all() and np.abs(logits).max() > 0
     with pytest.raises(ValueError, match="unknown weights 'float'"):
         bitmamba.Model.random("custom", embed="f32", weights="float", **shape)
+
+
+def test_bench_random_binary_shape(capsys):
+    from bitmamba.cli import main
+
+    assert main(["bench", "--shape", "255m", "--weights", "binary", "--json", "--prompt-tokens", "2",
+                 "--decode-tokens", "1", "--repeats", "1", "--bandwidth-mib", "8", "--threads", "1"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["weights"] == "binary" and "255m binary" in d["model"]
+    assert [(k["matrix"], k["packing"]) for k in d["kernels"][:2]] == [("in_proj", "binary"), ("out_proj", "binary")]
+    assert d["kernels"][2]["packing"] != "binary" and all(k["kernel"] for k in d["kernels"])
+    # The 255m projections alone, binary: 24 layers of in_proj [4144, 1024] and out_proj [1024, 2048] at
+    # 1 bit a weight plus alpha and beta; the rest of what a token reads (ternary head, small parameters,
+    # one embedding row) comes on top.
+    proj = 24 * (4144 * 1024 // 8 + 8 * 4144 + 1024 * 2048 // 8 + 8 * 1024)
+    assert proj < d["bytes_per_token"] < proj + 50257 * 1024 // 2 + 8 * 2**20
+    assert d["decode_tok_s"] > 0 and d["prefill_tok_s"] > 0
+    assert main(["bench", "--weights", "binary", "some.gguf"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--weights" in err and "--shape" in err
