@@ -511,3 +511,27 @@ def test_bench_random_binary_shape(capsys):
     assert main(["bench", "--weights", "binary", "some.gguf"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--weights" in err and "--shape" in err
+
+
+def test_report_bits_per_weight_of_ternary_targets():
+    # The bits/weight line for ternary models: TQ2_0 66 bytes / 256 codes, TQ1_0 54, I8 rows of other
+    # widths, BIT2 2 bits + a 16-byte record header; each with the 4-byte scale. No binary table.
+    from bitmamba.convert import format_report
+
+    rng = np.random.default_rng(1)
+    cfg = BitMambaConfig(vocab_size=64, d_model=256, n_layers=1, n_heads=4, eos_token_id=0)
+    t = {}
+    for n, shape in expected_shapes(cfg).items():
+        if n.endswith(".weight") and len(shape) == 2 and n != "embed.weight":
+            t[n] = Ternary(rng.integers(-1, 2, size=shape).astype(np.int8), np.float32(2))
+        else:
+            t[n] = rng.uniform(0.5, 1, size=shape).astype(np.float32)
+    ck = Checkpoint(cfg, t)
+    ck.validate()
+    tq2 = format_report(ck, [])
+    assert "bits/weight: in_proj 2.063 (TQ2_0), out_proj 2.063 (TQ2_0), lm_head 2.064 (TQ2_0)" in tq2, tq2
+    assert "binary" not in tq2
+    tq1 = format_report(ck, [], ternary_type="tq1_0")
+    assert "in_proj 1.688 (TQ1_0)" in tq1, tq1
+    bit2 = format_report(ck, [], to="bit2")
+    assert "lm_head 2.008 (BIT2)" in bit2, bit2
