@@ -73,7 +73,8 @@ class BitMambaConfig:
         return self.d_inner if self.layout == "bitmamba2" else self.n_heads
 
     def num_parameters(self) -> int:
-        """Exact parameter count of this shape (embedding and lm_head untied)."""
+        """Exact parameter count of this shape (embedding and lm_head untied), equal to the PyTorch
+        model's for every `weights` (float models have the same tensors as ternary ones)."""
         D, V = self.d_model, self.vocab_size
         per_layer = (
             D + self.in_proj_dim * D  # in_proj norm + weight
@@ -82,6 +83,8 @@ class BitMambaConfig:
             + self.d_size
             + (self.d_inner if self.layout == "mamba2" else 0)  # gated norm
             + self.d_inner + D * self.d_inner  # out_proj norm + weight
+            # binary projections add alpha and beta per output row (docs/binary.md)
+            + (2 * (self.in_proj_dim + D) if self.weights == "binary" else 0)
         )
         return V * D + self.n_layers * per_layer + D + D + V * D
 
