@@ -1,6 +1,6 @@
 """The AVX-512 VNNI ternary kernel and the AVX-512 binary kernel cannot run on CPUs without AVX-512 (like
 our 2-core dev machines).
-This compiles it against a scalar emulation of the handful of AVX-512 intrinsics it uses
+This compiles them against a scalar emulation of the handful of AVX-512 intrinsics they use
 (tests/avx512_emu/immintrin.h) and checks it bit-exactly against the scalar reference, so its logic is
 tested everywhere; the real instructions are covered by the avx512 C++/pytest legs on AVX-512 CPUs."""
 from __future__ import annotations
