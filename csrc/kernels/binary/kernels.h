@@ -32,6 +32,8 @@ inline std::int64_t bin_group_bytes(std::int64_t n_kb) { return n_kb * kBinRows 
 //
 //   using Unpacked = std::uint8_t or std::int8_t;   // storage of expanded rows for the GEMM
 //   static constexpr int kTile;                     // tokens per GEMM tile
+//   static constexpr bool kGemvPermutesQ;           // gemv wants q through permute_q (below)
+//   static void permute_q(const int8_t* q, int64_t k_padded, int8_t* out);   // if kGemvPermutesQ
 //   static void gemv(const uint8_t* group, const int8_t* q, int64_t n_kb, int32_t P[4]);
 //   static void decode(const uint8_t* group, int64_t n_kb, Unpacked* rows, int64_t k_padded);
 //   template <int TT> static void tile(const Unpacked* rows, int64_t k_padded,
@@ -52,10 +54,19 @@ void rows_binary(const BinaryMatrix& W, const QuantizedActivations& a, std::int6
           static_cast<std::int32_t>(2 * static_cast<std::int64_t>(P) - a.sum[static_cast<std::size_t>(t)]);
   };
   if (a.T == 1) {
-    // GEMV: the matrix streams once, sequentially; 4 rows share each activation load.
+    // GEMV: the matrix streams once, sequentially; 4 rows share each activation load. A kernel may
+    // want the activations in another column order (once per call, K bytes; see matmul_avx2.cpp).
+    const std::int8_t* q = a.q.data();
+    if constexpr (K::kGemvPermutesQ) {
+      thread_local AlignedBuffer<std::int8_t> qbuf;
+      if (qbuf.size() < static_cast<std::size_t>(W.k_padded_))
+        qbuf.resize(static_cast<std::size_t>(W.k_padded_), false);
+      K::permute_q(q, W.k_padded_, qbuf.data());
+      q = qbuf.data();
+    }
     for (std::int64_t g = r0 / kBinRows; g * kBinRows < r1; ++g) {
       std::int32_t P[4];
-      K::gemv(packed + g * group_bytes, a.q.data(), n_kb, P);
+      K::gemv(packed + g * group_bytes, q, n_kb, P);
       for (int r = 0; r < 4; ++r) store(0, g * kBinRows + r, P[r]);
     }
     return;

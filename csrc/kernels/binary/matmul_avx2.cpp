@@ -1,23 +1,24 @@
 // AVX2 binary product (binary.h): P = sum of q over the set bits, acc = 2 P - S (kernels.h driver).
 //
-// Bit expansion: a row's 16-byte chunk of a 128-column block is broadcast to both 128-bit lanes;
-// vpshufb replicates byte 4m + j of it into bytes 8j .. 8j + 7 of vector m (lane 0: bytes 4m, 4m + 1;
-// lane 1: 4m + 2, 4m + 3), AND with the per-byte bit 1 << (k % 8) isolates column 32m + k's bit, and
-// an unsigned min with 1 turns it into u in {0, 1}, lined up with q[32m, 32m + 32). vpmaddubsw(u, q)
-// then adds the pairs u0 q0 + u1 q1 (unsigned x signed).
+// GEMV (T = 1), 4 instructions per 32 columns per row: vpbroadcastd puts bytes 4m .. 4m + 3 of a
+// row's 16-byte chunk (columns 32m + 8j + i, j = 0..3, i = 0..7) in every dword, so byte p of the
+// vector holds byte j = p % 4; AND with 1 << (p / 4) isolates bit i = p / 4 and an unsigned min with 1
+// turns it into u in {0, 1} for column 32m + 8 (p % 4) + p / 4. The activations are permuted to that
+// order once per call (permute_q: a 4 x 8 byte transpose per 32 columns, K bytes in all), so the
+// broadcast, a load, replaces a shuffle per 32 columns: and, min, vpmaddubsw(u, q), add.
+// GEMM (T > 1): a 4-row group is expanded once into 4 * k_padded bytes of u in column order (vpshufb
+// replicates byte 4m + j of the chunk, broadcast to both lanes, into bytes 8j .. 8j + 7 of vector m;
+// AND with 1 << (k % 8), min with 1) and reused for every token, 4 rows x 2 tokens per step (8 int16
+// accumulators + 4 weight vectors fit the 16 ymm).
 //
-// Exactness: a vpmaddubsw lane is in [-256, 254] (never saturates). GEMV: 4 of them per 128-column
-// block go into each int16 lane, |.| <= 1024, flushed into int32 (vpmaddwd with ones) every
+// Exactness: a vpmaddubsw lane is u0 q0 + u1 q1 in [-256, 254] (never saturates). GEMV: 4 of them per
+// 128-column block go into each int16 lane, |.| <= 1024, flushed into int32 (vpmaddwd with ones) every
 // kFlushBlocks = 16 blocks (<= 16384 < 32767). GEMM tiles: one per 32 columns, flushed every
 // kFlushK = 2048 columns (64 steps, <= 16384). Exact for any K.
-//
-// GEMV (T = 1): 5 instructions per 32 columns per row (shuffle, and, min, maddubs, add), the 4 rows of
-// a group sharing the activation vectors; the bits stream once, sequentially.
-// GEMM (T > 1): a 4-row group is expanded once into 4 * k_padded bytes of u and reused for every
-// token, 4 rows x 2 tokens per step (8 int16 accumulators + 4 weight vectors fit the 16 ymm).
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/binary/binary.h"
 #include "kernels/binary/kernels.h"
@@ -65,10 +66,31 @@ struct Expander {
 struct Avx2Binary {
   using Unpacked = std::uint8_t;
   static constexpr int kTile = 2;
+  static constexpr bool kGemvPermutesQ = true;
 
+  // out[32m + 4i + j] = q[32m + 8j + i]: vpermd gathers dwords {0, 2, 4, 6} (i < 4) into lane 0 and
+  // {1, 3, 5, 7} (i >= 4) into lane 1, then vpshufb transposes each lane's 4 x 4 bytes.
+  static void permute_q(const std::int8_t* q, std::int64_t k_padded, std::int8_t* out) {
+    const __m256i dw = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (std::int64_t k = 0; k < k_padded; k += 32) {
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + k));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out + k),
+                         _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(v, dw), tr));
+    }
+  }
+
+  // One token (q from permute_q), rows [g*4, g*4+4) of a row group: the 4 sums P.
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    const Expander ex;
-    const __m256i ones16 = _mm256_set1_epi16(1);
+    const __m256i bit = _mm256_setr_epi8(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8,
+                                         16, 16, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, -128, -128, -128, -128);
+    const __m256i one = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    auto u = [&](const std::uint8_t* p) {
+      std::int32_t d;
+      std::memcpy(&d, p, 4);
+      return _mm256_min_epu8(_mm256_and_si256(_mm256_set1_epi32(d), bit), one);
+    };
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kFlushBlocks) {
@@ -81,11 +103,9 @@ struct Avx2Binary {
         for (int m = 0; m < 4; ++m) qv[m] = _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 32 * m));
         const std::uint8_t* wb = w + kb * kBinRows * kBinChunk;
         for (int r = 0; r < 4; ++r) {
-          const __m256i v = Expander::load_chunk(wb + r * kBinChunk);
-          const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(ex(v, 0), qv[0]),
-                                               _mm256_maddubs_epi16(ex(v, 1), qv[1]));
-          const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(ex(v, 2), qv[2]),
-                                               _mm256_maddubs_epi16(ex(v, 3), qv[3]));
+          const std::uint8_t* c = wb + r * kBinChunk;
+          const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(u(c), qv[0]), _mm256_maddubs_epi16(u(c + 4), qv[1]));
+          const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(u(c + 8), qv[2]), _mm256_maddubs_epi16(u(c + 12), qv[3]));
           p[r] = _mm256_add_epi16(p[r], _mm256_add_epi16(s01, s23));
         }
       }

@@ -41,6 +41,7 @@ inline __mmask64 mask_at(const std::uint8_t* p) {
 struct Avx512Binary {
   using Unpacked = std::uint8_t;
   static constexpr int kTile = 4;
+  static constexpr bool kGemvPermutesQ = false;
 
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
     const __m512i ones = _mm512_set1_epi8(1);

@@ -26,6 +26,7 @@ constexpr std::int64_t kFlushK = 1024;
 struct NeonBinary {
   using Unpacked = std::int8_t;
   static constexpr int kTile = 4;
+  static constexpr bool kGemvPermutesQ = false;
 
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
     const NeonExpander ex;
