@@ -1,7 +1,7 @@
 // The forward pass (docs/model.md#forward-pass): per layer an in_proj (ternary BitLinear, or binary
 // FBI-Linear in binary models: docs/binary.md), the causal conv, the selective scan and the gate, an
-// out_proj of the same kind and the residual; then norm_f and the ternary BitLinear lm_head. The float steps follow core/float_semantics.h, so BitMamba-2 logits equal the numpy
-// reference bit for bit.
+// out_proj of the same kind and the residual; then norm_f and the ternary BitLinear lm_head. The float
+// steps follow core/float_semantics.h, so BitMamba-2 logits equal the numpy reference bit for bit.
 #include <algorithm>
 #include <chrono>
 #include <cstring>

@@ -37,20 +37,33 @@ void matmul_int32(const BinaryMatrix& W, const QuantizedActivations& a, std::int
 
 void matmul(const BinaryMatrix& W, const QuantizedActivations& a, float* y, std::int64_t ld_y) {
   BM_CHECK(ld_y >= W.rows(), ShapeError, "binary matmul: output stride ", ld_y, " < rows ", W.rows());
-  std::vector<std::int32_t> acc(static_cast<std::size_t>(a.T * W.rows()));
+  check_operands(W, a);
+  if (a.T == 0 || W.rows() == 0) return;
+  // int32 scratch reused across calls, as for the ternary products (a decode step makes ~50).
+  thread_local std::vector<std::int32_t> acc;
+  acc.resize(static_cast<std::size_t>(a.T * W.rows()));
   matmul_int32(W, a, acc.data());
+  const std::int64_t rows = W.rows();
   const float* alpha = W.alpha().data();
   const float* beta = W.beta().data();
-  for (std::int64_t t = 0; t < a.T; ++t) {
-    const double sum_q = static_cast<double>(a.sum[t]), s = static_cast<double>(a.scale[t]);
-    const std::int32_t* at = acc.data() + t * W.rows();
-    float* yt = y + t * ld_y;
-    for (std::int64_t r = 0; r < W.rows(); ++r) {
-      const double v = static_cast<double>(alpha[r]) * static_cast<double>(at[r]) +
-                       static_cast<double>(beta[r]) * sum_q;
-      yt[r] = static_cast<float>(v / s);
+  const std::int32_t* accp = acc.data();
+  auto scale_rows = [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const double sum_q = static_cast<double>(a.sum[static_cast<std::size_t>(t)]);
+      const double s = static_cast<double>(a.scale[static_cast<std::size_t>(t)]);
+      const std::int32_t* at = accp + t * rows;
+      float* yt = y + t * ld_y;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        // binary.h's order: alpha * acc + beta * S in double (no fused multiply-add), / s, one rounding.
+        const double v = static_cast<double>(alpha[r]) * static_cast<double>(at[r]) +
+                         static_cast<double>(beta[r]) * sum_q;
+        yt[r] = static_cast<float>(v / s);
+      }
     }
-  }
+  };
+  // A prefill's epilogue is millions of conversions: spread them; a decode row is not worth a sync.
+  if (a.T > 1 && a.T * rows >= (1 << 16)) parallel_for(a.T, 1, scale_rows);
+  else scale_rows(0, a.T);
 }
 
 }  // namespace bitmamba::binary
