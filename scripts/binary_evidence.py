@@ -84,7 +84,7 @@ def train(name, out, cfg_path, threads):
     run(bitmamba("train", cfg_path, "--quiet", "--resume", "auto"), out / "logs" / f"train-{name}.log", threads)
 
 
-def evaluate(name, out, limit, threads):
+def evaluate(name, out, limit, threads, eval_data=None):
     final = out / name / "final"
     gguf = out / "gguf" / f"{name}.gguf"
     if not gguf.exists():
@@ -95,6 +95,8 @@ def evaluate(name, out, limit, threads):
                        "--threads", threads)
         if limit:
             cmd += ["--limit", str(limit)]
+        if eval_data:
+            cmd += ["--data-dir", str(eval_data)]
         run(cmd, out / "logs" / f"eval-{name}.log", threads)
     bench = out / "bench" / f"{name}.json"
     if not bench.exists():
@@ -150,6 +152,8 @@ def main(argv=None) -> int:
     ap.add_argument("--base", type=Path, default=ROOT / "configs/train/tiny-bpe8k.yaml", help="base run config")
     ap.add_argument("--steps", type=int, default=150, help="optimizer steps of every run (default %(default)s)")
     ap.add_argument("--limit", type=int, default=500, help="eval documents per task (0: all; default %(default)s)")
+    ap.add_argument("--eval-data-dir", type=Path, default=None,
+                    help="bitmamba eval --data-dir (default: eval's own, $BITMAMBA_DATA_DIR or ../shared/data/eval)")
     ap.add_argument("--jobs", type=int, default=2, choices=[1, 2], help="runs at a time (default %(default)s)")
     ap.add_argument("--with-binary-ce", action="store_true", help="also a binary model without distillation")
     a = ap.parse_args(argv)
@@ -168,7 +172,7 @@ def main(argv=None) -> int:
             list(pool.map(lambda n: train(n, a.out, cfgs[n], threads), batch))
         students = [n for n in names if n != "teacher"]
         print(f"converting, evaluating and timing {', '.join(students)}", flush=True)
-        list(pool.map(lambda n: evaluate(n, a.out, a.limit, threads), students))
+        list(pool.map(lambda n: evaluate(n, a.out, a.limit, threads, a.eval_data_dir), students))
     tokens = base["batch_size"] * base["seq_len"]
     md = table(a.out, names, a.limit, a.steps, tokens)
     atomic_write_text(a.out / "table.md", md)
