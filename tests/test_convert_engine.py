@@ -79,3 +79,30 @@ def test_engine_reproduces_torch_i8_rows(tmp_path, each_isa):
     for isa in each_isa:
         bitmamba.set_isa(isa)
         assert_logits_match(bitmamba.load(path).logits(ids), want, ATOL, what=isa)
+
+
+@pytest.mark.parametrize("layout", ["bitmamba2", "mamba2"])
+def test_engine_reproduces_torch_binary(tmp_path, each_isa, layout):
+    # A Bi-Mamba model (binary in_proj / out_proj, docs/binary.md) with trained-looking alpha / beta:
+    # save_pretrained -> bitmamba convert -> the engine gives PyTorch's exact-mode logits.
+    kw = dict(d_state=16, n_groups=2, n_heads=8) if layout == "mamba2" else dict(n_heads=4)
+    torch.manual_seed(0)
+    m = BitMambaLM(BitMambaConfig(vocab_size=512, d_model=256, n_layers=2, eos_token_id=0, layout=layout,
+                                  weights="binary", **kw))
+    with torch.no_grad():
+        for layer in m.layers:
+            layer.dt_bias.uniform_(-1, 1)
+            for proj in (layer.in_proj, layer.out_proj):
+                proj.alpha.uniform_(0.005, 0.05)
+                proj.beta.uniform_(-0.01, 0.01)
+    d = tmp_path / "bin"
+    m.save_pretrained(d)
+    ids = np.random.default_rng(1).integers(0, 512, 37)
+    with torch.no_grad():
+        want = m.set_exact(True)(torch.from_numpy(ids)[None])[0].numpy()
+    res = convert(d, tmp_path / "bin.gguf", embed_tokenizer=False)
+    for isa in each_isa:
+        bitmamba.set_isa(isa)
+        model = bitmamba.load(res.out_path)
+        assert model.config["weights"] == "binary"
+        assert_logits_match(model.logits(ids), want, ATOL, what=f"binary {layout} on {isa}")

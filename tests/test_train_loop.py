@@ -161,7 +161,43 @@ def test_ddp_two_cpu_ranks_match_single_process(data, tmp_path):
     assert vd["val_loss"] == pytest.approx(vs["val_loss"], rel=1e-4)
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny-bpe8k", "255m-curriculum"])
+def test_ddp_distillation_two_cpu_ranks_match_single_process(data, tmp_path):
+    """With a teacher (a float model; each rank loads its own copy, outside DDP) 2 gloo ranks == 1 process:
+    the same weights and the same logged loss, kl and ce."""
+    import yaml
+
+    from bitmamba.nn import BitMambaConfig, BitMambaLM
+
+    torch.manual_seed(5)
+    teacher = tmp_path / "teacher"
+    BitMambaLM(BitMambaConfig(vocab_size=data[1], d_model=16, n_layers=1, n_heads=2, eos_token_id=0,
+                              weights="float")).save_pretrained(teacher)
+    steps = 2
+    single = _cfg(data, tmp_path / "single", steps=steps, eval_every=0, checkpoint_every=0, teacher=str(teacher),
+                  distill_alpha=0.5, model={**_cfg(data, tmp_path).model, "weights": "binary"})
+    train(single, quiet=True)
+    d = single.to_dict()
+    d["out_dir"] = str(tmp_path / "ddp")
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(d))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "bitmamba", "train", str(tmp_path / "ddp.yaml"), "--quiet"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    ws, wd = _weights(tmp_path / "single", steps), _weights(tmp_path / "ddp", steps)
+    assert "layers.0.in_proj.alpha" in wd and not any(k.startswith("teacher") for k in wd)
+    for k in ws:
+        assert torch.allclose(ws[k], wd[k], rtol=1e-4, atol=1e-5), k
+    pick = lambda p: [(r["loss"], r["kl"], r["ce"]) for r in read_log(p / "log.jsonl") if r["kind"] == "train"]  # noqa
+    ls, ld = pick(tmp_path / "single"), pick(tmp_path / "ddp")
+    assert len(ls) == len(ld) == steps
+    for a, b in zip(ls, ld):
+        assert a == pytest.approx(b, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-bpe8k", "255m-curriculum", "tiny-teacher", "tiny-distill-binary",
+                                  "tiny-distill-ternary"])
 def test_shipped_train_configs_parse(name):
     from bitmamba.nn import BitMambaConfig
 

@@ -7,6 +7,7 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "kernels/binary/kernels.h"
 
 namespace bitmamba {
 namespace {
@@ -42,18 +43,21 @@ const std::vector<KernelSet>& kernel_sets() {
     {"scalar", "any", "",  // plain C++, every machine; the reference the fast paths are tested against
      &quantize_row_scalar,
      {{&rows_scalar, "scalar"}, {&rows_scalar, "scalar"}, {&rows_scalar, "scalar"}},
-     false, &ssm::kSsmScalar},
+     false, &ssm::kSsmScalar,
+     {&binary::detail::rows_scalar, "scalar"}},
     {"avx2", "x86_64", "avx2 fma f16c",
      BM_X86(&quantize_row_avx2),
      {{BM_X86(&rows_avx2_decode), "avx2-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},
-     true, BM_X86(&ssm::kSsmAvx2)},
+     true, BM_X86(&ssm::kSsmAvx2),
+     {BM_X86(&binary::detail::rows_avx2_binary), "avx2-binary"}},
     // The base-3 packing runs the AVX2 kernel here (this set's CPUs have AVX2).
     {"avx512", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni",
      BM_X86(&quantize_row_avx2),
      {{BM_X86(&rows_avx512_decode), "avx512-vnni-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},
-     true, BM_X86(&ssm::kSsmAvx512)},
+     true, BM_X86(&ssm::kSsmAvx512),
+     {BM_X86(&binary::detail::rows_avx512_binary), "avx512-binary"}},
     // avx512 + AMX-INT8 tiles for the decode packing's products of T >= 16 tokens (the avx512
     // kernels below that); `amx` also means Linux granted this process the tile data (cpu_features.h).
     // No packing autotune: the decode-time timing cannot see that a base3 matrix would give up the
@@ -62,26 +66,33 @@ const std::vector<KernelSet>& kernel_sets() {
      BM_X86(&quantize_row_avx2),
      {{BM_X86(&rows_amx_decode), "amx-int8-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},
-     false, BM_X86(&ssm::kSsmAvx512)},
+     false, BM_X86(&ssm::kSsmAvx512),
+     {BM_X86(&binary::detail::rows_avx512_binary), "avx512-binary"}},  // no AMX binary kernel: AVX-512's
     {"neon", "aarch64", "neon",  // Advanced SIMD, always present on aarch64
      &quantize_row_scalar,
      {{BM_ARM(&rows_neon_decode), "neon-decode"}, {&rows_scalar, "scalar"},
       {BM_ARM(&rows_neon_base3), "neon-base3"}},
-     true, BM_ARM(&ssm::kSsmNeon)},
+     true, BM_ARM(&ssm::kSsmNeon),
+     {BM_ARM(&binary::detail::rows_neon_binary), "neon-binary"}},
     {"neondot", "aarch64", "neon dotprod",  // + sdot/udot (ARMv8.2+); the SSM kernels are NEON's
      &quantize_row_scalar,
      {{BM_ARM(&rows_neondot_decode), "neondot-decode"}, {&rows_scalar, "scalar"},
       {BM_ARM(&rows_neondot_base3), "neondot-base3"}},
-     true, BM_ARM(&ssm::kSsmNeon)},
+     true, BM_ARM(&ssm::kSsmNeon),
+     {BM_ARM(&binary::detail::rows_neondot_binary), "neondot-binary"}},
   };
-  // Every row this build compiles must name a kernel for every packing: a row written before a packing
-  // existed would otherwise dispatch through a null pointer. Checked once, at the first use of the table.
+  // Every row this build compiles must name a kernel for every packing, and a binary kernel: a row
+  // written before a packing existed would otherwise dispatch through a null pointer. Checked once, at
+  // the first use of the table.
   static const bool complete = [] {
     for (const KernelSet& k : table)
       for (int p = 0; p < ternary::kNumPackings; ++p)
         BM_CHECK(!kernel_set_compiled(k) || k.ternary[p].rows != nullptr, Error, "kernel table row '", k.name,
                  "' has no ternary kernel for the ", ternary::packing_name(static_cast<ternary::Packing>(p)),
                  " packing (list its own, another set's it can run, or rows_scalar)");
+    for (const KernelSet& k : table)
+      BM_CHECK(!kernel_set_compiled(k) || k.binary.rows != nullptr, Error, "kernel table row '", k.name,
+               "' has no binary kernel");
     return true;
   }();
   (void)complete;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "kernels/binary/binary.h"
 #include "kernels/ssm/ssm_internal.h"
 #include "kernels/ternary/kernels.h"
 
@@ -26,6 +27,11 @@ namespace bitmamba {
 struct TernaryKernel {
   ternary::detail::RowsFn rows = nullptr;
   const char* name = "";  // what ternary::kernel_name() reports, e.g. "avx2-decode"
+};
+
+struct BinaryKernel {
+  binary::detail::RowsFn rows = nullptr;
+  const char* name = "";  // what binary::kernel_name() reports, e.g. "avx2-binary"
 };
 
 struct KernelSet {
@@ -40,6 +46,7 @@ struct KernelSet {
   // fallback) and keeps the fastest (dispatch.cpp); false: matrices are built in the decode packing.
   bool autotune_packing;
   const ssm::SsmKernels* ssm;
+  BinaryKernel binary;  // the 1-bit product (kernels/binary/binary.h)
 };
 
 // Every kernel set of every architecture, most portable first within an architecture (the order

@@ -18,6 +18,18 @@ bool parse_layout(const std::string& name, Layout* out) {
   return false;
 }
 
+const char* weights_kind_name(WeightsKind w) { return w == WeightsKind::kBinary ? "binary" : "ternary"; }
+
+bool parse_weights_kind(const std::string& name, WeightsKind* out) {
+  for (WeightsKind w : {WeightsKind::kTernary, WeightsKind::kBinary}) {
+    if (name == weights_kind_name(w)) {
+      *out = w;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::int64_t default_eos_token_id(std::int64_t vocab_size) { return vocab_size == 50257 ? 50256 : -1; }
 
 void ModelConfig::validate() const {
@@ -83,6 +95,13 @@ ModelConfig ModelConfig::from_shape(const std::string& shape, const std::map<std
       BM_CHECK(name, ArgumentError, "config key 'layout' takes a layout name, not a number");
       BM_CHECK(parse_layout(*name, &c.layout), ArgumentError, "unknown layout '", *name,
                "' (expected bitmamba2 or mamba2)");
+      continue;
+    }
+    if (key == "weights") {
+      const std::string* name = std::get_if<std::string>(&value);
+      BM_CHECK(name, ArgumentError, "config key 'weights' takes 'ternary' or 'binary', not a number");
+      BM_CHECK(parse_weights_kind(*name, &c.weights), ArgumentError, "unknown weights '", *name,
+               "' (expected ternary or binary; float models are distillation teachers, not engine models)");
       continue;
     }
     bool known = false;

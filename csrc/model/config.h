@@ -16,6 +16,13 @@ enum class Layout { kBitMamba2 = 0, kMamba2 = 1 };
 const char* layout_name(Layout layout);
 bool parse_layout(const std::string& name, Layout* out);
 
+// What the mixer projections (in_proj, out_proj) are: ternary BitLinear or binary FBI-Linear
+// (docs/binary.md); the lm_head is ternary in both. GGUF key bitmamba2.weights ("ternary" when absent).
+// The float teacher (python config weights: float) is no engine format.
+enum class WeightsKind { kTernary = 0, kBinary = 1 };
+const char* weights_kind_name(WeightsKind w);
+bool parse_weights_kind(const std::string& name, WeightsKind* out);
+
 // The nominal evaluation window of a model whose file names none (the SSM itself has no limit).
 constexpr std::int64_t kDefaultContextLength = 2048;
 
@@ -38,6 +45,7 @@ struct ModelConfig {
   std::int64_t conv_kernel = 4;
   std::int64_t context_length = kDefaultContextLength;
   Layout layout = Layout::kBitMamba2;
+  WeightsKind weights = WeightsKind::kTernary;
   float norm_eps = 1e-6f;      // BitLinear RMSNorms and norm_f
   float ssm_norm_eps = 1e-5f;  // gated RMSNorm (mamba2 layout)
   std::int64_t eos_token_id = -1;  // -1: none (see default_eos_token_id)
@@ -55,7 +63,8 @@ struct ModelConfig {
   static ModelConfig preset(const std::string& name);
   static const std::vector<std::string>& preset_names();
   // A preset, or "custom" (every size zero), with the given keys replaced: vocab_size, d_model,
-  // n_layers, d_inner, n_heads, d_state, n_groups (integers) and layout (a layout name). EOS and BOS
+  // n_layers, d_inner, n_heads, d_state, n_groups (integers), layout (a layout name) and weights
+  // ("ternary" or "binary"). EOS and BOS
   // then follow default_eos_token_id of the final vocabulary. ArgumentError for an unknown shape, key
   // or layout, or a value of the wrong type; the shape itself is checked by validate().
   static ModelConfig from_shape(const std::string& shape, const std::map<std::string, ConfigValue>& overrides);

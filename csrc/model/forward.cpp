@@ -1,7 +1,7 @@
-// The forward pass (docs/model.md#forward-pass): per layer a BitLinear in_proj, the causal conv, the
-// selective scan and the gate, a BitLinear out_proj and the residual; then norm_f and the BitLinear
-// lm_head. The float steps follow core/float_semantics.h, so BitMamba-2 logits equal the numpy
-// reference bit for bit.
+// The forward pass (docs/model.md#forward-pass): per layer an in_proj (ternary BitLinear, or binary
+// FBI-Linear in binary models: docs/binary.md), the causal conv, the selective scan and the gate, an
+// out_proj of the same kind and the residual; then norm_f and the ternary BitLinear lm_head. The float
+// steps follow core/float_semantics.h, so BitMamba-2 logits equal the numpy reference bit for bit.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -60,11 +60,12 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
   const bool mamba2 = c.layout == Layout::kMamba2;
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = layers_[l];
-    // Ternary products over the tokens of every sequence at once.
+    // The projections (ternary or binary, one int8 quantization feeding either) over the tokens of
+    // every sequence at once.
     lap(PhaseProfile::kOther);
     ternary::quantize_activations(x.data(), T, d, d, L.in_norm.data(), c.norm_eps, qa);
     lap(PhaseProfile::kQuantize);
-    ternary::matmul(L.in_proj, qa, p.data(), n_in);
+    L.in_proj.matmul(qa, p.data(), n_in);
     lap(PhaseProfile::kInProj);
     // Conv, scan and gating per sequence, each continuing its own state.
     for (std::int64_t k = 0; k < K; ++k) {
@@ -95,7 +96,7 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
     lap(PhaseProfile::kConvScanGate);
     ternary::quantize_activations(y.data(), T, di, di, L.out_norm.data(), c.norm_eps, qa);
     lap(PhaseProfile::kQuantize);
-    ternary::matmul(L.out_proj, qa, o.data(), d);
+    L.out_proj.matmul(qa, o.data(), d);
     lap(PhaseProfile::kOutProj);
     for (std::int64_t i = 0; i < T * d; ++i) x[i] += o[i];
   }

@@ -1,6 +1,7 @@
 // The engine's GGUF model format (docs/model.md#gguf): general.architecture "bitmamba2", the shape in
-// bitmamba2.* keys, ternary matrices as TQ2_0 / TQ1_0 / I8 with an F32 ".scale" tensor each, float
-// tensors as F32, the embedding as F32 / F16 / Q8_0. The container itself is parsed by gguf.cpp.
+// bitmamba2.* keys, ternary matrices as TQ2_0 / TQ1_0 / I8 with an F32 ".scale" tensor each, binary
+// projections (bitmamba2.weights = "binary") as I8 ".bits" with F32 ".alpha" / ".beta" (docs/binary.md),
+// float tensors as F32, the embedding as F32 / F16 / Q8_0. The container itself is parsed by gguf.cpp.
 #include <cstring>
 #include <initializer_list>
 #include <string>
@@ -93,6 +94,46 @@ ternary::TernaryMatrix ternary_tensor(const GgufFile& g, const std::string& base
   return m;
 }
 
+// A binary projection (docs/binary.md, "File encoding"): base.bits I8 [rows, ceil(cols / 8)], LSB
+// first, set = +1, bits past cols clear; base.alpha and base.beta F32 [rows], finite.
+binary::BinaryMatrix binary_tensor(const GgufFile& g, const std::string& base, std::int64_t rows,
+                                   std::int64_t cols) {
+  const std::int64_t rb = binary::bits_row_bytes(cols);
+  const GgufTensor& t = need_tensor(g, base + ".bits", {rows, rb}, {GgmlType::I8});
+  const std::vector<float> alpha = f32_tensor(g, base + ".alpha", {rows});
+  const std::vector<float> beta = f32_tensor(g, base + ".beta", {rows});
+  const std::uint8_t* p = g.tensor_data(t);
+  if (cols % 8) {
+    // The padding bits of each row's last byte must be clear: a set one is a corrupt or foreign file
+    // (the kernels would ignore it, but a round trip would not give the same bytes back).
+    const std::uint8_t pad = static_cast<std::uint8_t>(0xFFu << (cols % 8));
+    for (std::int64_t r = 0; r < rows; ++r)
+      BM_CHECK((p[r * rb + rb - 1] & pad) == 0, FormatError, "GGUF tensor '", base, ".bits': row ", r,
+               " has set bits past column ", cols, " (padding must be 0)");
+  }
+  binary::BinaryMatrix m = binary::BinaryMatrix::from_bits(p, rows, cols, alpha.data(), beta.data());
+  g.file().release(t.offset, t.n_bytes);
+  return m;
+}
+
+// One mixer projection of the model's weights kind. A projection stored both ways (P.bits next to
+// P.weight), or the other way than bitmamba2.weights says, is an error: which one would be meant?
+Projection projection_tensor(const GgufFile& g, WeightsKind kind, const std::string& base, std::int64_t rows,
+                             std::int64_t cols) {
+  const bool has_bits = g.find_tensor(base + ".bits") != nullptr;
+  const bool has_weight = g.find_tensor(base + ".weight") != nullptr;
+  BM_CHECK(!(has_bits && has_weight), FormatError, "GGUF: projection '", base, "' is stored both binary ('",
+           base, ".bits') and ternary ('", base, ".weight')");
+  if (kind == WeightsKind::kBinary) {
+    BM_CHECK(!has_weight, FormatError, "GGUF tensor '", base, ".weight' is ternary, but bitmamba2.weights is "
+             "'binary' (expected '", base, ".bits', '.alpha', '.beta')");
+    return binary_tensor(g, base, rows, cols);
+  }
+  BM_CHECK(!has_bits, FormatError, "GGUF tensor '", base, ".bits' is binary, but bitmamba2.weights is "
+           "'ternary' (absent)");
+  return ternary_tensor(g, base, rows, cols);
+}
+
 std::int64_t key_int(const GgufFile& g, const std::string& key, std::int64_t def, bool required) {
   if (!g.has(key)) {
     BM_CHECK(!required, FormatError, "GGUF: missing metadata key '", key, "'");
@@ -127,6 +168,9 @@ ModelWeights load_gguf_weights(const std::string& path) {
   std::string layout = g.has(a + "ssm.layout") ? g.get_string(a + "ssm.layout") : "bitmamba2";
   BM_CHECK(parse_layout(layout, &c.layout), FormatError, "GGUF key '", a, "ssm.layout' = '", layout,
            "' (expected bitmamba2 or mamba2)");
+  const std::string weights = g.has(a + "weights") ? g.get_string(a + "weights") : "ternary";
+  BM_CHECK(parse_weights_kind(weights, &c.weights), FormatError, "GGUF '", path, "': key '", a, "weights' = '",
+           weights, "' (expected ternary or binary)");
   if (g.has(a + "bitlinear.norm_epsilon")) c.norm_eps = static_cast<float>(g.get_float(a + "bitlinear.norm_epsilon"));
   if (g.has(a + "ssm.norm_epsilon")) c.ssm_norm_eps = static_cast<float>(g.get_float(a + "ssm.norm_epsilon"));
   c.eos_token_id = key_int(g, "tokenizer.ggml.eos_token_id", default_eos_token_id(c.vocab_size), false);
@@ -157,7 +201,7 @@ ModelWeights load_gguf_weights(const std::string& path) {
     const std::string p = "blk." + std::to_string(l) + ".";
     LayerWeights L;
     L.in_norm = f32_tensor(g, p + "ssm_in_norm.weight", {d});
-    L.in_proj = ternary_tensor(g, p + "ssm_in", c.in_proj_rows(), d);
+    L.in_proj = projection_tensor(g, c.weights, p + "ssm_in", c.in_proj_rows(), d);
     L.conv_w = conv_tap_major(f32_tensor(g, p + "ssm_conv1d.weight", {c.conv_dim(), K}), c.conv_dim(), K);
     L.conv_b = f32_tensor(g, p + "ssm_conv1d.bias", {c.conv_dim()});
     L.dt_bias = f32_tensor(g, p + "ssm_dt.bias", {H});
@@ -167,7 +211,7 @@ ModelWeights load_gguf_weights(const std::string& path) {
     L.D = d_per_channel(f32_tensor(g, p + "ssm_d", {per_head ? H : di}), c);
     if (c.layout == Layout::kMamba2) L.ssm_norm = f32_tensor(g, p + "ssm_norm.weight", {di});
     L.out_norm = f32_tensor(g, p + "ssm_out_norm.weight", {di});
-    L.out_proj = ternary_tensor(g, p + "ssm_out", d, di);
+    L.out_proj = projection_tensor(g, c.weights, p + "ssm_out", d, di);
     w.layers.push_back(std::move(L));
   }
   w.norm_f = f32_tensor(g, "output_norm.weight", {d});

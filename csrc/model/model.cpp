@@ -83,8 +83,7 @@ std::int64_t Model::packed_weight_bytes() const {
 
 std::vector<Model::KernelChoice> Model::kernel_choices() const {
   std::vector<KernelChoice> out;
-  auto add = [&](const char* kind, const ternary::TernaryMatrix& W) {
-    const std::string packing = ternary::packing_name(W.packing()), kernel = ternary::kernel_name(W);
+  auto add = [&](const char* kind, const std::string& packing, const std::string& kernel) {
     for (auto& c : out)
       if (c.matrix == kind && c.packing == packing && c.kernel == kernel) {
         ++c.count;
@@ -92,9 +91,9 @@ std::vector<Model::KernelChoice> Model::kernel_choices() const {
       }
     out.push_back({kind, packing, kernel, 1});
   };
-  for (auto& L : layers_) add("in_proj", L.in_proj);
-  for (auto& L : layers_) add("out_proj", L.out_proj);
-  add("lm_head", lm_head_);
+  for (auto& L : layers_) add("in_proj", L.in_proj.packing_name(), L.in_proj.kernel_name());
+  for (auto& L : layers_) add("out_proj", L.out_proj.packing_name(), L.out_proj.kernel_name());
+  add("lm_head", ternary::packing_name(lm_head_.packing()), ternary::kernel_name(lm_head_));
   return out;
 }
 

@@ -70,15 +70,16 @@ class Model {
   void forward_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
                      std::int64_t K) const;
 
-  // Bytes of weights one decode step reads (packed ternary matrices, one embedding row, small
-  // parameters): the numerator of the roofline fraction.
+  // Bytes of weights one decode step reads (packed ternary / binary matrices with their scales, one
+  // embedding row, small parameters): the numerator of the roofline fraction.
   std::int64_t bytes_per_token() const;
   // Bytes of weights held in memory (packed matrices + parameters; the embedding counted separately).
   std::int64_t packed_weight_bytes() const;
   const Embedding& embedding() const { return embed_; }
-  // Which packing and kernel each kind of ternary matrix runs with (kernel: under the active kernel
-  // set, ternary::kernel_name): one entry per kind ("in_proj", "out_proj", "lm_head") and distinct
-  // (packing, kernel), in that order. Layers of one shape share a packing, so a model has 3 entries.
+  // Which packing and kernel each kind of matrix runs with (kernel: under the active kernel set,
+  // ternary::kernel_name / binary::kernel_name): one entry per kind ("in_proj", "out_proj",
+  // "lm_head") and distinct (packing, kernel), in that order. Layers of one shape share a packing, so
+  // a model has 3 entries. Binary projections report the packing "binary".
   struct KernelChoice {
     std::string matrix, packing, kernel;
     std::int64_t count = 0;  // matrices of this kind with this packing

@@ -1,6 +1,7 @@
 // Random weights of a given shape, built in memory: benchmarks and tests of models that are not
 // on disk (decode speed does not depend on the values). Deterministic for a seed.
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -44,6 +45,21 @@ ModelWeights random_weights(const ModelConfig& cfg, EmbedType embed, std::uint64
     for (auto& b : bytes) b = trit_bytes[next() % 81];
     return ternary::TernaryMatrix::from_bit2(bytes.data(), rows, cols, 1.5f);
   };
+  // Binary projections (docs/binary.md): random bytes are uniform signs; the kernel layout needs no
+  // cleared padding here because from_bits reads only the `cols` bits of each row.
+  auto bin = [&](std::int64_t rows, std::int64_t cols) {
+    std::vector<std::uint8_t> bits(rows * binary::bits_row_bytes(cols));
+    for (std::size_t i = 0; i < bits.size(); i += 8) {
+      const std::uint64_t r = next();
+      std::memcpy(bits.data() + i, &r, std::min<std::size_t>(8, bits.size() - i));
+    }
+    const std::vector<float> alpha = vec(rows, 0.01f, 0.05f), beta = vec(rows, -0.002f, 0.002f);
+    return binary::BinaryMatrix::from_bits(bits.data(), rows, cols, alpha.data(), beta.data());
+  };
+  auto proj = [&](std::int64_t rows, std::int64_t cols) -> Projection {
+    if (cfg.weights == WeightsKind::kBinary) return bin(rows, cols);
+    return tern(rows, cols);
+  };
   const std::int64_t V = cfg.vocab_size, d = cfg.d_model, di = cfg.d_inner, H = cfg.n_heads;
   BM_CHECK(d % 32 == 0 && (d * cfg.in_proj_rows()) % 4 == 0 && (d * V) % 4 == 0, ArgumentError,
            "random models need d_model a multiple of 32");
@@ -78,7 +94,7 @@ ModelWeights random_weights(const ModelConfig& cfg, EmbedType embed, std::uint64
   for (std::int64_t l = 0; l < cfg.n_layers; ++l) {
     LayerWeights L;
     L.in_norm = vec(d, 0.5f, 1.5f);
-    L.in_proj = tern(cfg.in_proj_rows(), d);
+    L.in_proj = proj(cfg.in_proj_rows(), d);
     L.conv_w = conv_tap_major(vec(cfg.conv_dim() * cfg.conv_kernel, -0.5f, 0.5f), cfg.conv_dim(),
                               cfg.conv_kernel);
     L.conv_b = vec(cfg.conv_dim(), -0.1f, 0.1f);
@@ -87,7 +103,7 @@ ModelWeights random_weights(const ModelConfig& cfg, EmbedType embed, std::uint64
     L.D = vec(di, 0.5f, 1.5f);
     if (cfg.layout == Layout::kMamba2) L.ssm_norm = vec(di, 0.5f, 1.5f);
     L.out_norm = vec(di, 0.5f, 1.5f);
-    L.out_proj = tern(d, di);
+    L.out_proj = proj(d, di);
     w.layers.push_back(std::move(L));
   }
   w.norm_f = vec(d, 0.5f, 1.5f);

@@ -30,6 +30,7 @@ py::dict config_dict(const ModelConfig& c) {
   d["conv_kernel"] = c.conv_kernel;
   d["context_length"] = c.context_length;
   d["layout"] = layout_name(c.layout);
+  d["weights"] = weights_kind_name(c.weights);
   d["norm_eps"] = c.norm_eps;
   d["ssm_norm_eps"] = c.ssm_norm_eps;
   d["eos_token_id"] = c.eos_token_id;
@@ -100,7 +101,8 @@ BITMAMBA_BINDINGS(model) {
         py::gil_scoped_release nogil;
         return Model::random(c, e, seed);
       }, py::arg("shape"), py::arg("embed") = "q8_0", py::arg("seed") = 0, py::arg("overrides") = py::none(),
-      "Random weights of a preset shape ('255m', '1b', or 'custom' + overrides), built in memory.")
+      "Random weights of a preset shape ('255m', '1b', or 'custom' + overrides), built in memory. "
+      "overrides may set weights='binary' (binary in_proj / out_proj, docs/binary.md).")
       .def_property_readonly("config", [](const Model& mdl) { return config_dict(mdl.config()); })
       .def_property_readonly("format", &Model::format)
       .def_property_readonly("embedding_type", [](const Model& mdl) { return std::string(embed_type_name(mdl.embedding().type)); })
@@ -121,7 +123,7 @@ BITMAMBA_BINDINGS(model) {
         for (const auto& c : mdl.kernel_choices()) out.append(py::make_tuple(c.matrix, c.packing, c.kernel));
         return out;
       }, "[(matrix, packing, kernel)]: the weight packing and the kernel (under the active kernel set) of "
-         "each kind of ternary matrix: in_proj, out_proj, lm_head.")
+         "each kind of matrix: in_proj, out_proj, lm_head (packing 'binary' for binary projections).")
       .def("metadata", [](const Model& mdl, const std::string& key) -> py::object {
         auto it = mdl.metadata().find(key);
         if (it == mdl.metadata().end()) return py::none();

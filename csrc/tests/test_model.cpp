@@ -320,3 +320,50 @@ TEST(ModelPackings, LogitsAreBitIdenticalAcrossPackingsAndChoicesAreReported) {
   }
   ternary::set_packing_policy(before);
 }
+
+// Binary models (docs/binary.md): random binary projections run through the same forward pass. The
+// chunked prefill, one-token decode and forward_batch give identical bits (the binary epilogue is per
+// token, so batching cannot change it), the kernel choices name the binary kernel, and the bytes a
+// token reads are those of the binary matrices.
+TEST(ModelBinary, RandomBinaryModelPrefillDecodeAndBatchAgree) {
+  for (Layout layout : {Layout::kBitMamba2, Layout::kMamba2}) {
+    std::map<std::string, ConfigValue> o = {{"vocab_size", std::int64_t{300}}, {"d_model", std::int64_t{96}},
+                                            {"n_layers", std::int64_t{2}},     {"d_inner", std::int64_t{192}},
+                                            {"n_heads", std::int64_t{4}},      {"weights", std::string("binary")}};
+    if (layout == Layout::kMamba2) {
+      o["layout"] = std::string("mamba2");
+      o["d_state"] = std::int64_t{8};
+      o["n_groups"] = std::int64_t{2};
+    } else {
+      o["n_groups"] = std::int64_t{4};
+    }
+    const ModelConfig c = ModelConfig::from_shape("custom", o);
+    ASSERT_EQ(c.weights, WeightsKind::kBinary);
+    auto m = Model::random(c, EmbedType::kF32, 5);
+    const auto choices = m->kernel_choices();
+    ASSERT_EQ(choices.size(), 3u);
+    EXPECT_EQ(choices[0].packing, "binary");
+    EXPECT_EQ(choices[1].packing, "binary");
+    EXPECT_NE(choices[2].packing, "binary");  // the head stays ternary
+    std::vector<std::int32_t> ids;
+    for (int i = 0; i < 30; ++i) ids.push_back((i * 37 + 11) % 300);
+    State a = m->new_state(), b = m->new_state(), x = m->new_state(), y = m->new_state();
+    m->forward(a, ids.data(), 30);
+    for (int i = 0; i < 30; ++i) m->forward(b, &ids[i], 1);
+    // Two sequences in one batch: the full prompt, and its first 7 tokens.
+    State* states[2] = {&x, &y};
+    const std::int32_t* pid[2] = {ids.data(), ids.data()};
+    const std::int64_t n[2] = {30, 7};
+    m->forward_batch(states, pid, n, 2);
+    State z = m->new_state();
+    m->forward(z, ids.data(), 7);
+    for (std::int64_t v = 0; v < c.vocab_size; ++v) {
+      ASSERT_TRUE(std::isfinite(a.logits[v]));
+      ASSERT_EQ(a.logits[v], b.logits[v]) << layout_name(layout) << " decode, logit " << v;
+      ASSERT_EQ(a.logits[v], x.logits[v]) << layout_name(layout) << " batch, logit " << v;
+      ASSERT_EQ(z.logits[v], y.logits[v]) << layout_name(layout) << " batch (short), logit " << v;
+    }
+  }
+  EXPECT_THROW(ModelConfig::from_shape("custom", {{"weights", std::string("float")}}), ArgumentError);
+  EXPECT_THROW(ModelConfig::from_shape("custom", {{"weights", std::int64_t{1}}}), ArgumentError);
+}

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 LAYOUTS = ("bitmamba2", "mamba2")
+# What the in_proj / out_proj projections are (docs/binary.md): "ternary" BitLinear (BitMamba-2),
+# "binary" FBI-Linear (Bi-Mamba: signs with a learned scale and shift per output row), or "float":
+# no quantization at all (weights and activations full precision; a distillation teacher, not a file
+# the engine runs). The lm_head is a ternary BitLinear in the first two and a float one in the last.
+WEIGHTS = ("ternary", "binary", "float")
 
 
 @dataclass
@@ -34,6 +39,7 @@ class BitMambaConfig:
     eos_token_id: int = 50256  # -1: none (a model file that names none, of a vocabulary other than GPT-2's)
     bos_token_id: Optional[int] = None  # None -> eos_token_id (GPT-2 convention)
     context_length: int = 2048  # nominal evaluation window; the SSM itself has no limit
+    weights: str = "ternary"  # one of WEIGHTS
 
     def __post_init__(self) -> None:
         if self.n_groups is None:
@@ -67,7 +73,8 @@ class BitMambaConfig:
         return self.d_inner if self.layout == "bitmamba2" else self.n_heads
 
     def num_parameters(self) -> int:
-        """Exact parameter count of this shape (embedding and lm_head untied)."""
+        """Exact parameter count of this shape (embedding and lm_head untied), equal to the PyTorch
+        model's for every `weights` (float models have the same tensors as ternary ones)."""
         D, V = self.d_model, self.vocab_size
         per_layer = (
             D + self.in_proj_dim * D  # in_proj norm + weight
@@ -76,6 +83,8 @@ class BitMambaConfig:
             + self.d_size
             + (self.d_inner if self.layout == "mamba2" else 0)  # gated norm
             + self.d_inner + D * self.d_inner  # out_proj norm + weight
+            # binary projections add alpha and beta per output row (docs/binary.md)
+            + (2 * (self.in_proj_dim + D) if self.weights == "binary" else 0)
         )
         return V * D + self.n_layers * per_layer + D + D + V * D
 
@@ -89,6 +98,8 @@ class BitMambaConfig:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_state", "n_groups", "expand",
                      "d_conv", "context_length"):
             pos(name)
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"BitMambaConfig.weights must be one of {WEIGHTS}, got {self.weights!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"BitMambaConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.d_inner % self.n_heads:

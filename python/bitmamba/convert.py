@@ -4,8 +4,11 @@
     result = convert("ckpt/", "model.gguf")             # ternary TQ2_0, f32 embedding, GPT-2 tokenizer
     result = convert("Zhayr1/BitMamba-2-1B", "1b.gguf")  # a Hugging Face repo id: its best source (bitmamba.hub)
 
-Every conversion is checked before anything is written: NaN/Inf anywhere -> refuse (ConversionError);
-dead layers (all-zero ternary weights or norm weights) and degenerate scales -> warnings in the report.
+Binary models (config weights: binary, docs/binary.md) convert to GGUF only; a float teacher (weights:
+float) is refused. Every conversion is checked before anything is written: NaN/Inf anywhere -> refuse
+(ConversionError); dead layers (all-zero ternary weights, binary alpha, or norm weights) and degenerate
+scales -> warnings in the report. The report gives the bits per weight each projection kind takes in the
+output, and sign balance for binary tensors where ternary ones show their zeros.
 Output goes to a temporary file renamed at the end, so an interrupted conversion leaves no broken file.
 """
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import List, Optional
 import numpy as np
 
 from .formats.bit2 import MAGIC_BYTES as BIT2_MAGIC
-from .formats.checkpoint import Checkpoint, NonFiniteError, Ternary, tensor_names
+from .formats.checkpoint import Binary, Checkpoint, NonFiniteError, Ternary, UnsupportedModelError, tensor_names
 from .formats.errors import FormatError
 
 GGUF_MAGIC = b"GGUF"
@@ -82,6 +85,8 @@ def load_checkpoint(src, kind: Optional[str] = None) -> Checkpoint:
             return read_gguf(src)
     except NonFiniteError as e:
         raise ConversionError(f"{src}: {e}; refusing to convert a model with NaN/Inf weights") from None
+    except UnsupportedModelError as e:
+        raise ConversionError(str(e)) from None
     raise ValueError(f"unknown source kind {kind!r}")
 
 
@@ -92,6 +97,10 @@ def check_checkpoint(ck: Checkpoint) -> List[str]:
         if isinstance(t, Ternary):
             if not np.isfinite(t.scale) or t.scale <= 0:
                 bad.append(f"{name}.scale = {t.scale}")
+        elif isinstance(t, Binary):
+            for what, a in (("alpha", t.alpha), ("beta", t.beta)):
+                if not np.isfinite(a).all():
+                    bad.append(f"{name} {what} ({int(np.count_nonzero(~np.isfinite(a)))} NaN/Inf values)")
         elif not np.isfinite(np.asarray(t)).all():
             bad.append(f"{name} ({int(np.count_nonzero(~np.isfinite(np.asarray(t))))} NaN/Inf values)")
     if bad:
@@ -106,6 +115,12 @@ def check_checkpoint(ck: Checkpoint) -> List[str]:
                 warnings.append(f"{name} is {100 * t.sparsity():.2f}% zeros")
             if t.scale >= np.float32(1e5) * np.float32(0.999):
                 warnings.append(f"{name}: scale_w {float(t.scale):.3g} at the 1/1e-5 floor (weights near zero)")
+        elif isinstance(t, Binary):
+            if not np.any(t.alpha) and not np.any(t.beta):
+                warnings.append(f"dead tensor: {name} has alpha = beta = 0 (its layer contributes nothing)")
+            elif t.signs.size and t.balance() in (0.0, 1.0):
+                warnings.append(f"{name}: every sign is {'+1' if t.balance() else '-1'} (the latent weight has one "
+                                "sign: only beta and alpha remain)")
         elif name.endswith("norm.weight") or name == "norm_f.weight":
             if not np.any(np.asarray(t)):
                 warnings.append(f"dead tensor: {name} is all zeros (the norm output is zero)")
@@ -119,20 +134,57 @@ def _human(n: float) -> str:
         n /= 1024
 
 
+def stored_bytes(t, to: str = "gguf", ternary_type: str = "tq2_0") -> (int, str):
+    """(bytes the matrix takes in the output file, its encoding): GGUF TQ2_0 / TQ1_0 (I8 codes for rows
+    that are no multiple of 256) plus the 4-byte scale, binary bits plus alpha and beta (docs/binary.md),
+    or a BIT2 record (16-byte header, 2 bits a code)."""
+    rows, cols = t.shape
+    if isinstance(t, Binary):
+        return rows * ((cols + 7) // 8) + 8 * rows, "binary"
+    if to == "bit2":
+        return 16 + (rows * cols + 3) // 4, "BIT2"
+    if cols % 256:
+        return rows * cols + 4, "I8"
+    block = 66 if ternary_type == "tq2_0" else 54
+    return rows * (cols // 256) * block + 4, ternary_type.upper()
+
+
+def _projection_kind(name: str) -> str:
+    return name.rsplit(".", 2)[-2] if name.startswith("layers.") else name.split(".")[0]
+
+
 def format_report(ck: Checkpoint, warnings: List[str], source_kind: str = "", target: str = "",
-                  out_path=None, file_size: int = 0, extra: Optional[List[str]] = None) -> str:
+                  out_path=None, file_size: int = 0, extra: Optional[List[str]] = None, to: str = "gguf",
+                  ternary_type: str = "tq2_0") -> str:
     cfg = ck.config
     tern = [(n, ck.tensors[n]) for n in tensor_names(cfg) if isinstance(ck.tensors[n], Ternary)]
+    bins = [(n, ck.tensors[n]) for n in tensor_names(cfg) if isinstance(ck.tensors[n], Binary)]
     n_tern = sum(t.codes.size for _, t in tern)
+    n_bin = sum(t.n_params for _, t in bins)
     n_all = ck.num_parameters()
+    split = f"{n_tern:,} ternary + " + (f"{n_bin:,} binary (signs, alpha, beta) + " if bins else "")
     lines = [
         f"model:      {cfg.layout}, d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads "
-        f"(head_dim {cfg.head_dim}), d_state {cfg.d_state}, groups {cfg.n_groups}, vocab {cfg.vocab_size}",
-        f"parameters: {n_all:,} total = {n_tern:,} ternary + {n_all - n_tern:,} float "
+        f"(head_dim {cfg.head_dim}), d_state {cfg.d_state}, groups {cfg.n_groups}, vocab {cfg.vocab_size}"
+        + (", binary in_proj / out_proj" if cfg.weights == "binary" else ""),
+        f"parameters: {n_all:,} total = {split}{n_all - n_tern - n_bin:,} float "
         f"(embedding {cfg.vocab_size * cfg.d_model:,})",
     ]
     if source_kind:
         lines.append(f"source:     {source_kind}")
+    # Bits per weight each kind of matrix takes in the output, over its weights (rows x cols).
+    kinds = {}
+    for n in tensor_names(cfg):
+        t = ck.tensors[n]
+        if not isinstance(t, (Ternary, Binary)):
+            continue
+        b, enc = stored_bytes(t, to, ternary_type)
+        k = kinds.setdefault(_projection_kind(n), [0, 0, set()])
+        k[0] += b
+        k[1] += t.shape[0] * t.shape[1]
+        k[2].add(enc)
+    parts = [f"{k} {8.0 * b / max(1, w):.3f} ({'/'.join(sorted(e))})" for k, (b, w, e) in kinds.items()]
+    lines.append(f"bits/weight: {', '.join(parts)}")
     zeros = sum(int(np.count_nonzero(t.codes == 0)) for _, t in tern)
     lines.append(f"ternary:    {len(tern)} tensors, {100.0 * zeros / max(1, n_tern):.1f}% zeros overall")
     lines.append("  tensor                             shape           zeros    -1      +1      scale_w")
@@ -143,6 +195,15 @@ def format_report(ck: Checkpoint, warnings: List[str], source_kind: str = "", ta
         shape = "x".join(map(str, t.shape))
         lines.append(f"  {n:<34} {shape:<15} {100 * t.sparsity():5.1f}%  {100 * neg:5.1f}%  {100 * pos:5.1f}%  "
                      f"{float(t.scale):.6g}")
+    if bins:
+        n_signs = sum(t.signs.size for _, t in bins)
+        plus = sum(int(np.count_nonzero(t.signs > 0)) for _, t in bins)
+        lines.append(f"binary:     {len(bins)} tensors, {100.0 * plus / max(1, n_signs):.1f}% +1 overall")
+        lines.append("  tensor                             shape           +1      -1      alpha mean  beta mean")
+        for n, t in bins:
+            shape = "x".join(map(str, t.shape))
+            lines.append(f"  {n:<34} {shape:<15} {100 * t.balance():5.1f}%  {100 * (1 - t.balance()):5.1f}%  "
+                         f"{float(t.alpha.mean(dtype=np.float64)):<10.4g}  {float(t.beta.mean(dtype=np.float64)):.4g}")
     for e in extra or []:
         lines.append(e)
     if out_path is not None:
@@ -273,6 +334,9 @@ def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", emb
                 extra.append(f"tokenizer:  {n_tok} tokens from {origin}")
     if to == "bit2":
         cfg = ck.config
+        if cfg.weights != "ternary":
+            raise ConversionError(f"BIT2 holds ternary models only; this model's projections are {cfg.weights}: "
+                                  "convert to GGUF")
         if cfg.layout != "bitmamba2" or cfg.expand != 2 or cfg.d_conv != 4:
             raise ConversionError(f"BIT2 holds only the BitMamba-2 layout (expand 2, conv 4); this model is "
                                   f"{cfg.layout}, expand {cfg.expand}, conv {cfg.d_conv}: convert to GGUF")
@@ -292,7 +356,12 @@ def convert(src, out, to: Optional[str] = None, ternary_type: str = "tq2_0", emb
             from .formats.bit2 import write_bit2
 
             size = write_bit2(ck, out, progress=progress)
-    target = f"GGUF {ternary_type.upper()} ternary, {embed_type.upper()} embedding" if to == "gguf" else "BIT2"
+    if to == "gguf":
+        proj = "binary in_proj / out_proj, " if ck.config.weights == "binary" else ""
+        target = f"GGUF {proj}{ternary_type.upper()} ternary, {embed_type.upper()} embedding"
+    else:
+        target = "BIT2"
     rep = format_report(ck, warnings, source_kind=f"{kind} ({shown})", target=target,
-                        out_path=None if dry_run else out, file_size=size, extra=extra)
+                        out_path=None if dry_run else out, file_size=size, extra=extra, to=to,
+                        ternary_type=ternary_type)
     return ConversionResult(kind, to, None if dry_run else out, size, ck, warnings, tok_text is not None, rep)

@@ -209,7 +209,8 @@ class Model:
     def random(cls, shape: str = "255m", embed: str = "q8_0", seed: int = 0, **overrides) -> "Model":
         """Random weights of a real shape ('255m', '1b'), or shape='custom' with config overrides
         (vocab_size, d_model, n_layers, d_inner, n_heads, d_state, n_groups, layout), built in memory.
-        For benchmarks and tests: the text it writes is noise."""
+        weights='binary' makes every in_proj / out_proj a binary projection (docs/binary.md; the default
+        'ternary'). For benchmarks and tests: the text it writes is noise."""
         nm = native().Model.random(shape, embed, seed, overrides or None)
         tok = Tokenizer.gpt2() if nm.config["vocab_size"] == BUNDLED_GPT2_VOCAB else None
         return cls(nm, tok)

@@ -1,8 +1,9 @@
 """A plain numpy forward pass of BitMamba-2 / Mamba-2 (docs/model.md, "Forward pass"), written to be read, not to
 be fast.
 
-It runs a `bitmamba.formats.Checkpoint` (ternary codes + exact fp32 scale_w) over a whole token sequence with
-the sequential recurrence, for both layouts. BitLinear follows the integer semantics exactly: int8 activations
+It runs a `bitmamba.formats.Checkpoint` (ternary codes + exact fp32 scale_w; in binary models the mixer
+projections are signs + fp32 alpha, beta per row, docs/binary.md) over a whole token sequence with the
+sequential recurrence, for both layouts. BitLinear follows the integer semantics exactly: int8 activations
 by round-half-to-even, an exact integer accumulator, one division at the end. `dtype` picks the float
 precision of everything around the integer part:
 - float32 is the engine's own arithmetic (bitmamba.numerics, csrc/core/float_semantics.h): numpy float32 in
@@ -19,7 +20,7 @@ from typing import List, Sequence
 import numpy as np
 
 from . import numerics
-from .formats.checkpoint import Checkpoint, Ternary
+from .formats.checkpoint import Binary, Checkpoint, Ternary
 
 
 def silu(x):
@@ -66,6 +67,29 @@ def bitlinear(x, norm_w, w: Ternary, eps, dtype=np.float32):
     return (acc.astype(dtype) / (s * dtype(w.scale))).astype(dtype)
 
 
+def binary_linear(x, norm_w, w: Binary, eps, dtype=np.float32):
+    """A binary projection (docs/binary.md, "Exact evaluation"): BitLinear's own RMSNorm and int8
+    activations, then acc = signs . q (exact integer) and S = sum(q) per token, and
+    y = (alpha * acc + beta * S) / s."""
+    xn = rms_norm(x, norm_w, eps, dtype)
+    q, s = quantize_activations(xn, dtype)
+    qi = q.astype(np.int64)
+    acc = qi @ w.signs.T.astype(np.int64)
+    S = qi.sum(axis=-1, keepdims=True)
+    if dtype == np.float32:
+        # The engine: in float64, in this order, no fused multiply-add (numpy has none), rounded once.
+        a64, b64 = w.alpha.astype(np.float64), w.beta.astype(np.float64)
+        return ((a64 * acc.astype(np.float64) + b64 * S.astype(np.float64)) / s.astype(np.float64)).astype(np.float32)
+    return ((w.alpha.astype(dtype) * acc.astype(dtype) + w.beta.astype(dtype) * S.astype(dtype)) / s).astype(dtype)
+
+
+def projection(x, norm_w, w, eps, dtype=np.float32):
+    """A mixer projection of either kind."""
+    if isinstance(w, Binary):
+        return binary_linear(x, norm_w, w, eps, dtype)
+    return bitlinear(x, norm_w, w, eps, dtype)
+
+
 def causal_conv1d(x, w, b, dtype):
     """Depthwise causal conv: x [T, C], w [C, K], b [C] -> out[t] = b + sum_k w[:, k] * x[t - (K-1) + k]."""
     T, C = x.shape
@@ -86,7 +110,7 @@ def mixer(ck: Checkpoint, i: int, x: np.ndarray, dtype=np.float32) -> np.ndarray
     di, gn = cfg.d_inner, cfg.n_groups * cfg.d_state
     T = x.shape[0]
 
-    proj = bitlinear(x, t[p + "in_proj.norm.weight"], t[p + "in_proj.weight"], cfg.norm_eps, dtype)
+    proj = projection(x, t[p + "in_proj.norm.weight"], t[p + "in_proj.weight"], cfg.norm_eps, dtype)
     z, xs, B, C, dt = np.split(proj, np.cumsum([di, di, gn, gn]), axis=-1)
     conv_w = np.asarray(t[p + "conv1d.weight"], np.float32).reshape(cfg.conv_dim, cfg.d_conv)
     conv_b = np.asarray(t[p + "conv1d.bias"], np.float32)
@@ -117,7 +141,7 @@ def mixer(ck: Checkpoint, i: int, x: np.ndarray, dtype=np.float32) -> np.ndarray
         yg = y.reshape(T, G, di // G)
         yg = yg / np.sqrt(np.mean(yg * yg, axis=-1, keepdims=True) + dtype(cfg.ssm_norm_eps))
         y = yg.reshape(T, di) * gw
-    return bitlinear(y, t[p + "out_proj.norm.weight"], t[p + "out_proj.weight"], cfg.norm_eps, dtype)
+    return projection(y, t[p + "out_proj.norm.weight"], t[p + "out_proj.weight"], cfg.norm_eps, dtype)
 
 
 def forward(ck: Checkpoint, ids: Sequence[int], dtype=np.float32) -> np.ndarray:

@@ -1,6 +1,7 @@
-// Scalar emulation of the AVX-512 intrinsics csrc/kernels/ternary/matmul_avx512.cpp and matmul_amx.cpp
-// use, so their logic (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on
-// CPUs without AVX-512 (tests/test_ternary_avx512_emulated.py, tests/test_ternary_amx_emulated.py).
+// Scalar emulation of the AVX-512 intrinsics csrc/kernels/ternary/matmul_avx512.cpp, matmul_amx.cpp and
+// csrc/kernels/binary/matmul_avx512.cpp use, so their logic (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on
+// CPUs without AVX-512 (tests/test_ternary_avx512_emulated.py, tests/test_ternary_amx_emulated.py; the binary kernel in the
+// former).
 // AVX2 intrinsics stay native; the AMX tile intrinsics are emulated in amx_emu.h, included at the end.
 // The real instructions still need a run on AVX-512 / AMX hardware (the avx512 and amx ctest / pytest
 // legs do that where available).
@@ -38,6 +39,14 @@ static inline mock_m512i mock_shuffle_i32x4(mock_m512i a, mock_m512i b, int imm)
   mock_m512i r;
   for (int l = 0; l < 4; ++l) { const int src = (imm >> (2 * l)) & 3; std::memcpy(r.b + 16 * l, (l < 2 ? a.b : b.b) + 16 * src, 16); }
   return r; }
+// vmovdqu8 zmm{k}{z}: byte i = a's byte i where bit i of the 64-bit mask k is set, else 0.
+static inline mock_m512i mock_maskz_mov_epi8(std::uint64_t k, mock_m512i a) {
+  for (int i = 0; i < 64; ++i) if (!((k >> i) & 1)) a.b[i] = 0;
+  return a; }
+// vpaddd: 16 int32 lanes, wrapping.
+static inline mock_m512i mock_add_epi32(mock_m512i a, mock_m512i b) {
+  for (int i = 0; i < 16; ++i) a.d[i] = (std::int32_t)((std::uint32_t)a.d[i] + (std::uint32_t)b.d[i]);
+  return a; }
 #define __m512i mock_m512i
 #define _mm512_set1_epi8 mock_set1_epi8
 #define _mm512_setzero_si512 mock_setzero
@@ -54,9 +63,13 @@ static inline mock_m512i mock_shuffle_i32x4(mock_m512i a, mock_m512i b, int imm)
 #undef _mm512_sub_epi8
 #undef _mm512_permutex2var_epi32
 #undef _mm512_shuffle_i32x4
+#undef _mm512_maskz_mov_epi8
+#undef _mm512_add_epi32
 #define _mm512_store_si512 mock_store
 #define _mm512_sub_epi8 mock_sub_epi8
 #define _mm512_permutex2var_epi32 mock_permutex2var_epi32
 #define _mm512_shuffle_i32x4 mock_shuffle_i32x4
+#define _mm512_maskz_mov_epi8 mock_maskz_mov_epi8
+#define _mm512_add_epi32 mock_add_epi32
 
 #include "amx_emu.h"

@@ -13,6 +13,13 @@ All times are medians over repeats. The machines we develop on are shared: compa
 are measured within one run, rather than absolute numbers across runs.
 
     python scripts/bench_kernels.py --threads 2 --markdown docs/benchmarks-table.md
+
+With --binary it instead compares the binary (1-bit) product of docs/binary.md with the ternary one in
+the decode packing on each model's in_proj and out_proj (the projections a binary model replaces):
+cold GEMV of both, interleaved round by round over rotations of the same total size, their weight
+GB/s, and the time ratio; and the GEMM with T tokens of both.
+
+    python scripts/bench_kernels.py --binary --models 1b --threads 2
 """
 from __future__ import annotations
 
@@ -145,6 +152,71 @@ def bench_shape(name, k, m, args, rng, C):
     }
 
 
+def bench_binary_shape(name, k, m, args, rng, C):
+    """Binary vs ternary (decode packing) on one shape: cold GEMV (rotations of >= the same total
+    size, alternating round by round so both see the same machine load), hot GEMV, GEMM T tokens."""
+    signs = np.where(rng.random((m, k)) < 0.5, 1, -1).astype(np.int8)
+    bits = C.binary.pack_bits(signs)
+    alpha = rng.uniform(0.01, 0.1, size=m).astype(np.float32)
+    beta = rng.uniform(-0.01, 0.01, size=m).astype(np.float32)
+    codes = rng.integers(-1, 2, size=(m, k), dtype=np.int8)
+    Wb = C.binary.BinaryMatrix.from_bits(bits, k, alpha, beta)
+    Wt = C.ternary.TernaryMatrix.from_codes(codes, 1.0, "decode")
+    q1 = rng.integers(-128, 128, size=(1, k), dtype=np.int8)
+    qT = rng.integers(-128, 128, size=(args.tokens, k), dtype=np.int8)
+    target = max(8 * args.l3_bytes, args.rotation_mb << 20)
+    rot_b = [Wb] + [C.binary.BinaryMatrix.from_bits(bits, k, alpha, beta)
+                    for _ in range(max(1, -(-target // Wb.packed_bytes)) - 1)]
+    rot_t = [Wt] + [C.ternary.TernaryMatrix.from_codes(codes, 1.0, "decode")
+                    for _ in range(max(1, -(-target // Wt.packed_bytes)) - 1)]
+    bws, cold_b, cold_t = [], [], []
+    for _ in range(args.repeats):
+        bws.append(C.measure_read_bandwidth(args.bandwidth_mb << 20, args.threads, 1))
+        cold_b += C.binary.time_matmul_int32_rotation(rot_b, q1, 1)
+        cold_t += C.ternary.time_matmul_int32_rotation(rot_t, q1, 1)
+    del rot_b, rot_t
+    tb, tt = statistics.median(cold_b), statistics.median(cold_t)
+    hot_b = statistics.median(Wb.time_matmul_int32(q1, args.repeats * 4))
+    hot_t = statistics.median(Wt.time_matmul_int32(q1, args.repeats * 4))
+    gemm_b = statistics.median(Wb.time_matmul_int32(qT, args.gemm_repeats))
+    gemm_t = statistics.median(Wt.time_matmul_int32(qT, args.gemm_repeats))
+    return {
+        "name": name, "k": k, "m": m, "kernel_binary": Wb.kernel, "kernel_ternary": Wt.kernel,
+        "bytes_binary": Wb.packed_bytes, "bytes_ternary": Wt.packed_bytes, "bw_gbs": statistics.median(bws),
+        "binary_cold_us": tb * 1e6, "ternary_cold_us": tt * 1e6,
+        "binary_gbs": Wb.packed_bytes / tb / 1e9, "ternary_gbs": Wt.packed_bytes / tt / 1e9,
+        "cold_ratio": tb / tt, "binary_hot_us": hot_b * 1e6, "ternary_hot_us": hot_t * 1e6,
+        "hot_ratio": hot_b / hot_t, "binary_gemm_ms": gemm_b * 1e3, "ternary_gemm_ms": gemm_t * 1e3,
+        "binary_gemm_gmacs": m * k * args.tokens / gemm_b / 1e9, "gemm_ratio": gemm_b / gemm_t,
+    }
+
+
+def binary_markdown(rows, machine, args, cmd) -> str:
+    out = [f"Command: `{cmd}`  ",
+           f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, L3 {machine['l3_bytes'] >> 20} MiB; "
+           f"kernel set `{machine['isa']}`; {args.threads} threads; bitmamba {machine['version']} ({machine['commit']}).  "]
+    if machine.get("loadavg_before"):
+        out.append(f"Load average before / after: {machine['loadavg_before'][0]:.1f} / "
+                   f"{machine['loadavg_after'][0]:.1f} (other jobs shared the machine).  ")
+    out.append(f"Cold GEMV: {args.repeats} rounds, each a {args.bandwidth_mb} MiB read-bandwidth pass, then one pass over "
+               f"a rotation of binary copies and one over ternary (decode packing) copies, each rotation >= "
+               f"{max(8 * args.l3_bytes, args.rotation_mb << 20) >> 20} MiB; hot GEMV: {4 * args.repeats} calls on "
+               f"one copy; GEMM: T={args.tokens}, {args.gemm_repeats} calls. Medians. Ratio = binary time / ternary time.")
+    out.append("")
+    out.append("| model | matrix | in -> out | binary kernel | binary MiB | ternary MiB | binary cold us | ternary cold us "
+               "| binary GB/s | ternary GB/s | read BW GB/s | cold ratio | hot ratio | binary GEMM ms (GMAC/s) "
+               "| ternary GEMM ms | GEMM ratio |")
+    out.append("|" + "---|" * 16)
+    for r in rows:
+        out.append(
+            f"| {r['model']} | {r['name']} | {r['k']} -> {r['m']} | {r['kernel_binary']} | "
+            f"{r['bytes_binary'] / 2**20:.2f} | {r['bytes_ternary'] / 2**20:.2f} | {r['binary_cold_us']:.0f} | "
+            f"{r['ternary_cold_us']:.0f} | {r['binary_gbs']:.2f} | {r['ternary_gbs']:.2f} | {r['bw_gbs']:.2f} | "
+            f"{r['cold_ratio']:.2f} | {r['hot_ratio']:.2f} | {r['binary_gemm_ms']:.1f} ({r['binary_gemm_gmacs']:.1f}) | "
+            f"{r['ternary_gemm_ms']:.1f} | {r['gemm_ratio']:.2f} |")
+    return "\n".join(out) + "\n"
+
+
 def to_markdown(rows, machine, args, cmd) -> str:
     out = []
     out.append(f"Command: `{cmd}`  ")
@@ -194,6 +266,8 @@ def main(argv=None) -> int:
     p.add_argument("--isa", default=None, help="force a kernel set (default: best)")
     p.add_argument("--markdown", default=None, help="also write the table to this file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--binary", action="store_true",
+                   help="compare the binary product with the ternary decode packing on in_proj and out_proj")
     args = p.parse_args(argv)
 
     import bitmamba
@@ -215,6 +289,17 @@ def main(argv=None) -> int:
         if model not in shapes:
             p.error(f"unknown model {model!r} (choose from {', '.join(shapes)})")
         for name, k, m in shapes[model]:
+            if args.binary:
+                if name == "lm_head":  # stays ternary in binary models (docs/binary.md)
+                    continue
+                r = bench_binary_shape(name, k, m, args, rng, C)
+                r["model"] = model
+                rows.append(r)
+                print(f"{model} {name} {k}->{m} [{r['kernel_binary']} vs {r['kernel_ternary']}]: cold GEMV "
+                      f"{r['binary_cold_us']:.0f} vs {r['ternary_cold_us']:.0f} us ({r['binary_gbs']:.2f} vs "
+                      f"{r['ternary_gbs']:.2f} GB/s, read BW {r['bw_gbs']:.2f}), ratio {r['cold_ratio']:.2f}; hot "
+                      f"ratio {r['hot_ratio']:.2f}; GEMM T={args.tokens} ratio {r['gemm_ratio']:.2f}", flush=True)
+                continue
             r = bench_shape(name, k, m, args, rng, C)
             r["model"] = model
             rows.append(r)
@@ -225,7 +310,7 @@ def main(argv=None) -> int:
                   f"{r['vs_np_gemv']:.1f}x, GEMM {r['vs_np_gemm']:.1f}x", flush=True)
     machine["loadavg_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     cmd = "python scripts/bench_kernels.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    md = to_markdown(rows, machine, args, cmd.strip())
+    md = (binary_markdown if args.binary else to_markdown)(rows, machine, args, cmd.strip())
     print()
     print(md)
     if args.markdown:

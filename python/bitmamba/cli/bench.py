@@ -2,7 +2,7 @@
 
 Without MODEL, random weights of the real shape are built in memory (speed does not depend on the
 values; the embedding is stored as Q8_0 by default so resident memory is what a converted file
-costs). Prints one figure a line (`decode: 123.4 tok/s`) or JSON with --json. Timings on shared
+costs); --weights binary makes in_proj / out_proj binary (docs/binary.md), the lm_head staying ternary. Prints one figure a line (`decode: 123.4 tok/s`) or JSON with --json. Timings on shared
 machines are noisy: each figure is the median of --repeats runs.
 
 --batch B decodes B sequences together, one `_C.batch_step` per step (the server's continuous-batching
@@ -29,6 +29,9 @@ def register(sub) -> None:
                    help="model file or Hugging Face repo id (owner/name[@revision], hf://...; default: the bundled "
                    "model; omit with --shape)")
     p.add_argument("--shape", choices=["255m", "1b"], default=None, help="random weights of this shape")
+    p.add_argument("--weights", choices=["ternary", "binary"], default="ternary",
+                   help="projection weights of the random model (--shape): ternary BitLinear or binary "
+                        "FBI-Linear in_proj / out_proj (default %(default)s)")
     p.add_argument("--embed", choices=["q8_0", "f16", "f32"], default="q8_0",
                    help="embedding storage for random weights (default %(default)s)")
     add_threads_option(p)
@@ -78,9 +81,12 @@ def run(args) -> int:
     t0 = time.perf_counter()
     if args.shape and args.model:
         raise ValueError("give either MODEL or --shape, not both")
+    if args.weights != "ternary" and not args.shape:
+        raise ValueError("--weights chooses the weights of a random model: give it with --shape (a model file "
+                         "says its own)")
     if args.shape:
-        model = Model.random(args.shape, embed=args.embed, seed=1)
-        source = f"random {args.shape} weights (embedding {args.embed})"
+        model = Model.random(args.shape, embed=args.embed, seed=1, weights=args.weights)
+        source = f"random {args.shape} {args.weights} weights (embedding {args.embed})"
     else:
         path = resolve_model_path(args.model)  # no MODEL: the bundled default model
         model = load(path)
@@ -148,6 +154,7 @@ def run(args) -> int:
         "model": source,
         "isa": C.get_isa(),
         "threads": threads,
+        "weights": model.config["weights"],
         "packing_policy": C.ternary.get_layout_policy(),
         "kernels": kernels,
         "batch": B,
@@ -174,6 +181,7 @@ def run(args) -> int:
     print(f"model: {res['model']}")
     print(f"isa: {res['isa']}")
     print(f"threads: {threads}")
+    print(f"weights: {res['weights']}")
     for k in kernels:
         print(f"kernel_{k['matrix']}: {k['packing']} {k['kernel']}")
     if B > 1:

@@ -1,4 +1,5 @@
-"""`bitmamba train CONFIG`: quantization-aware training of a BitMamba-2 model (single process or torchrun)."""
+"""`bitmamba train CONFIG`: quantization-aware training of a BitMamba-2 model (single process or torchrun),
+optionally distilled from a teacher."""
 from __future__ import annotations
 
 
@@ -8,7 +9,9 @@ def register(sub) -> None:
         help="train or resume a BitMamba-2 model on prepared data (QAT)",
         description="Train a BitMamba-2 model from a training config (configs/train/*.yaml) on data made by "
         "`bitmamba prepare-data`. Data-parallel: torchrun --nproc_per_node=N -m bitmamba train CONFIG "
-        "(or scripts/train.py). Writes log.jsonl, loss.png and checkpoints/ under the run directory.",
+        "(or scripts/train.py). Writes log.jsonl, loss.png and checkpoints/ under the run directory. With a "
+        "teacher (--teacher or `teacher:`) the loss is distillation from it (docs/training.md, \"Binary models "
+        "and distillation\"); a model config with `weights: float` trains without quantization (a teacher).",
     )
     p.add_argument("config", help="training config YAML")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT|auto",
@@ -21,6 +24,15 @@ def register(sub) -> None:
     p.add_argument("--export", help="save_pretrained directory written at the end (overrides export)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides device")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="overrides precision")
+    p.add_argument("--teacher", metavar="DIR",
+                   help="distill from this frozen teacher (overrides teacher): a save_pretrained directory "
+                   "(e.g. a `weights: float` model's export) or a local Hugging Face causal-LM directory "
+                   "(needs transformers); it must have the student's vocabulary")
+    p.add_argument("--distill-temperature", type=float, metavar="T",
+                   help="softmax temperature of the distillation KL (overrides distill_temperature; default 1)")
+    p.add_argument("--distill-alpha", type=float, metavar="A",
+                   help="weight of the KL term: loss = A * T^2 * KL(teacher || student) + (1 - A) * CE "
+                   "(overrides distill_alpha; default 1, pure distillation); only used with a teacher")
     p.add_argument("--quiet", action="store_true", help="no per-step console output")
     p.set_defaults(func=run)
 
@@ -32,7 +44,8 @@ def run(args) -> int:
     from ..yamlfile import read_mapping
 
     d = read_mapping(args.config, "train config")
-    for key in ("out_dir", "data", "steps", "export", "device", "precision"):
+    for key in ("out_dir", "data", "steps", "export", "device", "precision", "teacher", "distill_temperature",
+                "distill_alpha"):
         v = getattr(args, key)
         if v is not None:
             d[key] = v

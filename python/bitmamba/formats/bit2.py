@@ -3,7 +3,8 @@
 Header: int32 magic 0x42495432, vocab, d_model, n_layers, n_heads. Then records in a fixed order:
 float `int32 0, int32 ndim, int32 dims[ndim], f32 data` or ternary `int32 2, int32 rows, int32 cols,
 f32 scale_w, rows*cols/4 bytes`, byte = (w0+1) | (w1+1)<<2 | (w2+1)<<4 | (w3+1)<<6 (code 3 reads as +1).
-The format has no room for anything but the released BitMamba-2 layout (d_state 1, expand 2, conv 4).
+The format has no room for anything but the released BitMamba-2 layout (d_state 1, expand 2, conv 4), and
+holds ternary models only (binary ones are GGUF, docs/binary.md).
 """
 from __future__ import annotations
 
@@ -108,6 +109,9 @@ def read_bit2(path) -> Checkpoint:
 
 def bit2_bytes_iter(ck: Checkpoint):
     cfg = ck.config
+    if cfg.weights != "ternary":
+        raise ValueError(f"BIT2 holds ternary models only; this model's weights are {cfg.weights}: convert to GGUF "
+                         "instead (docs/binary.md)")
     if cfg.layout != "bitmamba2" or cfg.d_state != 1 or cfg.expand != 2 or cfg.d_conv != 4:
         raise ValueError("BIT2 stores only the BitMamba-2 layout (d_state 1, n_groups = n_heads, expand 2, "
                          f"conv 4); this model is layout={cfg.layout} d_state={cfg.d_state} "

@@ -2,6 +2,9 @@
 
 Writing uses gguf-py's GGUFWriter; ternary tensors are packed here (TQ2_0 default, TQ1_0 optional, GGML I8
 codes for rows whose length is not a multiple of 256), each with its exact fp32 `<name>.scale`.
+Binary models (config weights: binary, docs/binary.md) store each layer's in_proj and out_proj as `P.bits`
+(I8 [out, ceil(in / 8)], LSB-first sign bits, set = +1), `P.alpha` and `P.beta` (F32 [out]) in place of
+`P.weight` / `P.scale`, with the key `bitmamba2.weights = "binary"`; the lm_head stays ternary.
 One addition to the schema, optional for readers: `bitmamba2.ssm.a_log` (f32 array, n_layers * H) keeps
 the exact A_log values, because A = -exp(A_log) in float32 cannot always be inverted bit for bit, and we
 promise BIT2 -> GGUF -> BIT2 round trips byte for byte.
@@ -18,7 +21,7 @@ import numpy as np
 from ..numerics import exp_f32
 
 from ..config import BitMambaConfig
-from .checkpoint import Checkpoint, Ternary
+from .checkpoint import Binary, Checkpoint, Ternary, is_binary_name
 from .errors import FormatError
 from .ternary_pack import (QK, TQ1_BLOCK_BYTES, TQ2_BLOCK_BYTES, block_scales, pack_tq1_0, pack_tq2_0,
                            unpack_tq1_0, unpack_tq2_0)
@@ -26,6 +29,19 @@ from .ternary_pack import (QK, TQ1_BLOCK_BYTES, TQ2_BLOCK_BYTES, block_scales, p
 ARCH = "bitmamba2"
 TERNARY_TYPES = ("tq2_0", "tq1_0")
 EMBED_TYPES = ("f32", "f16", "q8_0")
+WEIGHT_KINDS = ("ternary", "binary")  # what bitmamba2.weights may say (absent: ternary)
+
+
+def pack_sign_bits(signs: np.ndarray) -> np.ndarray:
+    """Signs [out, in] in {-1, +1} -> the `P.bits` bytes [out, ceil(in / 8)]: bit i (LSB first) of byte j
+    of row r is column 8 j + i, set = +1; the padding bits past `in` are 0."""
+    return np.packbits(np.asarray(signs) > 0, axis=1, bitorder="little")
+
+
+def unpack_sign_bits(bits: np.ndarray, cols: int) -> np.ndarray:
+    """The inverse of pack_sign_bits (padding bits are not looked at)."""
+    b = np.unpackbits(np.asarray(bits).view(np.uint8), axis=1, count=cols, bitorder="little")
+    return np.where(b.astype(bool), 1, -1).astype(np.int8)
 
 
 def gguf_tensor_names(cfg: BitMambaConfig):
@@ -76,6 +92,8 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
         w.add_uint32(f"{ARCH}.ssm.group_count", cfg.n_groups)
         w.add_uint32(f"{ARCH}.ssm.conv_kernel", cfg.d_conv)
         w.add_string(f"{ARCH}.ssm.layout", cfg.layout)
+        if cfg.weights == "binary":  # absent for ternary: those files stay what they always were
+            w.add_string(f"{ARCH}.weights", "binary")
         w.add_float32(f"{ARCH}.bitlinear.norm_epsilon", cfg.norm_eps)
         w.add_float32(f"{ARCH}.ssm.norm_epsilon", cfg.ssm_norm_eps)
         a_log = np.concatenate([np.asarray(ck.tensors[f"layers.{i}.A_log"], np.float32).ravel()
@@ -106,6 +124,12 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
         for src, dst in names.items():
             bar.update()
             t = ck.tensors[src]
+            if isinstance(t, Binary):
+                base = dst[: -len(".weight")]
+                w.add_tensor(base + ".bits", pack_sign_bits(t.signs).view(np.int8))
+                w.add_tensor(base + ".alpha", np.ascontiguousarray(t.alpha, dtype=np.float32))
+                w.add_tensor(base + ".beta", np.ascontiguousarray(t.beta, dtype=np.float32))
+                continue
             if isinstance(t, Ternary):
                 rows, cols = t.shape
                 d = float(1.0 / np.float64(t.scale))  # fp16 block scale for generic GGUF tools
@@ -142,6 +166,31 @@ def write_gguf(ck: Checkpoint, path, ternary_type: str = "tq2_0", embed_type: st
 
 
 # ---- reading --------------------------------------------------------------------------------------
+def _read_binary(path, r, base: str, shape) -> Binary:
+    """P.bits / P.alpha / P.beta of a binary projection of the given [out, in] shape."""
+    rows, cols = shape
+    got = {}
+    for suffix, want_type, want_shape in ((".bits", "I8", (rows, (cols + 7) // 8)), (".alpha", "F32", (rows,)),
+                                          (".beta", "F32", (rows,))):
+        t = r.tensors.get(base + suffix)
+        if t is None:
+            raise FormatError(f"{path}: missing tensor {base}{suffix}")
+        if t.type_name != want_type:
+            raise FormatError(f"{path}: {base}{suffix} has type {t.type_name}, expected {want_type}")
+        if tuple(t.shape) != want_shape:
+            raise FormatError(f"{path}: {base}{suffix} has shape {tuple(t.shape)}, expected {want_shape}")
+        got[suffix] = np.array(t.data)
+    bits = got[".bits"].view(np.uint8)
+    if cols % 8 and np.any(bits[:, -1] >> (cols % 8)):
+        row = int(np.flatnonzero(bits[:, -1] >> (cols % 8))[0])
+        raise FormatError(f"{path}: {base}.bits row {row} has set bits past column {cols} (padding must be 0)")
+    for suffix in (".alpha", ".beta"):
+        a = got[suffix]
+        if not np.isfinite(a).all():
+            raise FormatError(f"{path}: {base}{suffix} holds {int(np.count_nonzero(~np.isfinite(a)))} NaN/Inf values")
+    return Binary(unpack_sign_bits(bits, cols), got[".alpha"], got[".beta"])
+
+
 def read_gguf(path) -> Checkpoint:
     """Read a bitmamba2 GGUF back into a Checkpoint (ternary codes + exact scales)."""
     from .._native import native
@@ -160,6 +209,9 @@ def read_gguf(path) -> Checkpoint:
             raise FormatError(f"{path}: missing metadata key {ARCH}.{key}")
         return v
 
+    weights = f.get(f"{ARCH}.weights", "ternary")
+    if weights not in WEIGHT_KINDS:
+        raise FormatError(f"{path}: metadata key {ARCH}.weights is {weights!r}, expected one of {WEIGHT_KINDS}")
     try:
         d_model = int(need("embedding_length"))
         d_inner = int(need("ssm.inner_size"))
@@ -176,6 +228,7 @@ def read_gguf(path) -> Checkpoint:
             ssm_norm_eps=float(f.get(f"{ARCH}.ssm.norm_epsilon", 1e-5)),
             eos_token_id=int(eos) if eos is not None else native().default_eos_token_id(vocab),
             context_length=int(f.get(f"{ARCH}.context_length", native().DEFAULT_CONTEXT_LENGTH)),
+            weights=weights,
         )
     except FormatError:
         raise
@@ -184,7 +237,23 @@ def read_gguf(path) -> Checkpoint:
     out = {}
     a_log_all = f.get(f"{ARCH}.ssm.a_log")
     H = cfg.n_heads
+    want_shapes = None
     for src, dst in gguf_tensor_names(cfg).items():
+        base = dst[: -len(".weight")] if dst.endswith(".weight") else dst
+        if src.endswith(("in_proj.weight", "out_proj.weight")) and (base + ".bits") in r.tensors:
+            if dst in r.tensors:
+                raise FormatError(f"{path}: projection {base} is stored both binary ({base}.bits) and ternary ({dst})")
+            if not is_binary_name(src, cfg):
+                raise FormatError(f"{path}: {base}.bits is binary, but {ARCH}.weights is {weights!r}")
+        if is_binary_name(src, cfg):
+            if dst in r.tensors:
+                raise FormatError(f"{path}: {dst} is ternary, but {ARCH}.weights is 'binary' (expected {base}.bits)")
+            if want_shapes is None:
+                from .checkpoint import expected_shapes
+
+                want_shapes = expected_shapes(cfg)
+            out[src] = _read_binary(path, r, base, want_shapes[src])
+            continue
         t = r.tensors.get(dst)
         if t is None:
             raise FormatError(f"{path}: missing tensor {dst}")

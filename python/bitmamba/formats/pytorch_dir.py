@@ -1,5 +1,9 @@
 """PyTorch checkpoint directories (config.json + model.safetensors, as BitMambaLM.save_pretrained writes
-them), read with numpy only: the converter does not need torch."""
+them), read with numpy only: the converter does not need torch.
+
+A `"weights": "binary"` config (docs/binary.md) has, for every layer's in_proj and out_proj, the latent
+float `P.weight` [out, in] and the learned `P.alpha`, `P.beta` [out]; the signs are taken from the latent
+weight here. A `"weights": "float"` config is a distillation teacher, which the engine does not run."""
 from __future__ import annotations
 
 import json
@@ -9,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import BitMambaConfig
-from .checkpoint import Checkpoint, expected_shapes, is_ternary_name, quantize_ternary
+from .checkpoint import (Checkpoint, UnsupportedModelError, binarize, expected_shapes, is_binary_name,
+                         is_ternary_name, quantize_ternary)
 
 _DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}
 
@@ -62,15 +67,34 @@ def read_pytorch_dir(directory) -> Checkpoint:
             raise FileNotFoundError(f"{d}: no {f} (a PyTorch checkpoint directory needs config.json and "
                                     "model.safetensors, as BitMambaLM.save_pretrained writes)")
     cfg = BitMambaConfig.from_json(d / "config.json")
+    if cfg.weights == "float":
+        raise UnsupportedModelError(f"{d}: config.json says weights: float, a full-precision teacher, not an "
+                                    "engine model (convert the ternary or binary student)")
     state = read_safetensors(d / "model.safetensors")
     want = expected_shapes(cfg)
+    used = set(want)
     tensors = {}
     for name in want:
         if name not in state:
             raise ValueError(f"{d}: model.safetensors lacks {name}")
         a = state[name]
-        tensors[name] = quantize_ternary(a, name) if is_ternary_name(name) else np.ascontiguousarray(a)
-    extra = sorted(set(state) - set(want))
+        if is_binary_name(name, cfg):
+            base = name[: -len(".weight")]
+            rows = want[name][0]
+            for k in (base + ".alpha", base + ".beta"):
+                if k not in state:
+                    raise ValueError(f"{d}: model.safetensors lacks {k} (a binary projection needs .alpha and .beta)")
+                if tuple(state[k].shape) != (rows,):
+                    raise ValueError(f"{d}: {k} has shape {tuple(state[k].shape)}, expected ({rows},)")
+                used.add(k)
+            if tuple(a.shape) != want[name]:
+                raise ValueError(f"{d}: {name} has shape {tuple(a.shape)}, expected {want[name]}")
+            tensors[name] = binarize(a, state[base + ".alpha"], state[base + ".beta"], name)
+        elif is_ternary_name(name):
+            tensors[name] = quantize_ternary(a, name)
+        else:
+            tensors[name] = np.ascontiguousarray(a)
+    extra = sorted(set(state) - used)
     if extra:
         raise ValueError(f"{d}: model.safetensors has tensors the config does not explain: {extra[:5]}")
     tok = (d / "tokenizer.json").read_text(encoding="utf-8") if (d / "tokenizer.json").is_file() else None

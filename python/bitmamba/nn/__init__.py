@@ -12,7 +12,7 @@ from ..config import BitMambaConfig
 
 _TORCH_NAMES = {
     "BitMambaLM": "model", "Mamba2Mixer": "model", "RMSNorm": "model", "GatedRMSNorm": "model",
-    "BitLinear": "bitlinear",
+    "BitLinear": "bitlinear", "BinaryLinear": "binarylinear", "FloatLinear": "binarylinear",
     "ssd_chunked": "ssd", "ssm_scan_sequential": "ssd",
 }
 

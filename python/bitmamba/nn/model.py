@@ -1,4 +1,6 @@
 """BitMambaLM: embedding, Mamba-2 mixers with residuals, norm_f, ternary lm_head (docs/model.md, "Forward pass").
+`weights: binary` makes in_proj/out_proj BinaryLinear (docs/binary.md); `weights: float` makes every
+projection, the head included, a FloatLinear (no quantization: a distillation teacher).
 
 State-dict names are the converter's tensor names (bitmamba.formats.checkpoint), so a checkpoint directory
 converts without PyTorch.
@@ -15,10 +17,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .binarylinear import BinaryLinear, FloatLinear
 from .bitlinear import BitLinear
 from ..atomic import atomic_dir, atomic_path
 from ..config import BitMambaConfig
 from .ssd import ssd_chunked, ssm_scan_sequential
+
+
+_PROJECTIONS = {"ternary": BitLinear, "binary": BinaryLinear, "float": FloatLinear}
+
+
+def projection_class(cfg: BitMambaConfig):
+    """The module of a mixer's in_proj / out_proj for cfg.weights."""
+    return _PROJECTIONS[cfg.weights]
+
+
+def head_class(cfg: BitMambaConfig):
+    """The lm_head's module: ternary in ternary and binary models (docs/binary.md), float in float ones."""
+    return FloatLinear if cfg.weights == "float" else BitLinear
 
 
 class RMSNorm(nn.Module):
@@ -54,7 +70,8 @@ class Mamba2Mixer(nn.Module):
         super().__init__()
         self.cfg = cfg
         H, di = cfg.n_heads, cfg.d_inner
-        self.in_proj = BitLinear(cfg.d_model, cfg.in_proj_dim, eps=cfg.norm_eps)
+        Proj = projection_class(cfg)
+        self.in_proj = Proj(cfg.d_model, cfg.in_proj_dim, eps=cfg.norm_eps)
         self.conv1d = nn.Conv1d(cfg.conv_dim, cfg.conv_dim, cfg.d_conv, groups=cfg.conv_dim, bias=True,
                                 padding=cfg.d_conv - 1)
         self.dt_bias = nn.Parameter(torch.empty(H))
@@ -62,7 +79,7 @@ class Mamba2Mixer(nn.Module):
         self.D = nn.Parameter(torch.ones(cfg.d_size))
         if cfg.layout == "mamba2":
             self.norm = GatedRMSNorm(di, cfg.n_groups, cfg.ssm_norm_eps)
-        self.out_proj = BitLinear(di, cfg.d_model, eps=cfg.norm_eps)
+        self.out_proj = Proj(di, cfg.d_model, eps=cfg.norm_eps)
         self.chunk_size = 64
         self.sequential_scan = False  # exact inference uses the sequential recurrence, like the reference
         self.reset_ssm_parameters()
@@ -114,7 +131,7 @@ class BitMambaLM(nn.Module):
         nn.init.normal_(self.embed.weight, std=0.02)
         self.layers = nn.ModuleList(Mamba2Mixer(cfg) for _ in range(cfg.n_layers))
         self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.lm_head = BitLinear(cfg.d_model, cfg.vocab_size, eps=cfg.norm_eps)
+        self.lm_head = head_class(cfg)(cfg.d_model, cfg.vocab_size, eps=cfg.norm_eps)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """input_ids LongTensor [B, T] -> logits [B, T, vocab] (float32 unless under autocast)."""
@@ -126,10 +143,11 @@ class BitMambaLM(nn.Module):
         return self.lm_head(self.norm_f(x))
 
     def set_exact(self, exact: bool = True) -> "BitMambaLM":
-        """Exact inference mode: integer BitLinear (as the engine computes it) and the sequential scan.
-        Training mode (exact=False) fake-quantizes with straight-through estimators and uses chunked SSD."""
+        """Exact inference mode: integer BitLinear / BinaryLinear (as the engine computes them) and the
+        sequential scan. Training mode (exact=False) fake-quantizes with straight-through estimators and
+        uses chunked SSD. FloatLinear has nothing to make exact; a float model only switches the scan."""
         for m in self.modules():
-            if isinstance(m, BitLinear):
+            if isinstance(m, (BitLinear, BinaryLinear)):
                 m.exact = exact
             if isinstance(m, Mamba2Mixer):
                 m.sequential_scan = exact

@@ -21,6 +21,11 @@ class TrainConfig:
     data: str                            # a prepared data directory (holds manifest.json)
     out_dir: str = "runs/run"            # log.jsonl, loss.png, checkpoints/, export
     init_from: Optional[str] = None      # start from a save_pretrained directory instead of random weights
+    # distillation (docs/training.md, "Binary models and distillation"): with a teacher the loss is
+    # distill_alpha * T^2 * KL(teacher || student) + (1 - distill_alpha) * CE at T = distill_temperature
+    teacher: Optional[str] = None        # save_pretrained directory or local Hugging Face causal-LM directory
+    distill_temperature: float = 1.0
+    distill_alpha: float = 1.0           # weight of the KL term (1: pure distillation; 0: CE only)
     seq_len: int = 256
     batch_size: int = 16                 # global samples per optimizer step
     micro_batch: Optional[int] = None    # samples per forward pass per rank (default: batch_size / world)
@@ -96,6 +101,14 @@ class TrainConfig:
             v = getattr(self, n)
             if not isinstance(v, (int, float)) or v < 0:
                 raise ValueError(f"train config: {n} must be a number >= 0, got {v!r}")
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
+            raise ValueError(f"train config: teacher must be a directory path, got {self.teacher!r}")
+        t = self.distill_temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == float("inf"):
+            raise ValueError(f"train config: distill_temperature must be a number > 0, got {t!r}")
+        a = self.distill_alpha
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1:
+            raise ValueError(f"train config: distill_alpha must be a number in [0, 1], got {a!r}")
         if not 0 < self.stage_split < 1:
             raise ValueError(f"train config: stage_split must be in (0, 1), got {self.stage_split}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):

@@ -23,6 +23,7 @@ import numpy as np
 from ..data import MixedDataset, ValidationSet, rank_indices
 from .checkpoint import list_checkpoints, load_checkpoint, load_latest_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .distill import distill_losses, load_teacher
 from .logs import JsonlLog, plot_losses
 from .schedule import Schedule
 
@@ -110,8 +111,8 @@ class _Dist:
 
 
 def _param_groups(model, weight_decay: float) -> list:
-    """Weight decay on matrices (ternary projections, embedding) only; not on norms, biases, A_log, D,
-    dt_bias or the depthwise conv kernels."""
+    """Weight decay on matrices (projections' latent weights, embedding) only; not on norms, biases, A_log,
+    D, dt_bias, the depthwise conv kernels or a binary projection's alpha and beta."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if p.requires_grad:
@@ -211,6 +212,11 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
     if vocab is not None and vocab < ds.vocab_size:
         raise ValueError(f"model vocab_size {vocab} is smaller than the data's tokenizer vocab {ds.vocab_size}")
     model.to(d.device)
+    # The teacher: loaded from its path on every start (a resumed run too: checkpoints hold only the
+    # student), on every rank (each runs its own copy on its own samples; never wrapped in DDP).
+    teacher = None
+    if cfg.teacher:
+        teacher = load_teacher(cfg.teacher, vocab, cfg.seq_len).to(d.device)
     groups = _param_groups(model, cfg.weight_decay)
     fused = {"fused": True} if d.device.type == "cuda" else {}
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, **fused)
@@ -245,6 +251,9 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         opt.load_state_dict(st["optimizer"])
         step, consumed, elapsed_before = st["step"], st["consumed_samples"], st.get("elapsed_s", 0.0)
         resumed_interval = st.get("log_interval", {"loss": 0.0, "steps": 0})
+        if st["config"].get("teacher") != cfg.teacher:
+            note(f"warning: {ckpt_path} was trained with teacher {st['config'].get('teacher')!r}, this run "
+                 f"distills from {cfg.teacher!r}: the loss changes from here on")
         rngs = st["rng"]
         _set_rng_state(rngs[d.rank] if len(rngs) == d.world else rngs[0])
         note(f"resumed from {ckpt_path} at step {step} ({consumed} samples consumed)")
@@ -265,6 +274,9 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         say(f"training {n_params:,} parameters on {d.world} x {d.device.type} ({precision}); "
             f"{cfg.batch_size} x {cfg.seq_len} tokens/step (micro_batch {mb}, grad_accum {accum}); "
             f"mix {mix}")
+        if teacher is not None:
+            say(f"distilling from {teacher.kind} teacher {teacher.path}: loss = {cfg.distill_alpha:g} x "
+                f"{cfg.distill_temperature:g}^2 x KL + {1 - cfg.distill_alpha:g} x CE")
     d.barrier()
 
     def checkpoint():
@@ -274,7 +286,8 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
                      "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "rng": rngs,
                      "world_size": d.world, "config": cfg.to_dict(), "elapsed_s": elapsed_before + run_time,
                      # the part of a log interval before the checkpoint, so the resumed log matches
-                     "log_interval": {"loss": interval_loss, "steps": interval_steps},
+                     "log_interval": {"loss": interval_loss, "steps": interval_steps, "kl": interval_kl,
+                                      "ce": interval_ce},
                      "data": {"dir": str(cfg.data), "epochs": ds.epochs(consumed)}}
             save_checkpoint(state, ckpt_dir, step, cfg.keep_checkpoints)
         d.barrier()
@@ -294,8 +307,10 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
     tok_per_step = cfg.batch_size * cfg.seq_len
     run_time = 0.0
     interval_loss, interval_steps, interval_time = resumed_interval["loss"], resumed_interval["steps"], 0.0
+    interval_kl, interval_ce = resumed_interval.get("kl", 0.0), resumed_interval.get("ce", 0.0)
+    T, a_kl = float(cfg.distill_temperature), float(cfg.distill_alpha)
     interval_timed = 0  # steps of this interval run in this process (the throughput denominator)
-    last = {"loss": None, "val": None}
+    last = {"loss": None, "val": None, "kl": None, "ce": None}
     saved_at = evaluated_at = None
     while step < end:
         t0 = time.perf_counter()
@@ -303,14 +318,23 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
             g["weight_decay"] = wd if g["decays"] else 0.0
-        step_loss = 0.0
+        step_loss = step_kl = step_ce = 0.0
         for a in range(accum):
             x = torch.from_numpy(ds.samples(rank_indices(consumed, mb, a, d.rank, d.world))).to(d.device)
             sync = model.no_sync() if (d.world > 1 and a < accum - 1) else _nullctx()
             with sync:
                 with autocast():
                     logits = model(x[:, :-1])
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+                if teacher is None:
+                    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+                else:
+                    with autocast():
+                        t_logits = teacher.logits(x[:, :-1])
+                    # distill_alpha 1: CE is only logged, so it builds no backward graph
+                    kl, ce = distill_losses(logits, t_logits, x[:, 1:], T, ce_grad=a_kl < 1.0)
+                    loss = (T * T) * kl if a_kl == 1.0 else (a_kl * T * T) * kl + (1.0 - a_kl) * ce
+                    step_kl += float(kl.detach()) / accum
+                    step_ce += float(ce.detach()) / accum
                 (loss / accum).backward()
             step_loss += float(loss.detach()) / accum
         gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")))
@@ -323,6 +347,8 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         dt = time.perf_counter() - t0
         run_time += dt
         interval_loss += step_loss
+        interval_kl += step_kl
+        interval_ce += step_ce
         interval_steps += 1
         interval_timed += 1
         interval_time += dt
@@ -331,15 +357,25 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
         # Lines fall on multiples of log_every (and the last step of the schedule), never on a --stop-at
         # step: a resumed run then writes exactly the lines a straight run would.
         if step % cfg.log_every == 0 or step == cfg.steps:
-            loss_avg = d.all_sum([interval_loss / interval_steps])[0] / d.world
+            sums = [interval_loss / interval_steps] + ([interval_kl / interval_steps, interval_ce / interval_steps]
+                                                       if teacher is not None else [])
+            avgs = [v / d.world for v in d.all_sum(sums)]
+            loss_avg = avgs[0]
             tps = tok_per_step * interval_timed / interval_time
             last["loss"] = loss_avg
+            parts = {}
+            if teacher is not None:
+                parts = {"kl": avgs[1], "ce": avgs[2]}
+                last.update(parts)
             if lead:
-                log.write({"kind": "train", "step": step, "loss": loss_avg, "lr": lr, "weight_decay": wd,
+                log.write({"kind": "train", "step": step, "loss": loss_avg, **parts, "lr": lr, "weight_decay": wd,
                            "grad_norm": gnorm, "tokens": consumed * cfg.seq_len, "tokens_per_s": tps,
                            "elapsed_s": elapsed_before + run_time})
-                say(f"step {step:6d} | loss {loss_avg:.4f} | lr {lr:.2e} | gnorm {gnorm:.2f} | {tps:,.0f} tok/s")
+                extra = f" (kl {parts['kl']:.4f}, ce {parts['ce']:.4f})" if parts else ""
+                say(f"step {step:6d} | loss {loss_avg:.4f}{extra} | lr {lr:.2e} | gnorm {gnorm:.2f} | "
+                    f"{tps:,.0f} tok/s")
             interval_loss, interval_steps, interval_time, interval_timed = 0.0, 0, 0.0, 0
+            interval_kl = interval_ce = 0.0
         if cfg.eval_every and step % cfg.eval_every == 0:
             last["val"] = validate()
             evaluated_at = step
@@ -348,7 +384,12 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
             saved_at = step
 
     if interval_steps and last["loss"] is None:
-        last["loss"] = d.all_sum([interval_loss / interval_steps])[0] / d.world
+        sums = [interval_loss / interval_steps] + ([interval_kl / interval_steps, interval_ce / interval_steps]
+                                                   if teacher is not None else [])
+        avgs = [v / d.world for v in d.all_sum(sums)]
+        last["loss"] = avgs[0]
+        if teacher is not None:
+            last.update(kl=avgs[1], ce=avgs[2])
     if evaluated_at != step and step == cfg.steps:
         last["val"] = validate()
     if saved_at != step and step > 0:
@@ -378,7 +419,10 @@ def _train(cfg, d, resume, stop_at, model_factory, quiet, torch, F) -> dict:
                 indent=2) + "\n")
             say(f"exported {export_dir} (convert it with: bitmamba convert {export_dir} OUT.gguf)")
         d.barrier()
-    return {"step": step, "consumed_samples": consumed, "train_loss": last["loss"], "validation": last["val"],
+    distill = ({"train_kl": last["kl"], "train_ce": last["ce"], "teacher": teacher.path}
+               if teacher is not None else {})
+    return {"step": step, "consumed_samples": consumed, "train_loss": last["loss"], **distill,
+            "validation": last["val"],
             "tokens_per_s": (tok_per_step * (step - start_step) / run_time) if run_time else None,
             "out_dir": str(out), "export": str(export_dir) if export_dir else None,
             "world_size": d.world, "precision": precision}
