@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/timing_loops.h"
 
 namespace bitmamba::python {
 
@@ -24,6 +25,19 @@ inline std::vector<std::int32_t> to_ids(const IdArray& a, std::int64_t vocab) {
     out[i] = static_cast<std::int32_t>(p[i]);
   }
   return out;
+}
+
+// "wall" / "thread_cpu" -> the timing loops' clock (the kernel benchmarks' `clock=` argument).
+inline timing::Clock parse_clock(const std::string& clock) {
+  if (clock == "wall") return timing::Clock::kWall;
+  if (clock == "thread_cpu") return timing::Clock::kThreadCpu;
+  throw ArgumentError("clock must be 'wall' or 'thread_cpu', got '" + clock + "'");
+}
+
+// A product's [T, rows] result as 1-D when the caller passed one token as a 1-D vector.
+inline pybind11::array out_tokens(pybind11::array arr, bool one_d) {
+  if (one_d) return arr.attr("reshape")(pybind11::make_tuple(-1));
+  return arr;
 }
 
 }  // namespace bitmamba::python

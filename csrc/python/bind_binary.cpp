@@ -12,10 +12,13 @@
 #include "kernels/binary/binary.h"
 #include "kernels/binary/timing.h"
 #include "kernels/ternary/ternary.h"
+#include "python/arrays.h"
 #include "python/registry.h"
 
 namespace py = pybind11;
 using namespace bitmamba;
+using bitmamba::python::out_tokens;
+using bitmamba::python::parse_clock;
 using namespace bitmamba::binary;
 
 namespace {
@@ -34,17 +37,6 @@ QuantizedActivations acts_from_q(const carray<std::int8_t>& q, std::int64_t K) {
 void check_params(const carray<float>& alpha, const carray<float>& beta, std::int64_t rows) {
   BM_CHECK(alpha.ndim() == 1 && alpha.shape(0) == rows, ShapeError, "alpha must be 1-D of length rows=", rows);
   BM_CHECK(beta.ndim() == 1 && beta.shape(0) == rows, ShapeError, "beta must be 1-D of length rows=", rows);
-}
-
-py::array out_tokens(py::array arr, bool one_d) {
-  if (one_d) return arr.attr("reshape")(py::make_tuple(-1));
-  return arr;
-}
-
-ternary::Clock parse_clock(const std::string& clock) {
-  if (clock == "wall") return ternary::Clock::kWall;
-  if (clock == "thread_cpu") return ternary::Clock::kThreadCpu;
-  throw ArgumentError("clock must be 'wall' or 'thread_cpu', got '" + clock + "'");
 }
 
 }  // namespace

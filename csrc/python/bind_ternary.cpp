@@ -11,10 +11,13 @@
 #include "core/fp16.h"
 #include "kernels/ternary/ternary.h"
 #include "kernels/ternary/timing.h"
+#include "python/arrays.h"
 #include "python/registry.h"
 
 namespace py = pybind11;
 using namespace bitmamba;
+using bitmamba::python::out_tokens;
+using bitmamba::python::parse_clock;
 using namespace bitmamba::ternary;
 
 namespace {
@@ -65,17 +68,6 @@ Packing parse_packing(const std::string& s) {
 
 void check_bytes(const carray<std::uint8_t>& d, std::int64_t need, const char* what) {
   BM_CHECK(d.size() >= need, ShapeError, what, ": need ", need, " bytes, got ", d.size());
-}
-
-py::array out_tokens(py::array arr, bool one_d) {
-  if (one_d) return arr.attr("reshape")(py::make_tuple(-1));
-  return arr;
-}
-
-Clock parse_clock(const std::string& clock) {
-  if (clock == "wall") return Clock::kWall;
-  if (clock == "thread_cpu") return Clock::kThreadCpu;
-  throw ArgumentError("clock must be 'wall' or 'thread_cpu', got '" + clock + "'");
 }
 
 }  // namespace

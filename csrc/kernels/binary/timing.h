@@ -10,7 +10,7 @@
 
 namespace bitmamba::binary {
 
-using ternary::Clock;
+using timing::Clock;
 
 // Seconds of each of `repeats` matmul_int32(W, a) calls, after one untimed warm-up call.
 std::vector<double> time_matmul_int32(const BinaryMatrix& W, const QuantizedActivations& a, int repeats,

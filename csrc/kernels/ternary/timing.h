@@ -6,14 +6,11 @@
 #include <vector>
 
 #include "kernels/ternary/ternary.h"
+#include "kernels/timing_loops.h"
 
 namespace bitmamba::ternary {
 
-enum class Clock {
-  kWall,       // steady wall clock
-  kThreadCpu,  // the calling thread's CPU time: with one pool thread it measures the kernel's own
-               // cost even on a loaded machine (time spent descheduled is excluded)
-};
+using timing::Clock;
 
 // Seconds of each of `repeats` matmul_int32(W, a) calls, after one untimed warm-up call.
 std::vector<double> time_matmul_int32(const TernaryMatrix& W, const QuantizedActivations& a,
