@@ -64,7 +64,7 @@ def test_prepare_round_trip(prepared):
             assert h["tokens"] <= 500 and h["crc32"] == sh["crc32"]
     assert m["totals"]["documents"] == sum(len(d) for d in docs.values())
     assert load_manifest(out)["sources"].keys() == docs.keys()
-    assert not list(out.rglob("*.tmp"))
+    assert not list(out.rglob("*.tmp*"))  # no temporary left (bitmamba.atomic names them .NAME.tmp-PID-XXXX)
 
 
 def test_prepare_multiprocess_identical(prepared, tmp_path):
@@ -119,7 +119,7 @@ def test_shard_header_validation(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         w.write(np.array([10]))
     w.abort()
-    assert not (tmp_path / "bad.bin").exists() and not list(tmp_path.glob("*.tmp"))
+    assert not (tmp_path / "bad.bin").exists() and not list(tmp_path.glob("*.tmp*"))
     # vocabularies over 65536 get 32-bit tokens
     w = ShardWriter(tmp_path / "big.bin", vocab_size=100_000, eos_id=0)
     w.write(np.array([99_999, 0]))

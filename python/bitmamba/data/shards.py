@@ -10,18 +10,21 @@ Header (little-endian):
     36  u32  EOS token id
     40  u32  CRC-32 of the token bytes
     44  20x  zero
-A shard is written to a temporary name and renamed when complete, so a file with the final name is
-never half-written. `open_shard` checks magic, version, token width and the file size against the
+A shard is written to a temporary name and renamed when complete (bitmamba.atomic: fsync, permissions,
+stale temporaries of dead writers removed, a full disk reported as such), so a file with the final name
+is never half-written. `open_shard` checks magic, version, token width and the file size against the
 header; `verify_shard` also checks the CRC and that every token is < vocab size.
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_path
 
 MAGIC = b"BMTOKENS"
 VERSION = 1
@@ -51,8 +54,10 @@ class ShardWriter:
             raise ValueError(f"EOS id {eos_id} outside the vocabulary [0, {vocab_size})")
         self.n_tokens = self.n_docs = 0
         self._crc = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        # The temporary stays open across write() calls: the atomic_path context is entered here and
+        # left by close() (rename into place) or abort() (the temporary removed).
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
         self._f = open(self._tmp, "wb")
         self._f.write(b"\0" * HEADER_SIZE)
 
@@ -70,17 +75,22 @@ class ShardWriter:
         self._f.seek(0)
         self._f.write(HEADER.pack(MAGIC, VERSION, self.dtype.itemsize, self.n_tokens, self.n_docs,
                                   self.vocab_size, self.eos_id, self._crc & 0xFFFFFFFF))
-        self._f.flush()
-        os.fsync(self._f.fileno())
         self._f.close()
-        os.replace(self._tmp, self.path)
+        self._stack.close()  # fsync + rename
         return {"path": self.path.name, "tokens": self.n_tokens, "docs": self.n_docs,
                 "crc32": self._crc & 0xFFFFFFFF}
 
     def abort(self) -> None:
         if not self._f.closed:
             self._f.close()
-        self._tmp.unlink(missing_ok=True)
+        try:  # leave the atomic_path context as a failure: it removes the temporary, and re-raises
+            self._stack.__exit__(_Aborted, _Aborted(), None)
+        except _Aborted:
+            pass
+
+
+class _Aborted(Exception):
+    """ShardWriter.abort's way out of its atomic_path context."""
 
 
 def read_header(path) -> dict:
