@@ -95,7 +95,7 @@ def test_binary_prefill_and_decode_equal_reference_bitwise(tmp_path, shape, T, i
     write_gguf(ck, path)
     model = bitmamba.load(path)
     assert model.config["weights"] == "binary"
-    choices = {m: (p, k) for m, p, k in model.native.kernel_choices()}
+    choices = {m: (p, k) for m, p, k in model.kernel_choices()}
     assert choices["in_proj"][0] == choices["out_proj"][0] == "binary"
     assert choices["lm_head"][0] != "binary"
     ids = rng.integers(0, ck.config.vocab_size, size=T).tolist()
@@ -471,10 +471,10 @@ def test_random_binary_model_reports_the_binary_kernel_and_bytes():
     finally:
         T.set_layout_policy(before)
     assert b.config["weights"] == "binary" and t.config["weights"] == "ternary"
-    ch = b.native.kernel_choices()
+    ch = b.kernel_choices()
     assert [m for m, _, _ in ch] == ["in_proj", "out_proj", "lm_head"]
     assert ch[0][1] == ch[1][1] == "binary" and ch[0][2] and ch[1][2], ch
-    assert ch[2] == t.native.kernel_choices()[2]  # the head is the same ternary matrix
+    assert ch[2] == t.kernel_choices()[2]  # the head is the same ternary matrix
     n_in = 2 * 192 + 2 * 4 + 4
 
     def binary_bytes(rows, cols):  # 1 bit a weight, padded like the ternary decode packing, + alpha, beta

@@ -232,6 +232,11 @@ class Model:
         """The underlying bitmamba._C.Model."""
         return self._m
 
+    def kernel_choices(self) -> List[Tuple[str, str, str]]:
+        """(matrix kind, packing, kernel) for in_proj, out_proj and lm_head as this process runs them,
+        e.g. ("in_proj", "decode", "avx2-decode"); a binary model's projections report packing "binary"."""
+        return [tuple(c) for c in self._m.kernel_choices()]
+
     def __repr__(self) -> str:
         c = self.config
         return (f"Model({c['name']!r}, format={c['format']}, layout={c['layout']}, d_model={c['d_model']}, "
