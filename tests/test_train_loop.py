@@ -130,13 +130,10 @@ def test_cpu_bf16_autocast_when_asked(data, tmp_path):
     assert train(_cfg(data, tmp_path / "fp", steps=1, eval_every=0), quiet=True)["precision"] == "fp32"
 
 
-def test_ddp_two_cpu_ranks_match_single_process(data, tmp_path):
-    """torchrun with 2 gloo ranks (micro_batch 2 each) == 1 process (micro_batch 2, grad_accum 2)."""
+def _torchrun_two_ranks(single, tmp_path):
+    """Run `single`'s config again under torchrun with 2 gloo ranks, into tmp_path / "ddp"."""
     import yaml
 
-    steps = 3
-    single = _cfg(data, tmp_path / "single", steps=steps, eval_every=0, checkpoint_every=0)
-    train(single, quiet=True)
     d = single.to_dict()
     d["out_dir"] = str(tmp_path / "ddp")
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(d))
@@ -146,6 +143,14 @@ def test_ddp_two_cpu_ranks_match_single_process(data, tmp_path):
            "-m", "bitmamba", "train", str(tmp_path / "ddp.yaml"), "--quiet"]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+
+
+def test_ddp_two_cpu_ranks_match_single_process(data, tmp_path):
+    """torchrun with 2 gloo ranks (micro_batch 2 each) == 1 process (micro_batch 2, grad_accum 2)."""
+    steps = 3
+    single = _cfg(data, tmp_path / "single", steps=steps, eval_every=0, checkpoint_every=0)
+    train(single, quiet=True)
+    _torchrun_two_ranks(single, tmp_path)
     ws, wd = _weights(tmp_path / "single", steps), _weights(tmp_path / "ddp", steps)
     ck = load_checkpoint(tmp_path / "ddp" / "checkpoints" / f"step-{steps:08d}.pt")
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2
@@ -164,8 +169,6 @@ def test_ddp_two_cpu_ranks_match_single_process(data, tmp_path):
 def test_ddp_distillation_two_cpu_ranks_match_single_process(data, tmp_path):
     """With a teacher (a float model; each rank loads its own copy, outside DDP) 2 gloo ranks == 1 process:
     the same weights and the same logged loss, kl and ce."""
-    import yaml
-
     from bitmamba.nn import BitMambaConfig, BitMambaLM
 
     torch.manual_seed(5)
@@ -176,15 +179,7 @@ def test_ddp_distillation_two_cpu_ranks_match_single_process(data, tmp_path):
     single = _cfg(data, tmp_path / "single", steps=steps, eval_every=0, checkpoint_every=0, teacher=str(teacher),
                   distill_alpha=0.5, model={**_cfg(data, tmp_path).model, "weights": "binary"})
     train(single, quiet=True)
-    d = single.to_dict()
-    d["out_dir"] = str(tmp_path / "ddp")
-    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(d))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "bitmamba", "train", str(tmp_path / "ddp.yaml"), "--quiet"]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    _torchrun_two_ranks(single, tmp_path)
     ws, wd = _weights(tmp_path / "single", steps), _weights(tmp_path / "ddp", steps)
     assert "layers.0.in_proj.alpha" in wd and not any(k.startswith("teacher") for k in wd)
     for k in ws:
