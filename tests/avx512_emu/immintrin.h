@@ -47,6 +47,10 @@ static inline mock_m512i mock_maskz_mov_epi8(std::uint64_t k, mock_m512i a) {
 static inline mock_m512i mock_add_epi32(mock_m512i a, mock_m512i b) {
   for (int i = 0; i < 16; ++i) a.d[i] = (std::int32_t)((std::uint32_t)a.d[i] + (std::uint32_t)b.d[i]);
   return a; }
+// vpsrad: 16 int32 lanes, arithmetic shift (sign bits shifted in).
+static inline mock_m512i mock_srai_epi32(mock_m512i a, unsigned n) {
+  for (int i = 0; i < 16; ++i) a.d[i] = n > 31 ? (a.d[i] < 0 ? -1 : 0) : (a.d[i] >> n);
+  return a; }
 #define __m512i mock_m512i
 #define _mm512_set1_epi8 mock_set1_epi8
 #define _mm512_setzero_si512 mock_setzero
@@ -65,11 +69,13 @@ static inline mock_m512i mock_add_epi32(mock_m512i a, mock_m512i b) {
 #undef _mm512_shuffle_i32x4
 #undef _mm512_maskz_mov_epi8
 #undef _mm512_add_epi32
+#undef _mm512_srai_epi32
 #define _mm512_store_si512 mock_store
 #define _mm512_sub_epi8 mock_sub_epi8
 #define _mm512_permutex2var_epi32 mock_permutex2var_epi32
 #define _mm512_shuffle_i32x4 mock_shuffle_i32x4
 #define _mm512_maskz_mov_epi8 mock_maskz_mov_epi8
 #define _mm512_add_epi32 mock_add_epi32
+#define _mm512_srai_epi32 mock_srai_epi32
 
 #include "amx_emu.h"
