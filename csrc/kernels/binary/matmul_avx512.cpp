@@ -38,6 +38,11 @@ inline __mmask64 mask_at(const std::uint8_t* p) {
   return static_cast<__mmask64>(m);
 }
 
+// Software prefetch distance of the GEMV in bytes ahead in the weight stream, as in the ternary
+// AVX-512 GEMV: on a Sapphire Rapids VM the cold 1B in_proj GEMV took 121 us with 512 and 99 us with
+// 1024 (one cache line of weights per 128-column block).
+constexpr std::int64_t kPrefetch = 1024;
+
 struct Avx512Binary {
   using Unpacked = std::uint8_t;
   static constexpr int kTile = 4;
@@ -52,6 +57,7 @@ struct Avx512Binary {
       const __m512i q0 = _mm512_load_si512(reinterpret_cast<const void*>(qb));
       const __m512i q1 = _mm512_load_si512(reinterpret_cast<const void*>(qb + 64));
       const std::uint8_t* wb = w + kb * kBinRows * kBinChunk;
+      _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetch), _MM_HINT_T0);
       for (int r = 0; r < 4; ++r) {
         const std::uint8_t* c = wb + r * kBinChunk;
         acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], ones, _mm512_maskz_mov_epi8(mask_at(c), q0));
