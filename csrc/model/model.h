@@ -62,6 +62,13 @@ class Model {
   // lp[i] = log p(ids[i] | everything before), greedy[i] = ids[i] is the argmax. Needs a state that
   // has logits (has seen at least one token).
   void logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* lp, std::uint8_t* greedy) const;
+  // logprobs() for K sequences (distinct states, n[k] >= 1 tokens each), bit for bit the same results
+  // and states, with the products over the sequences' tokens together: the weights are read once per
+  // group of sequences of up to kChunk tokens instead of once per sequence (the choices of a
+  // multiple-choice question continuing copies of one context state). A sequence longer than kChunk
+  // runs alone through logprobs().
+  void logprobs_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
+                      std::int64_t K, double* const* lp, std::uint8_t* const* greedy) const;
   // K sequences in one pass: ids[k] (n[k] >= 1 tokens) fed into *states[k] (distinct states), bit for
   // bit as forward() feeds them one sequence at a time, but with the ternary products over all their
   // tokens together (the weights read once for the batch: continuous batching in the server). Each

@@ -2,6 +2,8 @@
 // whether it is the greedy choice, as the evaluation harness uses them.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "model/model.h"
@@ -43,6 +45,48 @@ void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* 
       if (i < n) score(L + j * V, V, ids[i], lp + i, greedy + i);
     }
   });
+}
+
+void Model::logprobs_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
+                           std::int64_t K, double* const* lp, std::uint8_t* const* greedy) const {
+  BM_CHECK(K >= 0, ArgumentError, "negative batch size");
+  const std::int64_t V = cfg_.vocab_size;
+  for (std::int64_t k = 0; k < K; ++k) {
+    BM_CHECK(states[k] != nullptr, ArgumentError, "logprobs_batch: sequence ", k, " has no state");
+    check_state(*states[k]);
+    BM_CHECK(states[k]->has_logits, ArgumentError, "logprobs_batch: sequence ", k,
+             " has a state that has seen no token (feed a context or the EOS token first)");
+    for (std::int64_t j = 0; j < k; ++j)
+      BM_CHECK(states[j] != states[k], ArgumentError, "logprobs_batch: sequences ", j, " and ", k, " share a state");
+    BM_CHECK(n[k] >= 1, ArgumentError, "logprobs_batch: sequence ", k, " has no tokens");
+    for (std::int64_t i = 0; i < n[k]; ++i)
+      BM_CHECK(ids[k][i] >= 0 && ids[k][i] < V, ArgumentError, "token id ", ids[k][i], " of sequence ", k,
+               " is outside the vocabulary [0, ", V, ")");
+  }
+  std::vector<float> logits;
+  std::int64_t k0 = 0;
+  while (k0 < K) {
+    if (n[k0] > kChunk) {  // long: chunked on its own, as logprobs() runs it
+      logprobs(*states[k0], ids[k0], n[k0], lp[k0], greedy[k0]);
+      ++k0;
+      continue;
+    }
+    // The next group: consecutive short sequences while their tokens fit in one chunk.
+    std::int64_t k1 = k0, total = 0;
+    while (k1 < K && n[k1] <= kChunk && total + n[k1] <= kChunk) total += n[k1++];
+    for (std::int64_t k = k0; k < k1; ++k) score(states[k]->logits.data(), V, ids[k][0], lp[k], greedy[k]);
+    logits.resize(static_cast<std::size_t>(total * V));
+    forward_multi(states + k0, ids + k0, n + k0, k1 - k0, /*all_logits=*/true, logits.data());
+    for (std::int64_t k = k0, row = 0; k < k1; row += n[k], ++k) {
+      // Row row + j holds the logits after ids[k][j], which predict ids[k][j + 1].
+      for (std::int64_t j = 0; j + 1 < n[k]; ++j)
+        score(logits.data() + (row + j) * V, V, ids[k][j + 1], lp[k] + j + 1, greedy[k] + j + 1);
+      std::memcpy(states[k]->logits.data(), logits.data() + (row + n[k] - 1) * V, V * sizeof(float));
+      states[k]->n_tokens += n[k];
+      states[k]->has_logits = true;
+    }
+    k0 = k1;
+  }
 }
 
 }  // namespace bitmamba::model

@@ -171,6 +171,42 @@ BITMAMBA_BINDINGS(model) {
         bool* gp = greedy.mutable_data();
         for (py::ssize_t i = 0; i < n; ++i) gp[i] = g[i] != 0;
         return py::make_tuple(lp, greedy);
-      }, py::arg("state"), py::arg("ids"));
+      }, py::arg("state"), py::arg("ids"))
+      .def("logprobs_batch", [](const Model& mdl, std::vector<State*> states, const std::vector<IdArray>& ids) {
+        BM_CHECK(states.size() == ids.size(), ArgumentError, "logprobs_batch: ", states.size(), " states for ",
+                 ids.size(), " id lists");
+        const std::size_t K = states.size();
+        std::vector<std::vector<std::int32_t>> v(K);
+        std::vector<const std::int32_t*> idp(K);
+        std::vector<std::int64_t> n(K);
+        std::vector<std::vector<double>> lp(K);
+        std::vector<std::vector<std::uint8_t>> g(K);
+        std::vector<double*> lpp(K);
+        std::vector<std::uint8_t*> gp(K);
+        for (std::size_t k = 0; k < K; ++k) {
+          v[k] = to_ids(ids[k], mdl.config().vocab_size);
+          idp[k] = v[k].data();
+          n[k] = static_cast<std::int64_t>(v[k].size());
+          lp[k].resize(v[k].size());
+          g[k].resize(v[k].size());
+          lpp[k] = lp[k].data();
+          gp[k] = g[k].data();
+        }
+        {
+          py::gil_scoped_release nogil;
+          mdl.logprobs_batch(states.data(), idp.data(), n.data(), static_cast<std::int64_t>(K), lpp.data(), gp.data());
+        }
+        py::list out;
+        for (std::size_t k = 0; k < K; ++k) {
+          py::array_t<double> a(static_cast<py::ssize_t>(n[k]));
+          py::array_t<bool> b(static_cast<py::ssize_t>(n[k]));
+          std::copy(lp[k].begin(), lp[k].end(), a.mutable_data());
+          for (std::int64_t i = 0; i < n[k]; ++i) b.mutable_data()[i] = g[k][i] != 0;
+          out.append(py::make_tuple(a, b));
+        }
+        return out;
+      }, py::arg("states"), py::arg("ids"),
+      "[(lp, greedy)] per sequence: logprobs of each ids[k] continuing states[k] (distinct), the sequences' "
+      "products batched together.");
 }
 

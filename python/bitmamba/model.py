@@ -265,6 +265,12 @@ class Model:
         seen no token (feed a context, or the EOS token, first)."""
         return self._m.logprobs(state, _ids_array(ids))
 
+    def logprobs_batch(self, ids_list: Sequence[Sequence[int]], states) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """[logprobs(ids, state) for each pair], the same numbers bit for bit, with the sequences' tokens
+        run through the projections together (the weights read once per group instead of once per
+        sequence). The states must be distinct; every ids must be non-empty."""
+        return self._m.logprobs_batch(list(states), [_ids_array(ids) for ids in ids_list])
+
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """float32 [len(ids), vocab]: the logits after each position, from a fresh state."""
         return self._m.forward_logits(self._m.new_state(), _ids_array(ids))

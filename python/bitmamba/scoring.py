@@ -38,7 +38,12 @@ def score_continuation(model, state, continuation_ids: Sequence[int]) -> Tuple[f
     if not cont:
         return 0.0, True
     lp, greedy = model.logprobs(cont, state)
+    return continuation_score(lp, greedy, len(cont))
+
+
+def continuation_score(lp, greedy, n: int) -> Tuple[float, bool]:
+    """(math.fsum of the n per-token log-probabilities, whether every token was the argmax)."""
     lp = np.asarray(lp, dtype=np.float64)
-    if lp.shape != (len(cont),):
-        raise ValueError(f"model.logprobs returned shape {lp.shape} for {len(cont)} tokens")
+    if lp.shape != (n,):
+        raise ValueError(f"model.logprobs returned shape {lp.shape} for {n} tokens")
     return math.fsum(lp.tolist()), bool(np.all(greedy))

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..scoring import condition_empty_context, score_continuation
+from ..scoring import condition_empty_context, continuation_score, score_continuation
 from . import metrics as M
 from .requests import encode_pair, rolling_windows, truncate_left
 from .tasks import TASKS, MCDoc, PerplexityDoc, resolve_tasks
@@ -93,10 +93,14 @@ class Scorer:
             groups = {}
             for i, (ctx, _) in enumerate(reqs):
                 groups.setdefault(tuple(ctx), []).append(i)
+            batched = hasattr(model, "logprobs_batch")
             for ctx, idxs in groups.items():
                 base = model.new_state()
                 model.feed(list(ctx), base)
                 self.tokens_fed += len(ctx)
+                if batched:
+                    self._continue_batch(base, [(i, reqs[i][1]) for i in idxs], results)
+                    continue
                 for j, i in enumerate(idxs):
                     # The last choice may consume the base state itself: one copy fewer.
                     st = base if j == len(idxs) - 1 else base.copy()
@@ -113,6 +117,22 @@ class Scorer:
         result = score_continuation(self.model, state, cont)
         self.tokens_scored += len(cont)
         return result
+
+    def _continue_batch(self, base, items, results) -> None:
+        """Scores every (index, continuation) of one context from copies of `base` in one batched
+        call (Model.logprobs_batch: the same numbers as one call each, the weights read once)."""
+        todo = []
+        for i, cont in items:
+            if cont:
+                todo.append((i, list(cont)))
+            else:
+                results[i] = (0.0, True)  # nothing to score (score_continuation's convention)
+        if not todo:
+            return
+        states = [base if j == len(todo) - 1 else base.copy() for j in range(len(todo))]
+        for (i, cont), (lp, greedy) in zip(todo, self.model.logprobs_batch([c for _, c in todo], states)):
+            results[i] = continuation_score(lp, greedy, len(cont))
+            self.tokens_scored += len(cont)
 
     def loglikelihood(self, context: str, continuations) -> list:
         return self.score_requests(self.requests_for(context, continuations))
