@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "model/model.h"
 
 namespace bitmamba::model {
@@ -39,11 +40,16 @@ void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* 
     forward(s, ids, 1);
     return;
   }
+  // The rows are scored over the thread pool: a vocabulary-wide log-softmax per token in double
+  // precision was 1/6 of WikiText-2 scoring time on one thread. Each row is independent, so the
+  // results do not depend on the split.
   forward(s, ids, n, [&](std::int64_t t0, std::int64_t T, const float* L) {
-    for (std::int64_t j = 0; j < T; ++j) {
-      std::int64_t i = t0 + j + 1;  // logits after position t0+j predict ids[t0+j+1]
-      if (i < n) score(L + j * V, V, ids[i], lp + i, greedy + i);
-    }
+    parallel_for(T, 8, [&](std::int64_t j0, std::int64_t j1) {
+      for (std::int64_t j = j0; j < j1; ++j) {
+        std::int64_t i = t0 + j + 1;  // logits after position t0+j predict ids[t0+j+1]
+        if (i < n) score(L + j * V, V, ids[i], lp + i, greedy + i);
+      }
+    });
   });
 }
 
