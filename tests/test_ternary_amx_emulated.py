@@ -26,7 +26,7 @@ def test_amx_kernel_logic_under_emulation(tmp_path):
     src = ROOT / "csrc"
     exe = tmp_path / "amx_emu"
     kernels = src / "kernels" / "ternary"
-    # matmul_avx512.cpp is linked too: below 16 tokens the AMX kernel hands over to it.
+    # matmul_avx512.cpp is linked too: the AMX kernel hands the GEMV (T = 1) over to it.
     cmd = ["g++", "-std=c++17", "-O1", "-mavx2", "-mfma", "-mf16c", "-pthread",
            "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{EMU}", f"-I{src}",
            "-DBITMAMBA_HAVE_X86_KERNELS=1", str(EMU / "amx_driver.cpp"),

@@ -58,7 +58,7 @@ const std::vector<KernelSet>& kernel_sets() {
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},
      true, BM_X86(&ssm::kSsmAvx512),
      {BM_X86(&binary::detail::rows_avx512_binary), "avx512-binary"}},
-    // avx512 + AMX-INT8 tiles for the decode packing's products of T >= 16 tokens (the avx512
+    // avx512 + AMX-INT8 tiles for the decode packing's products of T >= 2 tokens (the avx512
     // kernels below that); `amx` also means Linux granted this process the tile data (cpu_features.h).
     // No packing autotune: the decode-time timing cannot see that a base3 matrix would give up the
     // tile product at prefill, which is this set's reason to exist (BITMAMBA_PACKING=base3 still forces it).

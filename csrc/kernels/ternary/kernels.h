@@ -81,8 +81,8 @@ void rows_avx512_decode(const TernaryMatrix&, const QuantizedActivations&, std::
                         std::int64_t, std::int32_t*, std::int64_t);
 void rows_avx2_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                      std::int32_t*, std::int64_t);
-// AMX-INT8 tiles for T >= kAmxMinTokens, rows_avx512_decode below (matmul_amx.cpp).
-constexpr std::int64_t kAmxMinTokens = 16;
+// AMX-INT8 tiles for T >= kAmxMinTokens, rows_avx512_decode for the GEMV (matmul_amx.cpp).
+constexpr std::int64_t kAmxMinTokens = 2;
 void rows_amx_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                      std::int32_t*, std::int64_t);
 #endif
