@@ -9,7 +9,6 @@ the set in length (the sets are not sorted by length); a larger --limit narrows 
 table: documents measured / in the set, seconds, seconds per document, projected minutes, tokens/s.
 """
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -17,17 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
 import bitmamba  # noqa: E402
+from bitmamba.benchmarks import cpu_model  # noqa: E402
 from bitmamba.eval.runner import evaluate, load_tasks, resolve_tasks  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

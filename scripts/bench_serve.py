@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import socket
 import sys
 import threading
@@ -26,17 +25,9 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
 import bitmamba  # noqa: E402
+from bitmamba.benchmarks import cpu_model  # noqa: E402
 from bitmamba.serve.app import create_app  # noqa: E402
 
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def start(model, max_batch, max_context):
@@ -127,7 +118,7 @@ def main():
     if args.threads:
         bitmamba.set_num_threads(args.threads)
     streams = [int(s) for s in args.streams.split(",")]
-    print(f"CPU: {cpu_name()}; bitmamba {bitmamba.__version__}")
+    print(f"CPU: {cpu_model()}; bitmamba {bitmamba.__version__}")
     targets = [("file", args.model)] if args.model else [("random", s) for s in args.shapes.split(",")]
     for kind, what in targets:
         model = bitmamba.load(what) if kind == "file" else bitmamba.Model.random(what)

@@ -149,22 +149,28 @@ void Model::forward(State& s, const std::int32_t* ids, std::int64_t n, const Log
   }
 }
 
-// The public face of forward_multi for several sequences (the server's continuous batching).
-void Model::forward_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
-                          std::int64_t K) const {
+void Model::check_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
+                        std::int64_t K, const char* what) const {
   BM_CHECK(K >= 0, ArgumentError, "negative batch size");
-  if (K == 0) return;
   const std::int64_t V = cfg_.vocab_size;
   for (std::int64_t k = 0; k < K; ++k) {
-    BM_CHECK(states[k] != nullptr, ArgumentError, "forward_batch: sequence ", k, " has no state");
+    BM_CHECK(states[k] != nullptr, ArgumentError, what, ": sequence ", k, " has no state");
     check_state(*states[k]);
     for (std::int64_t j = 0; j < k; ++j)
-      BM_CHECK(states[j] != states[k], ArgumentError, "forward_batch: sequences ", j, " and ", k, " share a state");
-    BM_CHECK(n[k] >= 1, ArgumentError, "forward_batch: sequence ", k, " has no tokens");
+      BM_CHECK(states[j] != states[k], ArgumentError, what, ": sequences ", j, " and ", k, " share a state");
+    BM_CHECK(n[k] >= 1, ArgumentError, what, ": sequence ", k, " has no tokens");
     for (std::int64_t i = 0; i < n[k]; ++i)
       BM_CHECK(ids[k][i] >= 0 && ids[k][i] < V, ArgumentError, "token id ", ids[k][i], " of sequence ", k,
                " is outside the vocabulary [0, ", V, ")");
   }
+}
+
+// The public face of forward_multi for several sequences (the server's continuous batching).
+void Model::forward_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
+                          std::int64_t K) const {
+  check_batch(states, ids, n, K, "forward_batch");
+  if (K == 0) return;
+  const std::int64_t V = cfg_.vocab_size;
   // forward_multi reads every embedding row before it touches a state, so a failure leaves them all
   // as they were.
   std::vector<float> logits(static_cast<std::size_t>(K * V));

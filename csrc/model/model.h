@@ -53,6 +53,10 @@ class Model {
   // A state restored from disk, checked to match this model's shapes.
   State load_state(const std::string& path) const;
   void check_state(const State& s) const;
+  // The checks forward_batch and logprobs_batch share: K >= 0, each states[k] one of this model's,
+  // all distinct, n[k] >= 1 ids each inside the vocabulary. `what` names the caller in the errors.
+  void check_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n, std::int64_t K,
+                   const char* what) const;
 
   // Feeds n tokens through the model (batched prefill; n = 1 is the decode step). The state's
   // logits become those after the last token. When on_logits is given, logits for every position

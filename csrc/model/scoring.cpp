@@ -55,20 +55,11 @@ void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* 
 
 void Model::logprobs_batch(State* const* states, const std::int32_t* const* ids, const std::int64_t* n,
                            std::int64_t K, double* const* lp, std::uint8_t* const* greedy) const {
-  BM_CHECK(K >= 0, ArgumentError, "negative batch size");
+  check_batch(states, ids, n, K, "logprobs_batch");
   const std::int64_t V = cfg_.vocab_size;
-  for (std::int64_t k = 0; k < K; ++k) {
-    BM_CHECK(states[k] != nullptr, ArgumentError, "logprobs_batch: sequence ", k, " has no state");
-    check_state(*states[k]);
+  for (std::int64_t k = 0; k < K; ++k)
     BM_CHECK(states[k]->has_logits, ArgumentError, "logprobs_batch: sequence ", k,
              " has a state that has seen no token (feed a context or the EOS token first)");
-    for (std::int64_t j = 0; j < k; ++j)
-      BM_CHECK(states[j] != states[k], ArgumentError, "logprobs_batch: sequences ", j, " and ", k, " share a state");
-    BM_CHECK(n[k] >= 1, ArgumentError, "logprobs_batch: sequence ", k, " has no tokens");
-    for (std::int64_t i = 0; i < n[k]; ++i)
-      BM_CHECK(ids[k][i] >= 0 && ids[k][i] < V, ArgumentError, "token id ", ids[k][i], " of sequence ", k,
-               " is outside the vocabulary [0, ", V, ")");
-  }
   std::vector<float> logits;
   std::int64_t k0 = 0;
   while (k0 < K) {

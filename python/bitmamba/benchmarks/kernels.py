@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import time
 
 import numpy as np
+
+from . import cpu_model
 
 def model_shapes(C) -> dict:
     """(name, in_features, out_features) of the ternary matrices of each published model shape, from
@@ -65,15 +66,7 @@ def _l3_bytes() -> int:
 def machine_description() -> dict:
     import bitmamba
 
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     info = bitmamba.cpu_info()
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

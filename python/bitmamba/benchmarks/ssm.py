@@ -12,27 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
 
+from . import cpu_model
+
 SHAPES = {
     "1b": dict(H=32, P=128, N=1, G=32),
     "canonical": dict(H=64, P=64, N=128, G=1),
 }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _inputs(T, H, P, N, G, seed=0):
@@ -102,7 +92,7 @@ def main(argv=None) -> int:
         if s not in SHAPES:
             ap.error(f"unknown shape {s!r} (choose from {', '.join(SHAPES)})")
 
-    print(f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs, kernel set {bitmamba.get_isa()}, "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, kernel set {bitmamba.get_isa()}, "
           f"{args.threads} threads, load average before {os.getloadavg()[0]:.1f}")
     print(f"T = {args.tokens} tokens, median of {args.repeats} repeats, methods interleaved\n")
     print("| shape | H | P | N | G | sequential tok/s | chunked tok/s | chunked / sequential | auto picks |")
@@ -121,7 +111,7 @@ def _crossover(args) -> int:
 
     bitmamba.set_num_threads(1)  # the scan then runs on this thread, so thread_time() measures it
     Ts = [64, 128, 256, 512, 1024]
-    print(f"machine: {_cpu_model()}, kernel set {bitmamba.get_isa()}, 1 thread, thread CPU time, "
+    print(f"machine: {cpu_model()}, kernel set {bitmamba.get_isa()}, 1 thread, thread CPU time, "
           f"median of {args.repeats}; H=16, P=64, G=1")
     print("chunked / sequential throughput ratio (> 1: chunked faster); [auto's pick]\n")
     print("| d_state | " + " | ".join(f"T={T}" for T in Ts) + " |")
