@@ -21,9 +21,9 @@
 // whole-K decode below sent 64-128 KiB per block through the 48 KiB L1 and bound T = 16 by tile loads
 // from L2); fewer than 16 tokens run with T-row token tiles (kTileConfigs). Above 32 tokens the codes
 // of all K are decoded at once (32 x K_padded bytes) and reused for every token tile. The decode
-// prefetches the next block's weights into L2 (without it, a T = 16 step waited on DRAM). Tiles per step: tmm4/tmm5 two token tiles, tmm6/tmm7
-// the two 16-row weight tiles, tmm0..tmm3 their four 16 x 16 int32 products (2 x 2 blocking: every
-// tile load feeds two TDPBSSD). T not a multiple of 16: the last token tile starts at T - 16 and
+// prefetches the next block's weights into L2 (without it, a T = 16 step waited on DRAM). Tiles per
+// step: tmm4/tmm5 two token tiles, tmm6/tmm7 the two 16-row weight tiles, tmm0..tmm3 their four
+// 16 x 16 int32 products (2 x 2 blocking: every tile load feeds two TDPBSSD). T not a multiple of 16: the last token tile starts at T - 16 and
 // recomputes a few tokens with identical results (exact integers), so no tile ever reads past q.
 // Rows past r1 (the row tail) are computed from zero weights and not stored.
 //
@@ -41,9 +41,9 @@
 
 #include <algorithm>
 #include <array>
-#include <utility>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "core/aligned_buffer.h"
 #include "kernels/ternary/kernels.h"
