@@ -71,13 +71,27 @@ void Model::logprobs_batch(State* const* states, const std::int32_t* const* ids,
     // The next group: consecutive short sequences while their tokens fit in one chunk.
     std::int64_t k1 = k0, total = 0;
     while (k1 < K && n[k1] <= kChunk && total + n[k1] <= kChunk) total += n[k1++];
-    for (std::int64_t k = k0; k < k1; ++k) score(states[k]->logits.data(), V, ids[k][0], lp[k], greedy[k]);
     logits.resize(static_cast<std::size_t>(total * V));
     forward_multi(states + k0, ids + k0, n + k0, k1 - k0, /*all_logits=*/true, logits.data());
+    // Every token of the group is one independent log-softmax: token 0 of a sequence from its state's
+    // logits (forward_multi leaves them alone), token j + 1 from row `row + j`, which holds the logits
+    // after ids[k][j]. Scored over the pool, as in logprobs().
+    struct Job {
+      const float* logits;
+      std::int32_t id;
+      double* lp;
+      std::uint8_t* greedy;
+    };
+    std::vector<Job> jobs;
+    jobs.reserve(static_cast<std::size_t>(total));
+    for (std::int64_t k = k0, row = 0; k < k1; row += n[k], ++k)
+      for (std::int64_t j = 0; j < n[k]; ++j)
+        jobs.push_back({j == 0 ? states[k]->logits.data() : logits.data() + (row + j - 1) * V, ids[k][j], lp[k] + j,
+                        greedy[k] + j});
+    parallel_for(static_cast<std::int64_t>(jobs.size()), 8, [&](std::int64_t j0, std::int64_t j1) {
+      for (std::int64_t j = j0; j < j1; ++j) score(jobs[j].logits, V, jobs[j].id, jobs[j].lp, jobs[j].greedy);
+    });
     for (std::int64_t k = k0, row = 0; k < k1; row += n[k], ++k) {
-      // Row row + j holds the logits after ids[k][j], which predict ids[k][j + 1].
-      for (std::int64_t j = 0; j + 1 < n[k]; ++j)
-        score(logits.data() + (row + j) * V, V, ids[k][j + 1], lp[k] + j + 1, greedy[k] + j + 1);
       std::memcpy(states[k]->logits.data(), logits.data() + (row + n[k] - 1) * V, V * sizeof(float));
       states[k]->n_tokens += n[k];
       states[k]->has_logits = true;
