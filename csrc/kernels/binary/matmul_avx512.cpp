@@ -12,9 +12,9 @@
 // chains. GEMM: a 4-row group is expanded once (masked move of ones) into 4 * k_padded bytes of
 // u in {0, 1} and reused for every token, vpdpbusd(u, q), 4 rows x 4 tokens per step.
 //
-// Not executable on the development machine (no AVX-512 there): checked against the scalar kernel
-// through the intrinsics emulation of tests/avx512_emu (tests/test_ternary_avx512_emulated.py) and run
-// for real by the avx512 / amx ctest and pytest legs wherever the CPU has AVX-512.
+// Checked against the scalar kernel through the intrinsics emulation of tests/avx512_emu
+// (tests/test_ternary_avx512_emulated.py) on any x86-64 CPU, and run for real by the avx512 / amx
+// ctest and pytest legs wherever the CPU has AVX-512 (bit-exact on a Sapphire Rapids VM, 2026-12-03).
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" idiom: a header false
 // positive, silenced for this file only.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -9,8 +9,9 @@
 // GEMM: a row group is decoded once into an L1 buffer and reused for all tokens, 4 rows x 4 tokens
 // per step (16 zmm accumulators).
 //
-// Not executable on the development machine (no AVX-512 there): compiled in every x86 build, tested
-// by the avx512 ctest / pytest legs wherever the CPU has AVX-512 VNNI.
+// Compiled in every x86 build; checked through the intrinsics emulation of tests/avx512_emu on any
+// x86-64 CPU and run for real by the avx512 / amx ctest and pytest legs wherever the CPU has AVX-512
+// VNNI (bit-exact on a Sapphire Rapids VM, 2026-12-03).
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" idiom (__Y = __Y in
 // the cast / extract intrinsics): a header false positive, silenced for this file only.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
