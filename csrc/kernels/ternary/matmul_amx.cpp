@@ -88,7 +88,6 @@ constexpr std::array<TileConfig, sizeof...(N)> make_tile_configs(std::index_sequ
 }
 alignas(64) const std::array<TileConfig, kTileRows + 1> kTileConfigs =
     make_tile_configs(std::make_index_sequence<kTileRows + 1>{});
-const TileConfig& kTileConfig = kTileConfigs[kTileRows];
 
 // Four zero-weight rows (offset code 1 = 0x55 per byte) of one K block: the source for the row groups
 // of a block's last B tile that lie past the matrix (rows_padded_ is only a multiple of 4).
@@ -209,6 +208,37 @@ void tile_block(const std::int8_t* a0, const std::int8_t* a1, long lda, const st
   if constexpr (MT == 2 && NT == 2) store_c<3>(c1 + kTileRows, ld, nc1);
 }
 
+// Where B tile n (0 or 1) of the 32-row block at rb reads its 4 row groups: group p's K block kb at
+// g[p] + kb * step[p]; groups past the matrix read zero weights (step 0).
+struct TileSources {
+  const std::uint8_t* g[4];
+  std::int64_t step[4];
+};
+TileSources tile_sources(const TernaryMatrix& W, std::int64_t rb, int n, std::int64_t group_bytes) {
+  TileSources s;
+  const std::int64_t n_groups = W.rows_padded_ / kDecRows;
+  for (int p = 0; p < 4; ++p) {
+    const std::int64_t gi = (rb + n * kTileRows) / kDecRows + p;
+    const bool real = gi < n_groups;
+    s.g[p] = real ? W.packed_.data() + gi * group_bytes : kZeroGroup;
+    s.step[p] = real ? kDecRows * kDecChunk : 0;
+  }
+  return s;
+}
+
+// tile_block for mt token tiles (1 or 2) x nt weight tiles (1 or 2), known only at run time.
+void tile_blocks(int mt, int nt, const std::int8_t* a0, const std::int8_t* a1, long lda, const std::int8_t* b,
+                 std::int64_t n_kc, std::int32_t* c0, std::int32_t* c1, std::int64_t ld, int nc0, int nc1,
+                 bool first = true, bool last = true, int rows = kTileRows) {
+  if (mt == 2) {
+    if (nt == 2) tile_block<2, 2>(a0, a1, lda, b, n_kc, c0, c1, ld, nc0, nc1, first, last);
+    else tile_block<2, 1>(a0, a1, lda, b, n_kc, c0, c1, ld, nc0, 0, first, last);
+  } else {
+    if (nt == 2) tile_block<1, 2>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld, nc0, nc1, first, last, rows);
+    else tile_block<1, 1>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld, nc0, 0, first, last, rows);
+  }
+}
+
 // T <= 32 (batched decode steps): per 32-row block, K in ranges of kRangeKb blocks, each decoded into
 // B tiles right before its products, the C tiles carrying the partial sums across the ranges. The
 // whole-K decode of the loop below puts 64-128 KiB of B tiles per block (at K = 2048-4096) through a
@@ -222,7 +252,7 @@ void rows_k_ranges(const TernaryMatrix& W, const QuantizedActivations& a, std::i
                    std::int32_t* acc, std::int64_t ld_acc, std::int8_t* b) {
   const std::int64_t n_kb = W.k_padded_ / kKBlock;
   const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
-  const std::int64_t n_groups = W.rows_padded_ / kDecRows;
+  const std::int64_t next_block = kBlockRows / kDecRows * group_bytes;  // prefetch distance
   const std::int64_t T = a.T, n_tt = (T + kTileRows - 1) / kTileRows;
   const long lda = static_cast<long>(a.K_padded);
   const std::int64_t t1 = std::max<std::int64_t>(0, T - kTileRows);  // the second tile ends at T
@@ -230,36 +260,23 @@ void rows_k_ranges(const TernaryMatrix& W, const QuantizedActivations& a, std::i
   for (std::int64_t rb = r0; rb < r1; rb += kBlockRows) {
     const int nr = static_cast<int>(std::min(kBlockRows, r1 - rb));
     const int nt = (nr + kTileRows - 1) / kTileRows;
-    const std::uint8_t* g[2][4];
-    std::int64_t step[2][4];
-    for (int n = 0; n < nt; ++n)
-      for (int p = 0; p < 4; ++p) {
-        const std::int64_t gi = (rb + n * kTileRows) / kDecRows + p;
-        const bool real = gi < n_groups;
-        g[n][p] = real ? W.packed_.data() + gi * group_bytes : kZeroGroup;
-        step[n][p] = real ? kDecRows * kDecChunk : 0;
-      }
+    TileSources src[2];
+    for (int n = 0; n < nt; ++n) src[n] = tile_sources(W, rb, n, group_bytes);
     const int nc0 = std::min(nr, kTileRows), nc1 = nr - nc0;
     std::int32_t* c0 = acc + rb;
     std::int32_t* c1 = acc + t1 * ld_acc + rb;
     for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kRangeKb) {
-      const std::int64_t nkb = std::min(kRangeKb, n_kb - kb0), n_kc = 2 * nkb;
+      const std::int64_t nkb = std::min(kRangeKb, n_kb - kb0);
       for (int n = 0; n < nt; ++n) {
-        const std::uint8_t* gr[4];
-        for (int p = 0; p < 4; ++p) gr[p] = g[n][p] + kb0 * step[n][p];
-        decode_b_tiles(gr, step[n], nkb, b + n * kTileBytes, nt * kTileBytes, kBlockRows / kDecRows * group_bytes);
+        const std::uint8_t* g[4];
+        for (int p = 0; p < 4; ++p) g[p] = src[n].g[p] + kb0 * src[n].step[p];
+        decode_b_tiles(g, src[n].step, nkb, b + n * kTileBytes, nt * kTileBytes, next_block);
       }
       __asm__ __volatile__("" ::: "memory");  // the B stores before the tile loads
       const std::int8_t* a0 = a.q.data() + 2 * kb0 * kTileK;
       const std::int8_t* a1 = a.q.data() + t1 * a.K_padded + 2 * kb0 * kTileK;
-      const bool first = kb0 == 0, last = kb0 + kRangeKb >= n_kb;
-      if (n_tt == 2) {
-        if (nt == 2) tile_block<2, 2>(a0, a1, lda, b, n_kc, c0, c1, ld_acc, nc0, nc1, first, last);
-        else tile_block<2, 1>(a0, a1, lda, b, n_kc, c0, c1, ld_acc, nc0, 0, first, last);
-      } else {
-        if (nt == 2) tile_block<1, 2>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld_acc, nc0, nc1, first, last, rows);
-        else tile_block<1, 1>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld_acc, nc0, 0, first, last, rows);
-      }
+      tile_blocks(static_cast<int>(n_tt), nt, a0, a1, lda, b, 2 * nkb, c0, c1, ld_acc, nc0, nc1, kb0 == 0,
+                  kb0 + kRangeKb >= n_kb, rows);
     }
   }
 }
@@ -274,7 +291,7 @@ void rows_amx_decode(const TernaryMatrix& W, const QuantizedActivations& a, std:
   }
   const std::int64_t n_kb = W.k_padded_ / kKBlock, n_kc = W.k_padded_ / kTileK;
   const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
-  const std::int64_t n_groups = W.rows_padded_ / kDecRows;
+  const std::int64_t next_block = kBlockRows / kDecRows * group_bytes;  // prefetch distance
   const std::int64_t T = a.T, n_tt = (T + kTileRows - 1) / kTileRows;
   const long lda = static_cast<long>(a.K_padded);
   // The i-th token tile: 16 tokens from here, the last one moved back to end at T.
@@ -295,34 +312,17 @@ void rows_amx_decode(const TernaryMatrix& W, const QuantizedActivations& a, std:
     const int nr = static_cast<int>(std::min(kBlockRows, r1 - rb));  // rows wanted from this block
     const int nt = (nr + kTileRows - 1) / kTileRows;                    // B tiles: 1 or 2
     for (int n = 0; n < nt; ++n) {
-      const std::uint8_t* g[4];
-      std::int64_t step[4];
-      for (int p = 0; p < 4; ++p) {
-        const std::int64_t gi = (rb + n * kTileRows) / kDecRows + p;
-        const bool real = gi < n_groups;
-        g[p] = real ? W.packed_.data() + gi * group_bytes : kZeroGroup;
-        step[p] = real ? kDecRows * kDecChunk : 0;
-      }
-      decode_b_tiles(g, step, n_kb, b + n * kTileBytes, nt * kTileBytes, kBlockRows / kDecRows * group_bytes);
+      const TileSources src = tile_sources(W, rb, n, group_bytes);
+      decode_b_tiles(src.g, src.step, n_kb, b + n * kTileBytes, nt * kTileBytes, next_block);
     }
     // The tile loads are asm statements that do not tell the compiler they read memory: keep the
     // decoded B tiles' stores before them.
     __asm__ __volatile__("" ::: "memory");
     const int nc0 = std::min(nr, kTileRows), nc1 = nr - nc0;
     for (std::int64_t i = 0; i < n_tt; i += 2) {
-      const std::int64_t t0 = tile_start(i);
-      const std::int8_t* a0 = a.q.data() + t0 * a.K_padded;
-      std::int32_t* c0 = acc + t0 * ld_acc + rb;
-      if (i + 1 < n_tt) {
-        const std::int64_t t1 = tile_start(i + 1);
-        const std::int8_t* a1 = a.q.data() + t1 * a.K_padded;
-        std::int32_t* c1 = acc + t1 * ld_acc + rb;
-        if (nt == 2) tile_block<2, 2>(a0, a1, lda, b, n_kc, c0, c1, ld_acc, nc0, nc1);
-        else tile_block<2, 1>(a0, a1, lda, b, n_kc, c0, c1, ld_acc, nc0, 0);
-      } else {
-        if (nt == 2) tile_block<1, 2>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld_acc, nc0, nc1);
-        else tile_block<1, 1>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld_acc, nc0, 0);
-      }
+      const std::int64_t t0 = tile_start(i), t1 = i + 1 < n_tt ? tile_start(i + 1) : t0;
+      tile_blocks(i + 1 < n_tt ? 2 : 1, nt, a.q.data() + t0 * a.K_padded, a.q.data() + t1 * a.K_padded, lda, b,
+                  n_kc, acc + t0 * ld_acc + rb, acc + t1 * ld_acc + rb, ld_acc, nc0, nc1);
     }
   }
   _tile_release();
