@@ -1,5 +1,6 @@
 // Scoring (docs/model.md#evaluation): the log-probability of each token given everything before it, and
 // whether it is the greedy choice, as the evaluation harness uses them.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -24,6 +25,27 @@ void score(const float* logits, std::int64_t V, std::int32_t id, double* lp, std
   // Greedy = the argmax (first index on ties) is this token, as the evaluation harness defines it.
   *greedy = arg == id ? 1 : 0;
 }
+
+// One scored token: the logits that predict it, its id, where its results go.
+struct ScoreJob {
+  const float* logits;
+  std::int32_t id;
+  double* lp;
+  std::uint8_t* greedy;
+};
+
+// Scores jobs 0 .. count - 1 (job(i) gives the i-th) over the thread pool: a vocabulary-wide
+// log-softmax per token in double precision was 1/6 of WikiText-2 scoring time on one thread. Each
+// is independent, so the results do not depend on the split.
+template <class JobAt>
+void score_all(std::int64_t count, std::int64_t V, const JobAt& job) {
+  parallel_for(count, 8, [&](std::int64_t j0, std::int64_t j1) {
+    for (std::int64_t j = j0; j < j1; ++j) {
+      const ScoreJob s = job(j);
+      score(s.logits, V, s.id, s.lp, s.greedy);
+    }
+  });
+}
 }  // namespace
 
 void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* lp, std::uint8_t* greedy) const {
@@ -40,15 +62,11 @@ void Model::logprobs(State& s, const std::int32_t* ids, std::int64_t n, double* 
     forward(s, ids, 1);
     return;
   }
-  // The rows are scored over the thread pool: a vocabulary-wide log-softmax per token in double
-  // precision was 1/6 of WikiText-2 scoring time on one thread. Each row is independent, so the
-  // results do not depend on the split.
   forward(s, ids, n, [&](std::int64_t t0, std::int64_t T, const float* L) {
-    parallel_for(T, 8, [&](std::int64_t j0, std::int64_t j1) {
-      for (std::int64_t j = j0; j < j1; ++j) {
-        std::int64_t i = t0 + j + 1;  // logits after position t0+j predict ids[t0+j+1]
-        if (i < n) score(L + j * V, V, ids[i], lp + i, greedy + i);
-      }
+    // The logits after position t0 + j predict ids[t0 + j + 1]; the last position predicts nothing.
+    score_all(std::min(T, n - t0 - 1), V, [&](std::int64_t j) {
+      const std::int64_t i = t0 + j + 1;
+      return ScoreJob{L + j * V, ids[i], lp + i, greedy + i};
     });
   });
 }
@@ -75,22 +93,14 @@ void Model::logprobs_batch(State* const* states, const std::int32_t* const* ids,
     forward_multi(states + k0, ids + k0, n + k0, k1 - k0, /*all_logits=*/true, logits.data());
     // Every token of the group is one independent log-softmax: token 0 of a sequence from its state's
     // logits (forward_multi leaves them alone), token j + 1 from row `row + j`, which holds the logits
-    // after ids[k][j]. Scored over the pool, as in logprobs().
-    struct Job {
-      const float* logits;
-      std::int32_t id;
-      double* lp;
-      std::uint8_t* greedy;
-    };
-    std::vector<Job> jobs;
+    // after ids[k][j].
+    std::vector<ScoreJob> jobs;
     jobs.reserve(static_cast<std::size_t>(total));
     for (std::int64_t k = k0, row = 0; k < k1; row += n[k], ++k)
       for (std::int64_t j = 0; j < n[k]; ++j)
         jobs.push_back({j == 0 ? states[k]->logits.data() : logits.data() + (row + j - 1) * V, ids[k][j], lp[k] + j,
                         greedy[k] + j});
-    parallel_for(static_cast<std::int64_t>(jobs.size()), 8, [&](std::int64_t j0, std::int64_t j1) {
-      for (std::int64_t j = j0; j < j1; ++j) score(jobs[j].logits, V, jobs[j].id, jobs[j].lp, jobs[j].greedy);
-    });
+    score_all(static_cast<std::int64_t>(jobs.size()), V, [&](std::int64_t j) { return jobs[j]; });
     for (std::int64_t k = k0, row = 0; k < k1; row += n[k], ++k) {
       std::memcpy(states[k]->logits.data(), logits.data() + (row + n[k] - 1) * V, V * sizeof(float));
       states[k]->n_tokens += n[k];
