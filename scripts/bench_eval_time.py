@@ -33,8 +33,9 @@ def main() -> int:
     if a.threads:
         bitmamba.set_num_threads(a.threads)
     names = resolve_tasks(a.tasks)
-    full = {name: len(docs) for name, (docs, _) in load_tasks(names, a.data_dir).items()}
-    loaded = load_tasks(names, a.data_dir, a.limit)
+    everything = load_tasks(names, a.data_dir)
+    full = {name: len(docs) for name, (docs, _) in everything.items()}
+    loaded = {name: (docs[:a.limit], where) for name, (docs, where) in everything.items()}  # --limit's rule
     model = bitmamba.Model.random(a.shape, seed=0)
     t0 = time.perf_counter()
     r = evaluate(model, names, limit=a.limit, loaded=loaded)
