@@ -68,30 +68,37 @@ void Model::forward_multi(State* const* states, const std::int32_t* const* ids, 
     L.in_proj.matmul(qa, p.data(), n_in);
     lap(PhaseProfile::kInProj);
     // Conv, scan and gating per sequence, each continuing its own state.
-    for (std::int64_t k = 0; k < K; ++k) {
-      const std::int64_t Tk = Ts[k];
-      float* pk = p.data() + off[k] * n_in;
-      float* xck = xc.data() + off[k] * cd;
-      float* yk = y.data() + off[k] * di;
-      const float* z = pk;
-      const float* xbc = pk + di;
-      const float* dt = pk + 2 * di + 2 * gn;
-      if (!mamba2) {
-        // BitMamba-2 (B, C straight from in_proj): conv, scan and gate in one pass, split by heads.
-        ssm::conv_scan_gate(shape, Tk, xbc, n_in, L.conv_w.data(), L.conv_b.data(),
-                            static_cast<int>(c.conv_kernel), states[k]->conv_layer(l), dt, n_in,
-                            pk + 2 * di, n_in, pk + 2 * di + gn, n_in, L.A.data(), L.D.data(),
-                            L.dt_bias.data(), z, n_in, states[k]->ssm_layer(l), xck, cd, yk, di);
-        continue;
+    if (!mamba2) {
+      // BitMamba-2 (B, C straight from in_proj): conv, scan and gate of every sequence in one pass
+      // over the thread pool, split by heads.
+      std::vector<ssm::ConvScanGateSeq> seqs(static_cast<std::size_t>(K));
+      for (std::int64_t k = 0; k < K; ++k) {
+        float* pk = p.data() + off[k] * n_in;
+        seqs[k] = ssm::ConvScanGateSeq{Ts[k], pk + di, states[k]->conv_layer(l), pk + 2 * di + 2 * gn,
+                                       pk + 2 * di, pk + 2 * di + gn, pk, states[k]->ssm_layer(l),
+                                       xc.data() + off[k] * cd, y.data() + off[k] * di};
       }
-      // Canonical Mamba-2: the conv runs over x|B|C, so B and C come from its output.
-      ssm::causal_conv1d(xbc, Tk, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
-                         states[k]->conv_layer(l), xck, cd, true, /*weight_tap_major=*/true);
-      const float* B = xck + di;
-      const float* C = B + gn;
-      ssm::selective_scan(shape, Tk, xck, cd, dt, n_in, B, cd, C, cd, L.A.data(), L.D.data(),
-                          L.dt_bias.data(), states[k]->ssm_layer(l), yk, di);
-      ssm::gated_rmsnorm(yk, di, z, n_in, L.ssm_norm.data(), Tk, di, c.n_groups, c.ssm_norm_eps);
+      ssm::conv_scan_gate_batch(shape, seqs.data(), K, n_in, L.conv_w.data(), L.conv_b.data(),
+                                static_cast<int>(c.conv_kernel), n_in, n_in, n_in, L.A.data(), L.D.data(),
+                                L.dt_bias.data(), n_in, cd, di);
+    } else {
+      for (std::int64_t k = 0; k < K; ++k) {
+        const std::int64_t Tk = Ts[k];
+        float* pk = p.data() + off[k] * n_in;
+        float* xck = xc.data() + off[k] * cd;
+        float* yk = y.data() + off[k] * di;
+        const float* z = pk;
+        const float* xbc = pk + di;
+        const float* dt = pk + 2 * di + 2 * gn;
+        // Canonical Mamba-2: the conv runs over x|B|C, so B and C come from its output.
+        ssm::causal_conv1d(xbc, Tk, cd, n_in, L.conv_w.data(), L.conv_b.data(), static_cast<int>(c.conv_kernel),
+                           states[k]->conv_layer(l), xck, cd, true, /*weight_tap_major=*/true);
+        const float* B = xck + di;
+        const float* C = B + gn;
+        ssm::selective_scan(shape, Tk, xck, cd, dt, n_in, B, cd, C, cd, L.A.data(), L.D.data(),
+                            L.dt_bias.data(), states[k]->ssm_layer(l), yk, di);
+        ssm::gated_rmsnorm(yk, di, z, n_in, L.ssm_norm.data(), Tk, di, c.n_groups, c.ssm_norm_eps);
+      }
     }
     lap(PhaseProfile::kConvScanGate);
     ternary::quantize_activations(y.data(), T, di, di, L.out_norm.data(), c.norm_eps, qa);

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/float_semantics.h"
+#include "core/thread_pool.h"
 #include "kernels/ssm/ssm.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ssm/ssm_internal.h"
@@ -173,6 +174,63 @@ TEST(SsmFused, ConvScanGateEqualsReferencesBitwise) {
                               v.data(), 2, v.data(), 2, v.data(), v.data(), v.data(), v.data(), 16, v.data(),
                               v.data(), 16, v.data(), 16),
                ShapeError);  // d_state 2 is not the BitMamba-2 case
+}
+
+// conv_scan_gate_batch over sequences of mixed lengths (empty, decode steps, prefill chunks) gives
+// the bits of one conv_scan_gate call per sequence, on any thread count (the work split must not
+// drop, repeat or reorder a head).
+TEST(SsmFused, ConvScanGateBatchEqualsOneCallPerSequence) {
+  const std::int64_t H = 5, P = 16, HP = H * P, n_in = 2 * HP + 3 * H, W = 4;
+  const std::vector<std::int64_t> Ts = {1, 0, 3, 1, 40, 1, 1, 7};
+  const std::int64_t K = static_cast<std::int64_t>(Ts.size());
+  std::mt19937 rng(11);
+  auto w = randn(rng, HP * W, 0.5f), b = randn(rng, HP, 0.1f), D = randn(rng, HP);
+  std::vector<float> A(H), dt_bias(H);
+  std::uniform_real_distribution<float> u(-1.0f, 1.5f), ub(-3.0f, 0.0f);
+  for (auto& v : A) v = -std::exp(u(rng));
+  for (auto& v : dt_bias) v = ub(rng);
+  struct Seq {
+    std::vector<float> p, st, h, xc, y;
+  };
+  std::vector<Seq> in(K);
+  for (std::int64_t k = 0; k < K; ++k)
+    in[k] = {randn(rng, Ts[k] * n_in), randn(rng, (W - 1) * HP), randn(rng, HP), {}, {}};
+  auto call_args = [&](Seq& q, std::int64_t T) {
+    q.xc.assign(T * HP, 0.0f);
+    q.y.assign(T * HP, 0.0f);
+    float* pr = q.p.data();
+    return ConvScanGateSeq{T, pr + HP, q.st.data(), pr + 2 * HP + 2 * H, pr + 2 * HP, pr + 2 * HP + H, pr,
+                           q.h.data(), q.xc.data(), q.y.data()};
+  };
+  std::vector<Seq> ref = in;
+  for (std::int64_t k = 0; k < K; ++k) {
+    const ConvScanGateSeq a = call_args(ref[k], Ts[k]);
+    conv_scan_gate({H, P, 1, H}, a.T, a.xs, n_in, w.data(), b.data(), W, a.conv_state, a.dt_raw, n_in, a.B, n_in,
+                   a.C, n_in, A.data(), D.data(), dt_bias.data(), a.z, n_in, a.h, a.xc, HP, a.y, HP);
+  }
+  const int before = ThreadPool::global().num_threads();
+  for (int nt : {1, 2, 3, 7}) {
+    ThreadPool::global().set_num_threads(nt);
+    std::vector<Seq> got = in;
+    std::vector<ConvScanGateSeq> seqs;
+    for (std::int64_t k = 0; k < K; ++k) seqs.push_back(call_args(got[k], Ts[k]));
+    conv_scan_gate_batch({H, P, 1, H}, seqs.data(), K, n_in, w.data(), b.data(), W, n_in, n_in, n_in, A.data(),
+                         D.data(), dt_bias.data(), n_in, HP, HP);
+    for (std::int64_t k = 0; k < K; ++k) {
+      EXPECT_EQ(got[k].y, ref[k].y) << "y of sequence " << k << ", threads " << nt;
+      EXPECT_EQ(got[k].xc, ref[k].xc) << "xc of sequence " << k << ", threads " << nt;
+      EXPECT_EQ(got[k].h, ref[k].h) << "h of sequence " << k << ", threads " << nt;
+      EXPECT_EQ(got[k].st, ref[k].st) << "conv state of sequence " << k << ", threads " << nt;
+    }
+  }
+  ThreadPool::global().set_num_threads(before);
+  std::vector<float> v(64, 0.0f);
+  ConvScanGateSeq bad{-1, v.data(), v.data(), v.data(), v.data(), v.data(), v.data(), v.data(), v.data(), v.data()};
+  EXPECT_THROW(conv_scan_gate_batch({2, 8, 1, 2}, &bad, 1, 16, v.data(), v.data(), 4, 2, 2, 2, v.data(), v.data(),
+                                    v.data(), 16, 16, 16),
+               ShapeError);  // negative token count
+  EXPECT_NO_THROW(conv_scan_gate_batch({2, 8, 1, 2}, nullptr, 0, 16, v.data(), v.data(), 4, 2, 2, 2, v.data(),
+                                       v.data(), v.data(), 16, 16, 16));
 }
 
 TEST(SsmGate, SiluAndGatedNormMatchReference) {

@@ -3,6 +3,7 @@
 // thread pool.
 #include <algorithm>
 #include <functional>
+#include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -95,29 +96,65 @@ void conv_scan_gate(const ScanShape& s, std::int64_t T, const float* xs, std::in
                     const float* C, std::int64_t ld_C, const float* A, const float* D,
                     const float* dt_bias, const float* z, std::int64_t ld_z, float* h, float* xc,
                     std::int64_t ld_xc, float* y, std::int64_t ld_y) {
+  const ConvScanGateSeq seq{T, xs, conv_state, dt_raw, B, C, z, h, xc, y};
+  conv_scan_gate_batch(s, &seq, 1, ld_xs, conv_w, conv_b, W, ld_dt, ld_B, ld_C, A, D, dt_bias, ld_z, ld_xc,
+                       ld_y);
+}
+
+void conv_scan_gate_batch(const ScanShape& s, const ConvScanGateSeq* seqs, std::int64_t K,
+                          std::int64_t ld_xs, const float* conv_w, const float* conv_b, int W,
+                          std::int64_t ld_dt, std::int64_t ld_B, std::int64_t ld_C, const float* A,
+                          const float* D, const float* dt_bias, std::int64_t ld_z, std::int64_t ld_xc,
+                          std::int64_t ld_y) {
   BM_CHECK(s.n_heads > 0 && s.head_dim > 0, ShapeError, "conv_scan_gate: n_heads and head_dim must be "
            "positive (got ", s.n_heads, ", ", s.head_dim, ")");
   BM_CHECK(s.d_state == 1 && s.n_groups == s.n_heads, ShapeError, "conv_scan_gate is the BitMamba-2 case "
            "d_state 1, n_groups = n_heads (got d_state ", s.d_state, ", n_groups ", s.n_groups, ")");
-  BM_CHECK(T >= 0, ShapeError, "conv_scan_gate: negative T=", T);
+  BM_CHECK(K >= 0 && (K == 0 || seqs), ArgumentError, "conv_scan_gate: bad sequence list (K=", K, ")");
   BM_CHECK(W >= 1 && W <= 64, ArgumentError, "conv_scan_gate: kernel width must be in [1, 64], got ", W);
-  const std::int64_t HP = s.n_heads * s.head_dim;
+  const std::int64_t H = s.n_heads, HP = H * s.head_dim;
   BM_CHECK(ld_xs >= HP && ld_xc >= HP && ld_y >= HP && ld_z >= HP, ShapeError,
            "conv_scan_gate: row strides (xs ", ld_xs, ", xc ", ld_xc, ", y ", ld_y, ", z ", ld_z,
            ") must be >= n_heads*head_dim=", HP);
-  BM_CHECK(ld_dt >= s.n_heads && ld_B >= s.n_heads && ld_C >= s.n_heads, ShapeError,
-           "conv_scan_gate: ld_dt, ld_B, ld_C must be >= n_heads=", s.n_heads);
-  if (T == 0) return;
-  BM_CHECK(xs && conv_w && conv_state && dt_raw && B && C && A && D && dt_bias && z && h && xc && y,
-           ArgumentError, "conv_scan_gate: null array");
-  ScanArgs a{s, T, xc, ld_xc, dt_raw, ld_dt, B, ld_B, C, ld_C, A, D, dt_bias, h, y, ld_y};
-  ConvGateArgs g;
-  g.xs = xs, g.ld_xs = ld_xs, g.weight = conv_w, g.bias = conv_b, g.W = W, g.conv_state = conv_state;
-  g.xc = xc, g.z = z, g.ld_z = ld_z;
-  const SsmKernels& k = active_kernels();
+  BM_CHECK(ld_dt >= H && ld_B >= H && ld_C >= H, ShapeError,
+           "conv_scan_gate: ld_dt, ld_B, ld_C must be >= n_heads=", H);
+  std::int64_t tokens = 0;
+  for (std::int64_t k = 0; k < K; ++k) {
+    const ConvScanGateSeq& q = seqs[k];
+    BM_CHECK(q.T >= 0, ShapeError, "conv_scan_gate: negative T=", q.T);
+    if (q.T == 0) continue;
+    BM_CHECK(q.xs && conv_w && q.conv_state && q.dt_raw && q.B && q.C && A && D && dt_bias && q.z && q.h &&
+                 q.xc && q.y,
+             ArgumentError, "conv_scan_gate: null array");
+    tokens += q.T;
+  }
+  if (tokens == 0) return;
+  std::vector<ScanArgs> scan(static_cast<std::size_t>(K));
+  std::vector<ConvGateArgs> gate(static_cast<std::size_t>(K));
+  std::vector<std::int64_t> first_unit(static_cast<std::size_t>(K));
+  for (std::int64_t k = 0; k < K; ++k) {
+    const ConvScanGateSeq& q = seqs[k];
+    scan[k] = ScanArgs{s, q.T, q.xc, ld_xc, q.dt_raw, ld_dt, q.B, ld_B, q.C, ld_C, A, D, dt_bias, q.h, q.y, ld_y};
+    ConvGateArgs& g = gate[k];
+    g.xs = q.xs, g.ld_xs = ld_xs, g.weight = conv_w, g.bias = conv_b, g.W = W, g.conv_state = q.conv_state;
+    g.xc = q.xc, g.z = q.z, g.ld_z = ld_z;
+    first_unit[k] = k == 0 ? 0 : first_unit[k - 1] + H * seqs[k - 1].T;
+  }
+  const SsmKernels& kern = active_kernels();
+  // Work units: head h of sequence k is the T_k units from first_unit[k] + h T_k on, and belongs to
+  // the range that holds its first unit, so ranges of equal units carry equal work whatever the mix
+  // of prefill chunks and decode steps.
+  auto run_units = [&](std::int64_t u0, std::int64_t u1) {
+    for (std::int64_t k = 0; k < K; ++k) {
+      const std::int64_t T = seqs[k].T, base = first_unit[k];
+      if (T == 0 || base + H * T <= u0 || base >= u1) continue;
+      const std::int64_t h0 = std::max<std::int64_t>(0, (u0 - base + T - 1) / T);
+      const std::int64_t h1 = std::min<std::int64_t>(H, (u1 - base + T - 1) / T);
+      if (h0 < h1) kern.conv_scan_gate(scan[k], gate[k], h0, h1);
+    }
+  };
   // Per channel: W conv taps, the recurrence and two exps (about 20 double operations each).
-  run_split(s.n_heads, 1, T * HP * 32,
-            [&](std::int64_t h0, std::int64_t h1) { k.conv_scan_gate(a, g, h0, h1); });
+  run_split(tokens * H, 1, tokens * HP * 32, run_units);
 }
 
 ScanMethod choose_scan_method(const ScanShape& s, std::int64_t T) {

@@ -64,6 +64,30 @@ void conv_scan_gate(const ScanShape& s, std::int64_t T, const float* xs, std::in
                     const float* dt_bias, const float* z, std::int64_t ld_z, float* h, float* xc,
                     std::int64_t ld_xc, float* y, std::int64_t ld_y);
 
+// The arrays of one sequence in conv_scan_gate_batch: conv_scan_gate's arguments that differ from
+// sequence to sequence (its token count, input rows, states and outputs).
+struct ConvScanGateSeq {
+  std::int64_t T = 0;
+  const float* xs = nullptr;
+  float* conv_state = nullptr;
+  const float* dt_raw = nullptr;
+  const float* B = nullptr;
+  const float* C = nullptr;
+  const float* z = nullptr;
+  float* h = nullptr;
+  float* xc = nullptr;
+  float* y = nullptr;
+};
+
+// conv_scan_gate for K sequences of one layer (shared weights and row strides): the same bits as K
+// conv_scan_gate calls, but every (sequence, head) pair goes into one pass over the thread pool, split
+// by work (a pair costs its T), so a batched decode step pays one synchronisation per layer, not K.
+void conv_scan_gate_batch(const ScanShape& s, const ConvScanGateSeq* seqs, std::int64_t K,
+                          std::int64_t ld_xs, const float* conv_w, const float* conv_b, int W,
+                          std::int64_t ld_dt, std::int64_t ld_B, std::int64_t ld_C, const float* A,
+                          const float* D, const float* dt_bias, std::int64_t ld_z, std::int64_t ld_xc,
+                          std::int64_t ld_y);
+
 // y[t, c] *= silu(z[t, c]) for T tokens of C channels (BitMamba-2 gating).
 void gate_silu(float* y, std::int64_t ld_y, const float* z, std::int64_t ld_z, std::int64_t T,
                std::int64_t C);
