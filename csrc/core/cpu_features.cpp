@@ -46,6 +46,7 @@ CpuFeatures x86_features(const X86CpuidWords& w, const std::function<std::string
   f.avx512vl = os_zmm && (b & (1u << 31));
   f.avx512vbmi = os_zmm && (c & (1u << 1));
   f.avx512vnni = os_zmm && (c & (1u << 11));
+  f.gfni = os_zmm && (c & (1u << 8));
   f.avxvnni = os_ymm && (w.leaf7_1_eax & (1u << 4));
   const bool cpu_tile = d & (1u << 24), cpu_int8 = d & (1u << 25);
   f.amx_tile = os_tile && cpu_tile;
@@ -155,6 +156,7 @@ std::vector<std::pair<const char*, bool>> feature_flags(const CpuFeatures& f) {
   return {{"avx2", f.avx2},         {"fma", f.fma},           {"f16c", f.f16c},
           {"avx512f", f.avx512f},   {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl},
           {"avx512dq", f.avx512dq}, {"avx512vnni", f.avx512vnni}, {"avx512vbmi", f.avx512vbmi},
+          {"gfni", f.gfni},
           {"avxvnni", f.avxvnni},   {"amx_tile", f.amx_tile}, {"amx_int8", f.amx_int8},
           {"amx", f.amx},           {"neon", f.neon},         {"dotprod", f.dotprod},
           {"i8mm", f.i8mm}};

@@ -14,6 +14,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false,
        avx512vbmi = false;
+  bool gfni = false;  // GF(2^8) affine byte transforms, with the zmm state enabled (every AMX CPU has it)
   bool avxvnni = false;  // AVX2-encoded VNNI (Alder Lake, Zen 5); reported only
   // AMX: amx_tile / amx_int8 are the CPUID bits with the tile state enabled by the OS in XCR0 (bits 17
   // TILECFG and 18 TILEDATA). That is not enough to execute a tile instruction: Linux (5.16+) also

@@ -62,7 +62,7 @@ const std::vector<KernelSet>& kernel_sets() {
     // kernels below that); `amx` also means Linux granted this process the tile data (cpu_features.h).
     // No packing autotune: the decode-time timing cannot see that a base3 matrix would give up the
     // tile product at prefill, which is this set's reason to exist (BITMAMBA_PACKING=base3 still forces it).
-    {"amx", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni amx_tile amx_int8 amx",
+    {"amx", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni gfni amx_tile amx_int8 amx",
      BM_X86(&quantize_row_avx2),
      {{BM_X86(&rows_amx_decode), "amx-int8-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},

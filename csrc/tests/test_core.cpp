@@ -89,7 +89,7 @@ X86CpuidWords amx_cpu() {
   w.max_leaf = 0x20;
   w.leaf1_ecx = (1u << 12) | (1u << 27) | (1u << 28) | (1u << 29);  // FMA, OSXSAVE, AVX, F16C
   w.leaf7_ebx = (1u << 5) | (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
-  w.leaf7_ecx = 1u << 11;                // AVX512_VNNI
+  w.leaf7_ecx = (1u << 8) | (1u << 11);  // GFNI, AVX512_VNNI
   w.leaf7_edx = (1u << 24) | (1u << 25);  // AMX-TILE, AMX-INT8
   w.xcr0 = 0x600e7;                       // x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM TILECFG TILEDATA
   w.leaf1d_0_eax = 1;
@@ -184,6 +184,10 @@ TEST(KernelTable, AmxRowFollowsAvx512AndNeedsTheGrant) {
     X86CpuidWords w = amx_cpu();
     w.leaf7_ecx = 0;
     EXPECT_STREQ(best_kernel_set(x86_features(w, [] { return std::string(); })).name, "avx2");
+    // AMX without GFNI (the tile decode's byte transform): avx512.
+    w = amx_cpu();
+    w.leaf7_ecx &= ~(1u << 8);
+    EXPECT_STREQ(best_kernel_set(x86_features(w, [] { return std::string(); })).name, "avx512");
   } else {
     EXPECT_FALSE(kernel_set_supported(amx, granted));  // another architecture's build
   }

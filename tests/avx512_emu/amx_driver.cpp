@@ -33,10 +33,10 @@ void fail(const std::string& what) {
 }
 
 struct Counts {
-  long loadconfigs, dpbssd, releases;
+  long loadconfigs, dpb, releases;
   bool configured;
 };
-Counts counts() { return {amx_emu.loadconfigs, amx_emu.dpbssd, amx_emu.releases, amx_emu.configured}; }
+Counts counts() { return {amx_emu.loadconfigs, amx_emu.dpb, amx_emu.releases, amx_emu.configured}; }
 
 // One kernel call on [r0, r1) in this thread, checking the tile bookkeeping around it.
 void run_range(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0, std::int64_t r1,
@@ -49,8 +49,8 @@ void run_range(const TernaryMatrix& W, const QuantizedActivations& a, std::int64
   if (after.loadconfigs - before.loadconfigs != (amx ? 1 : 0) ||
       after.releases - before.releases != (amx ? 1 : 0))
     *err += " ldtilecfg/tilerelease count wrong;";
-  if (amx && after.dpbssd == before.dpbssd) *err += " T >= 16 but no tdpbssd;";
-  if (!amx && after.dpbssd != before.dpbssd) *err += " T < 16 used tiles;";
+  if (amx && after.dpb == before.dpb) *err += " T >= 16 but no tile product;";
+  if (!amx && after.dpb != before.dpb) *err += " T < 16 used tiles;";
 }
 
 // acc rows [0, T) with stride ld; the kernel runs over the row ranges `cuts` (multiples of 32 but the
@@ -172,7 +172,7 @@ int main() {
         check(codes, rows, cols, a, rows, {0, 32, rows},
               "extreme q=" + std::to_string(qv) + " w=" + std::to_string(wv) + " T=" + std::to_string(T));
       }
-  std::printf("%d/%d cases match (tdpbssd emulated on this thread: %ld)\n", g_cases - g_fails, g_cases,
-              amx_emu.dpbssd);
+  std::printf("%d/%d cases match (tile products emulated on this thread: %ld)\n", g_cases - g_fails, g_cases,
+              amx_emu.dpb);
   return g_fails != 0;
 }

@@ -11,13 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 struct AmxEmuState {
   bool configured = false;
   std::uint8_t rows[8] = {};
   std::uint16_t colsb[8] = {};
   alignas(64) std::uint8_t t[8][16][64] = {};
-  long loadconfigs = 0, dpbssd = 0, releases = 0;  // counters for the driver
+  long loadconfigs = 0, dpb = 0, releases = 0;  // counters for the driver
 };
 inline thread_local AmxEmuState amx_emu;
 
@@ -96,29 +97,34 @@ inline void amx_emu_zero(int i) {
   std::memset(amx_emu.t[i], 0, sizeof amx_emu.t[i]);
 }
 
-// TDPBSSD dst, a, b: dst[m].dword[n] += sum_{k, j < 4} int8 a[m][4k + j] * int8 b[k][4n + j], int32
-// wrapping, for m < dst rows, k < a colsb / 4, n < dst colsb / 4.
-inline void amx_emu_dpbssd(int dst, int a, int b) {
-  amx_emu_check_tile(dst, "tdpbssd dst");
-  amx_emu_check_tile(a, "tdpbssd src1");
-  amx_emu_check_tile(b, "tdpbssd src2");
-  if (dst == a || dst == b || a == b) amx_emu_fault("tdpbssd: operands must be three different tiles");
+// TDPBSSD / TDPBSUD dst, a, b: dst[m].dword[n] += sum_{k, j < 4} int8 a[m][4k + j] * b[k][4n + j], b
+// int8 (ssd) or uint8 (sud), int32 wrapping, for m < dst rows, k < a colsb / 4, n < dst colsb / 4.
+inline void amx_emu_dpb(int dst, int a, int b, bool b_unsigned, const char* name) {
+  const std::string op(name);
+  amx_emu_check_tile(dst, (op + " dst").c_str());
+  amx_emu_check_tile(a, (op + " src1").c_str());
+  amx_emu_check_tile(b, (op + " src2").c_str());
+  if (dst == a || dst == b || a == b) amx_emu_fault((op + ": operands must be three different tiles").c_str());
   const int M = amx_emu.rows[dst], N = amx_emu.colsb[dst] / 4, K = amx_emu.colsb[a] / 4;
   if (amx_emu.rows[a] != M || amx_emu.colsb[b] != amx_emu.colsb[dst] || amx_emu.rows[b] != K ||
       amx_emu.colsb[a] % 4 || amx_emu.colsb[dst] % 4)
-    amx_emu_fault("tdpbssd: tile shapes do not chain (M x 4K . K x 4N -> M x 4N)");
+    amx_emu_fault((op + ": tile shapes do not chain (M x 4K . K x 4N -> M x 4N)").c_str());
   for (int m = 0; m < M; ++m)
     for (int n = 0; n < N; ++n) {
       std::uint32_t s;
       std::memcpy(&s, amx_emu.t[dst][m] + 4 * n, 4);
       for (int k = 0; k < K; ++k)
-        for (int j = 0; j < 4; ++j)
-          s += static_cast<std::uint32_t>(static_cast<std::int32_t>(static_cast<std::int8_t>(amx_emu.t[a][m][4 * k + j])) *
-                                          static_cast<std::int8_t>(amx_emu.t[b][k][4 * n + j]));
+        for (int j = 0; j < 4; ++j) {
+          const std::uint8_t bv = amx_emu.t[b][k][4 * n + j];
+          const std::int32_t w = b_unsigned ? static_cast<std::int32_t>(bv) : static_cast<std::int8_t>(bv);
+          s += static_cast<std::uint32_t>(static_cast<std::int8_t>(amx_emu.t[a][m][4 * k + j]) * w);
+        }
       std::memcpy(amx_emu.t[dst][m] + 4 * n, &s, 4);
     }
-  ++amx_emu.dpbssd;
+  ++amx_emu.dpb;
 }
+inline void amx_emu_dpbssd(int dst, int a, int b) { amx_emu_dpb(dst, a, b, false, "tdpbssd"); }
+inline void amx_emu_dpbsud(int dst, int a, int b) { amx_emu_dpb(dst, a, b, true, "tdpbsud"); }
 
 inline void amx_emu_release() {
   amx_emu_init_state();
@@ -131,9 +137,11 @@ inline void amx_emu_release() {
 #undef _tile_stored
 #undef _tile_zero
 #undef _tile_dpbssd
+#undef _tile_dpbsud
 #define _tile_loadconfig(p) amx_emu_loadconfig(p)
 #define _tile_loadd(i, base, stride) amx_emu_loadd(i, base, stride)
 #define _tile_stored(i, base, stride) amx_emu_stored(i, base, stride)
 #define _tile_zero(i) amx_emu_zero(i)
 #define _tile_dpbssd(dst, a, b) amx_emu_dpbssd(dst, a, b)
+#define _tile_dpbsud(dst, a, b) amx_emu_dpbsud(dst, a, b)
 #define _tile_release() amx_emu_release()

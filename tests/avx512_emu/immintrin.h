@@ -1,4 +1,4 @@
-// Scalar emulation of the AVX-512 intrinsics csrc/kernels/ternary/matmul_avx512.cpp, matmul_amx.cpp and
+// Scalar emulation of the AVX-512 (and GFNI) intrinsics csrc/kernels/ternary/matmul_avx512.cpp, matmul_amx.cpp and
 // csrc/kernels/binary/matmul_avx512.cpp use, so their logic (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on
 // CPUs without AVX-512 (tests/test_ternary_avx512_emulated.py, tests/test_ternary_amx_emulated.py; the binary kernel in the
 // former).
@@ -9,7 +9,7 @@
 #include_next <immintrin.h>
 #include <cstdint>
 #include <cstring>
-struct mock_m512i { union { std::int8_t b[64]; std::uint8_t ub[64]; std::int16_t w[32]; std::uint16_t uw[32]; std::int32_t d[16]; }; };
+struct mock_m512i { union { std::int8_t b[64]; std::uint8_t ub[64]; std::int16_t w[32]; std::uint16_t uw[32]; std::int32_t d[16]; std::uint64_t q[8]; }; };
 static inline mock_m512i mock_set1_epi8(char c) { mock_m512i r; std::memset(r.b, c, 64); return r; }
 static inline mock_m512i mock_setzero() { mock_m512i r; std::memset(r.b, 0, 64); return r; }
 static inline mock_m512i mock_load(const void* p) {
@@ -26,9 +26,6 @@ static inline int mock_reduce(mock_m512i a) { std::int32_t s = 0; for (int i = 0
 static inline void mock_store(void* p, mock_m512i a) {
   if (reinterpret_cast<std::uintptr_t>(p) % 64) __builtin_trap();  // vmovdqa64 faults unaligned
   std::memcpy(p, a.b, 64); }
-static inline mock_m512i mock_sub_epi8(mock_m512i a, mock_m512i b) {  // wraps, like vpsubb
-  for (int i = 0; i < 64; ++i) a.ub[i] = (std::uint8_t)(a.ub[i] - b.ub[i]);
-  return a; }
 // vpermt2d: dword i = (idx bit 4 ? b : a)[idx bits 0..3]; the other index bits are ignored.
 static inline mock_m512i mock_permutex2var_epi32(mock_m512i a, mock_m512i idx, mock_m512i b) {
   mock_m512i r;
@@ -51,6 +48,30 @@ static inline mock_m512i mock_add_epi32(mock_m512i a, mock_m512i b) {
 static inline mock_m512i mock_srai_epi32(mock_m512i a, unsigned n) {
   for (int i = 0; i < 16; ++i) a.d[i] = n > 31 ? (a.d[i] < 0 ? -1 : 0) : (a.d[i] >> n);
   return a; }
+static inline mock_m512i mock_set1_epi32(int v) { mock_m512i r; for (int i = 0; i < 16; ++i) r.d[i] = v; return r; }
+static inline mock_m512i mock_set1_epi64(long long v) { mock_m512i r; for (int i = 0; i < 8; ++i) r.q[i] = (std::uint64_t)v; return r; }
+// vpsubd: 16 int32 lanes, wrapping.
+static inline mock_m512i mock_sub_epi32(mock_m512i a, mock_m512i b) {
+  for (int i = 0; i < 16; ++i) a.d[i] = (std::int32_t)((std::uint32_t)a.d[i] - (std::uint32_t)b.d[i]);
+  return a; }
+// vmovdqu32 m{k}: dword i stored where bit i of k is set (any alignment); the others left untouched.
+static inline void mock_mask_storeu_epi32(void* p, std::uint16_t k, mock_m512i a) {
+  for (int i = 0; i < 16; ++i) if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + 4 * i, &a.d[i], 4); }
+// vgf2p8affineqb: per byte x of qword n, result bit i = parity(x & byte 7 - i of A's qword n) ^ bit i
+// of the immediate b (Intel SDM, GF2P8AFFINEQB).
+static inline mock_m512i mock_gf2p8affine_epi64_epi8(mock_m512i x, mock_m512i A, int b) {
+  mock_m512i r;
+  for (int n = 0; n < 8; ++n)
+    for (int j = 0; j < 8; ++j) {
+      const std::uint8_t v = x.ub[8 * n + j];
+      std::uint8_t out = 0;
+      for (int i = 0; i < 8; ++i) {
+        const std::uint8_t row = (std::uint8_t)(A.q[n] >> (8 * (7 - i)));
+        out |= (std::uint8_t)(((__builtin_popcount(row & v) & 1) ^ ((b >> i) & 1)) << i);
+      }
+      r.ub[8 * n + j] = out;
+    }
+  return r; }
 #define __m512i mock_m512i
 #define _mm512_set1_epi8 mock_set1_epi8
 #define _mm512_setzero_si512 mock_setzero
@@ -64,18 +85,26 @@ static inline mock_m512i mock_srai_epi32(mock_m512i a, unsigned n) {
 #define _mm512_reduce_add_epi32 mock_reduce
 // GCC's header makes _mm512_shuffle_i32x4 a macro when not optimizing: drop whichever form it gave.
 #undef _mm512_store_si512
-#undef _mm512_sub_epi8
 #undef _mm512_permutex2var_epi32
 #undef _mm512_shuffle_i32x4
 #undef _mm512_maskz_mov_epi8
 #undef _mm512_add_epi32
 #undef _mm512_srai_epi32
+#undef _mm512_set1_epi32
+#undef _mm512_set1_epi64
+#undef _mm512_sub_epi32
+#undef _mm512_mask_storeu_epi32
+#undef _mm512_gf2p8affine_epi64_epi8
 #define _mm512_store_si512 mock_store
-#define _mm512_sub_epi8 mock_sub_epi8
 #define _mm512_permutex2var_epi32 mock_permutex2var_epi32
 #define _mm512_shuffle_i32x4 mock_shuffle_i32x4
 #define _mm512_maskz_mov_epi8 mock_maskz_mov_epi8
 #define _mm512_add_epi32 mock_add_epi32
 #define _mm512_srai_epi32 mock_srai_epi32
+#define _mm512_set1_epi32 mock_set1_epi32
+#define _mm512_set1_epi64 mock_set1_epi64
+#define _mm512_sub_epi32 mock_sub_epi32
+#define _mm512_mask_storeu_epi32 mock_mask_storeu_epi32
+#define _mm512_gf2p8affine_epi64_epi8 mock_gf2p8affine_epi64_epi8
 
 #include "amx_emu.h"
