@@ -26,7 +26,7 @@
 // of all K are decoded at once (32 x K_padded bytes) and reused for every token tile. The decode
 // prefetches the next block's weights into L2 (without it, a T = 16 step waited on DRAM). Tiles per
 // step: tmm4/tmm5 two token tiles, tmm6/tmm7 the two 16-row weight tiles, tmm0..tmm3 their four
-// 16 x 16 int32 products (2 x 2 blocking: every tile load feeds two TDPBSSD). T not a multiple of 16: the last token tile starts at T - 16 and
+// 16 x 16 int32 products (2 x 2 blocking: every tile load feeds two TDPBSUD). T not a multiple of 16: the last token tile starts at T - 16 and
 // recomputes a few tokens with identical results (exact integers), so no tile ever reads past q.
 // Rows past r1 (the row tail) are computed from zero weights and not stored.
 //
