@@ -591,6 +591,8 @@ constexpr SsmKernels make_kernels() {
   k.gate_silu = &gate_silu_rows<VM>;
   k.gated_rmsnorm = &gated_rmsnorm_rows<VM>;
   k.exp_array = &map_array<VM, &VM::exp>;
+  k.exp_f32_array = &map_array<VM, &VM::exp_f32>;
+  k.exp_f32_reference_array = &map_array<VM, &VM::exp_f32_reference>;
   k.silu_array = &map_array<VM, &VM::silu>;
   k.softplus_array = &map_array<VM, &VM::softplus>;
   k.log1p_array = &map_array<VM, &VM::log1p_f32>;

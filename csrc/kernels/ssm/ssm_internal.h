@@ -79,6 +79,9 @@ struct SsmKernels {
   // bound), and silu, softplus and log1p, which equal fp::silu_f32, fp::softplus_f32 and
   // fp::log1p_f32 bit for bit.
   void (*exp_array)(const float* in, float* out, std::int64_t n);
+  // exp_f32 (fp::exp_f32 bit for bit) and its reference path alone, which the tests compare.
+  void (*exp_f32_array)(const float* in, float* out, std::int64_t n);
+  void (*exp_f32_reference_array)(const float* in, float* out, std::int64_t n);
   void (*silu_array)(const float* in, float* out, std::int64_t n);
   void (*softplus_array)(const float* in, float* out, std::int64_t n);
   void (*log1p_array)(const float* in, float* out, std::int64_t n);

@@ -16,6 +16,7 @@ struct Lanes4d {
   static V add(V a, V b) { return _mm256_add_pd(a, b); }
   static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V div(V a, V b) { return _mm256_div_pd(a, b); }
   // max/min return their second operand when one is NaN: x goes second so NaN stays NaN.
   static V clamp(V x, double lo, double hi) { return _mm256_min_pd(set(hi), _mm256_max_pd(set(lo), x)); }
@@ -71,6 +72,7 @@ struct Ops : VecMath<Ops, Lanes4d> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static bool all_eq(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)) == 0xFF; }
 };
 
 }  // namespace bitmamba::ssm::vm_avx2

@@ -16,6 +16,7 @@ struct Lanes8d {
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
   static V sub(V a, V b) { return _mm512_sub_pd(a, b); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V div(V a, V b) { return _mm512_div_pd(a, b); }
   // max/min return their second operand when one is NaN: x goes second so NaN stays NaN.
   static V clamp(V x, double lo, double hi) { return _mm512_min_pd(set(hi), _mm512_max_pd(set(lo), x)); }
@@ -70,6 +71,7 @@ struct Ops : VecMath<Ops, Lanes8d> {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
   }
   static float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static bool all_eq(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ) == 0xFFFF; }
 };
 
 }  // namespace bitmamba::ssm::vm_avx512

@@ -16,6 +16,7 @@ struct Lanes2d {
   static V add(V a, V b) { return vaddq_f64(a, b); }
   static V sub(V a, V b) { return vsubq_f64(a, b); }
   static V mul(V a, V b) { return vmulq_f64(a, b); }
+  static V fma(V a, V b, V c) { return vfmaq_f64(c, a, b); }
   static V div(V a, V b) { return vdivq_f64(a, b); }
   static V clamp(V x, double lo, double hi) { return vminq_f64(vmaxq_f64(x, set(lo)), set(hi)); }  // NaN stays NaN
   static V round_even(V x) { return vrndnq_f64(x); }
@@ -61,6 +62,7 @@ struct Ops : VecMath<Ops, Lanes2d> {
   static float64x2_t widen_hi(V v) { return vcvt_high_f64_f32(v); }
   static V narrow(float64x2_t lo, float64x2_t hi) { return vcvt_high_f32_f64(vcvt_f32_f64(lo), hi); }
   static float hsum(V v) { return vaddvq_f32(v); }
+  static bool all_eq(V a, V b) { return vminvq_u32(vceqq_f32(a, b)) == 0xFFFFFFFFu; }
 };
 
 }  // namespace bitmamba::ssm::vm_neon

@@ -23,6 +23,7 @@ struct Ops {
   static V softplus(V a) { return fp::softplus_f32(a); }
   static V log1p_f32(V a) { return fp::log1p_f32(a); }
   static V exp_f32(V a) { return fp::exp_f32(a); }
+  static V exp_f32_reference(V a) { return fp::exp_f32(a); }
   static V silu(V a) { return fp::silu_f32(a); }
   static float hsum(V a) { return a; }
 };
