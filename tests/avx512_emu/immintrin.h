@@ -72,6 +72,27 @@ static inline mock_m512i mock_gf2p8affine_epi64_epi8(mock_m512i x, mock_m512i A,
       r.ub[8 * n + j] = out;
     }
   return r; }
+// vpsrlvw: 32 uint16 lanes, each shifted right by its own count (counts above 15 give 0).
+static inline mock_m512i mock_srlv_epi16(mock_m512i a, mock_m512i n) {
+  for (int i = 0; i < 32; ++i) a.uw[i] = n.uw[i] > 15 ? 0 : (std::uint16_t)(a.uw[i] >> n.uw[i]);
+  return a; }
+// vpunpckldq / vpunpckhdq: in each 128-bit lane, dwords 0, 1 (lo) or 2, 3 (hi) of a and b interleaved.
+static inline mock_m512i mock_unpack_epi32(mock_m512i a, mock_m512i b, int hi) {
+  mock_m512i r;
+  for (int l = 0; l < 4; ++l)
+    for (int j = 0; j < 2; ++j) { r.d[4 * l + 2 * j] = a.d[4 * l + 2 * hi + j]; r.d[4 * l + 2 * j + 1] = b.d[4 * l + 2 * hi + j]; }
+  return r; }
+static inline mock_m512i mock_unpacklo_epi32(mock_m512i a, mock_m512i b) { return mock_unpack_epi32(a, b, 0); }
+static inline mock_m512i mock_unpackhi_epi32(mock_m512i a, mock_m512i b) { return mock_unpack_epi32(a, b, 1); }
+// vpunpcklqdq / vpunpckhqdq: in each 128-bit lane, qword 0 (lo) or 1 (hi) of a, then of b.
+static inline mock_m512i mock_unpack_epi64(mock_m512i a, mock_m512i b, int hi) {
+  mock_m512i r;
+  for (int l = 0; l < 4; ++l) { r.q[2 * l] = a.q[2 * l + hi]; r.q[2 * l + 1] = b.q[2 * l + hi]; }
+  return r; }
+static inline mock_m512i mock_unpacklo_epi64(mock_m512i a, mock_m512i b) { return mock_unpack_epi64(a, b, 0); }
+static inline mock_m512i mock_unpackhi_epi64(mock_m512i a, mock_m512i b) { return mock_unpack_epi64(a, b, 1); }
+// vmovdqu32: any alignment.
+static inline void mock_storeu(void* p, mock_m512i a) { std::memcpy(p, a.b, 64); }
 #define __m512i mock_m512i
 #define _mm512_set1_epi8 mock_set1_epi8
 #define _mm512_setzero_si512 mock_setzero
@@ -95,6 +116,12 @@ static inline mock_m512i mock_gf2p8affine_epi64_epi8(mock_m512i x, mock_m512i A,
 #undef _mm512_sub_epi32
 #undef _mm512_mask_storeu_epi32
 #undef _mm512_gf2p8affine_epi64_epi8
+#undef _mm512_srlv_epi16
+#undef _mm512_unpacklo_epi32
+#undef _mm512_unpackhi_epi32
+#undef _mm512_unpacklo_epi64
+#undef _mm512_unpackhi_epi64
+#undef _mm512_storeu_si512
 #define _mm512_store_si512 mock_store
 #define _mm512_permutex2var_epi32 mock_permutex2var_epi32
 #define _mm512_shuffle_i32x4 mock_shuffle_i32x4
@@ -106,5 +133,11 @@ static inline mock_m512i mock_gf2p8affine_epi64_epi8(mock_m512i x, mock_m512i A,
 #define _mm512_sub_epi32 mock_sub_epi32
 #define _mm512_mask_storeu_epi32 mock_mask_storeu_epi32
 #define _mm512_gf2p8affine_epi64_epi8 mock_gf2p8affine_epi64_epi8
+#define _mm512_srlv_epi16 mock_srlv_epi16
+#define _mm512_unpacklo_epi32 mock_unpacklo_epi32
+#define _mm512_unpackhi_epi32 mock_unpackhi_epi32
+#define _mm512_unpacklo_epi64 mock_unpacklo_epi64
+#define _mm512_unpackhi_epi64 mock_unpackhi_epi64
+#define _mm512_storeu_si512 mock_storeu
 
 #include "amx_emu.h"

@@ -76,7 +76,8 @@ void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int
 
 // The GEMM tile of the ISAs with a 4-way int8 dot product into int32 lanes (vpdpbusd, sdot): exact for
 // any K, so one pass over k. K supplies Vec (weights / activations), Acc (int32 lanes), kStep (bytes
-// per Vec), zero(), load(const void*), dot(acc, w, q) and reduce(acc) (sum of the int32 lanes).
+// per Vec), zero(), load(const void*), dot(acc, w, q) and reduce(acc) (sum of the int32 lanes), and
+// may supply its own reduce_tile<TT>(acc, out).
 template <class K>
 struct DotTiles {
   // U is K::Unpacked (a template parameter: K is incomplete where DotTiles<K> is its base).
@@ -93,6 +94,12 @@ struct DotTiles {
         for (int r = 0; r < 4; ++r) acc[t][r] = K::dot(acc[t][r], w[r], qv);
       }
     }
+    K::template reduce_tile<TT>(acc, out);
+  }
+  // out[t][r] = sum of the lanes of acc[t][r]. A policy may replace this with a reduction of the whole
+  // tile at once (fewer operations than TT * 4 separate horizontal sums).
+  template <int TT, class A>
+  static void reduce_tile(const A acc[][4], std::int32_t out[][4]) {
     for (int t = 0; t < TT; ++t)
       for (int r = 0; r < 4; ++r) out[t][r] = K::reduce(acc[t][r]);
   }

@@ -17,7 +17,6 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/ternary/base3_driver.h"
-#include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
@@ -181,8 +180,19 @@ struct Avx2Decode {
     for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(acc[r]);
   }
 
+  // Offset codes u of a row group's 4 rows into rows[r * k_padded + k]: bits 2i of a row chunk's
+  // byte j hold k = 32 i + j.
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
-    decode_group(w, n_kb, rows, k_padded);
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+      for (int r = 0; r < 4; ++r) {
+        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
+        std::uint8_t* o = rows + r * k_padded + kb * kKBlock;
+        for (int i = 0; i < 4; ++i)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 * i), _mm256_and_si256(_mm256_srli_epi16(v, 2 * i), m3));
+      }
+    }
   }
 
   template <int TT>

@@ -6,8 +6,8 @@
 //
 // GEMV: one 128-wide K block of a 4-row group is 128 contiguous bytes = two zmm (rows 0|1, rows 2|3);
 // each 32-byte q chunk is broadcast to both 256-bit halves, so one decode step feeds two rows.
-// GEMM: a row group is decoded once into an L1 buffer and reused for all tokens, 4 rows x 4 tokens
-// per step (16 zmm accumulators).
+// GEMM: a row group is decoded once (512-bit shifts) into an L1 buffer and reused for all tokens,
+// 4 rows x 4 tokens per step (16 zmm accumulators, summed by one reduction tree per tile).
 //
 // Compiled in every x86 build; checked through the intrinsics emulation of tests/avx512_emu on any
 // x86-64 CPU and run for real by the avx512 / amx ctest and pytest legs wherever the CPU has AVX-512
@@ -20,7 +20,6 @@
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
-#include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
@@ -87,9 +86,65 @@ struct Avx512Decode : DotTiles<Avx512Decode> {
     out[3] = hsum256(_mm512_extracti64x4_epi64(s23, 1));
   }
 
+  // Offset codes u of a row group's 4 rows into rows[r * k_padded + k]. Bits 2i of byte j of a row's
+  // 32-byte chunk hold k = 32 i + j, so the chunk broadcast to both halves of a zmm and shifted right
+  // by 0 | 2 (16-bit lanes, low | high half) then masked gives k = 0..63, by 4 | 6 gives k = 64..127:
+  // 2 shifts, 2 ANDs and 2 stores per 128 codes, half the operations of the 256-bit decode.
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
-    decode_group(w, n_kb, rows, k_padded);
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i shift_lo = _mm512_load_si512(kShiftLo), shift_hi = _mm512_load_si512(kShiftHi);
+    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+      for (int r = 0; r < 4; ++r) {
+        const __m512i v = _mm512_broadcast_i64x4(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk)));
+        std::uint8_t* o = rows + r * k_padded + kb * kKBlock;
+        _mm512_store_si512(o, _mm512_and_si512(_mm512_srlv_epi16(v, shift_lo), m3));
+        _mm512_store_si512(o + 64, _mm512_and_si512(_mm512_srlv_epi16(v, shift_hi), m3));
+      }
+    }
   }
+
+  // The 4 x 4 tile's 16 horizontal sums in one tree (46 operations instead of 16 x 9): with
+  // v[4 r + t] = acc[t][r], (1) pairs of vectors fold their 128-bit lanes 0+2 | 1+3 side by side,
+  // (2) pairs of those fold again, so u[m] holds 4 partial sums of v[4 m + L] in 128-bit lane L,
+  // (3, 4) a 4 x 4 transpose-and-add inside each lane leaves the sum of v[4 e + L] in dword 4 L + e,
+  // i.e. of acc[L][e]: exactly out[t][r] in memory order, stored at once. Integer adds: exact.
+  template <int TT, class A>
+  static void reduce_tile(const A acc[][4], std::int32_t out[][4]) {
+    if constexpr (TT != 4) {
+      DotTiles<Avx512Decode>::reduce_tile<TT>(acc, out);
+    } else {
+      // The empty asm makes each accumulator a fresh value here: without it GCC 12 tied the tree's
+      // reading order back into the k loop and copied all 16 accumulators twice per iteration.
+      __m512i v[16];
+      for (int j = 0; j < 16; ++j) {
+        v[j] = acc[j % 4][j / 4];
+#if defined(__AVX512F__)  // zmm registers; the intrinsics emulation of the tests compiles without them
+        __asm__("" : "+v"(v[j]));
+#endif
+      }
+      __m512i s[8];
+      for (int k = 0; k < 8; ++k)
+        s[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(v[2 * k], v[2 * k + 1], 0x44),
+                                _mm512_shuffle_i32x4(v[2 * k], v[2 * k + 1], 0xee));
+      __m512i u[4];
+      for (int m = 0; m < 4; ++m)
+        u[m] = _mm512_add_epi32(_mm512_shuffle_i32x4(s[2 * m], s[2 * m + 1], 0x88),
+                                _mm512_shuffle_i32x4(s[2 * m], s[2 * m + 1], 0xdd));
+      const __m512i w01 = _mm512_add_epi32(_mm512_unpacklo_epi32(u[0], u[1]), _mm512_unpackhi_epi32(u[0], u[1]));
+      const __m512i w23 = _mm512_add_epi32(_mm512_unpacklo_epi32(u[2], u[3]), _mm512_unpackhi_epi32(u[2], u[3]));
+      _mm512_storeu_si512(&out[0][0],
+                          _mm512_add_epi32(_mm512_unpacklo_epi64(w01, w23), _mm512_unpackhi_epi64(w01, w23)));
+    }
+  }
+
+ private:
+  // vpsrlvw counts for decode: 16 lanes of 0 | 16 of 2 (digits 0, 1), 4 | 6 (digits 2, 3).
+  alignas(64) static constexpr std::uint16_t kShiftLo[32] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                             2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+  alignas(64) static constexpr std::uint16_t kShiftHi[32] = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+                                                             6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6};
 };
 
 }  // namespace
