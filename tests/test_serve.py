@@ -253,6 +253,56 @@ def test_bad_chat_requests_and_server_keeps_serving(server, client):
     assert client.completions.create(model="m", prompt="still", max_tokens=3).choices[0].text is not None
 
 
+def _http_count(base, path, code) -> float:
+    return _metric(base, f'bitmamba_http_requests_total{{path="{path}",code="{code}"}}')
+
+
+def test_metrics_count_responses_by_path_and_status(server, client):
+    try:
+        ok, bad = _http_count(server, "/v1/completions", 200), _http_count(server, "/v1/completions", 400)
+    except KeyError:  # first requests of the module
+        ok = bad = 0
+    list(client.completions.create(model="m", prompt="count", max_tokens=3, stream=True))
+    client.completions.create(model="m", prompt="count", max_tokens=3)
+    assert httpx.post(server + "/v1/completions", json={"prompt": "x", "max_tokens": 0}, timeout=10).status_code == 400
+    assert _http_count(server, "/v1/completions", 200) == ok + 2  # the streamed one counts too
+    assert _http_count(server, "/v1/completions", 400) == bad + 1
+
+
+def test_mailbox_delivers_every_event_in_order_with_fewer_wakeups():
+    import asyncio
+
+    from bitmamba.serve.app import _Mailbox
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        box = _Mailbox(loop)
+        wakeups = 0
+        deliver = box._deliver
+
+        def counting_deliver():
+            nonlocal wakeups
+            wakeups += 1
+            deliver()
+        box._deliver = counting_deliver
+        queues = [asyncio.Queue() for _ in range(4)]
+        n = 2000
+
+        def producer():  # the scheduler thread's side: bursts of one event per queue
+            for i in range(n):
+                for q in queues:
+                    box.post(q, i)
+        t = threading.Thread(target=producer)
+        t.start()
+        got = [[await q.get() for _ in range(n)] for q in queues]
+        t.join()
+        return got, wakeups
+
+    got, wakeups = asyncio.run(main())
+    assert got == [list(range(2000))] * 4
+    assert 1 <= wakeups < 4 * 2000
+
+
 def test_full_queue_429_then_sigterm_drains():
     proc, base = _start("--max-batch", "1", "--max-queue", "0", "--drain-seconds", "30", "--max-context", "2000")
     try:
