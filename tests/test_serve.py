@@ -323,3 +323,14 @@ def test_full_queue_429_then_sigterm_drains():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_bench_serve_script_runs_end_to_end():
+    # The benchmark's plumbing (server thread, client process, cache hit), not its speed.
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_serve.py"), "--shapes", "255m", "--streams",
+                        "1,2", "--tokens", "4", "--repeats", "1", "--history", "64"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT / "python")))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 streams:" in r.stdout and "tok/s" in r.stdout
+    restored = int(r.stdout.split("from the cache (")[1].split()[0])
+    assert restored > 0, r.stdout
