@@ -8,8 +8,8 @@ time to first token of a chat turn after a ~2000-token history, with and without
 The server runs in this process (uvicorn in a thread, on 127.0.0.1, a free port), so what is
 measured includes the HTTP layer and streaming. The streaming clients run in a child process, one
 asyncio loop with aiohttp: on a machine of a few cores every client cycle is taken from the server
-(which, deployed, has its clients elsewhere), and 16 threads of a synchronous httpx client each
-spent about 1 ms of CPU per token here, as much as the 255M model's whole decode step per sequence;
+(which, deployed, has its clients elsewhere), and 16 threads of a synchronous httpx client spent
+about 1 ms of CPU per token here, as much as the 255M model's whole decode step per sequence;
 aiohttp spends about 0.06 ms. The clients' CPU per token is printed with each rate. Goals (issue 16):
 16 streams >= 4x the aggregate tok/s of one; the cached turn's first token >= 10x sooner.
 """
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import queue
 import socket
 import statistics
 import sys
@@ -113,7 +114,13 @@ def throughput(base, n_streams, tokens):
     p = ctx.Process(target=_client_process, args=(base, n_streams, tokens, out), daemon=True)
     p.start()
     try:
-        generated, wall, cpu = out.get(timeout=900)
+        while True:
+            try:
+                generated, wall, cpu = out.get(timeout=1)
+                break
+            except queue.Empty:
+                if not p.is_alive():  # it printed its traceback
+                    raise RuntimeError(f"the client process failed (exit code {p.exitcode})") from None
     finally:
         p.join(30)
     return generated / wall, cpu / generated
@@ -149,6 +156,8 @@ def main():
     ap.add_argument("--history", type=int, default=2000, help="chat history tokens (default %(default)s)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    if args.repeats < 1 or args.tokens < 1:
+        ap.error("--repeats and --tokens must be >= 1")
     try:
         import aiohttp  # noqa: F401
     except ImportError:
