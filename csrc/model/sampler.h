@@ -7,11 +7,14 @@
 //      0: off), 7. draw from the renormalised remainder.
 // The random stream is a 64-bit Mersenne Twister with our own uniform mapping, so a seed gives the
 // same tokens on every platform and build.
+// A Sampler keeps scratch buffers between calls (a token costs microseconds, not a copy of the
+// vocabulary), so one Sampler serves one sequence on one thread at a time.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace bitmamba::model {
@@ -41,14 +44,26 @@ class Sampler {
   std::vector<double> probabilities(const float* logits, std::int64_t vocab) const;
 
  private:
-  std::vector<float> penalised(const float* logits, std::int64_t vocab) const;
-  // The tokens step 7 draws from, most likely first, with their renormalised probabilities.
-  void candidates(const float* logits, std::int64_t vocab, std::vector<std::int32_t>& ids,
-                  std::vector<double>& p) const;
+  // Fills penalty_ with (id, penalised logit) for each distinct id of the window, sorted by id.
+  void collect_penalties(const float* logits, std::int64_t vocab) const;
+  // The whole penalised vocabulary in work_ (paths that read every logit anyway).
+  const float* penalised(const float* logits, std::int64_t vocab) const;
+  // The tokens step 7 draws from, most likely first, with their renormalised probabilities, in
+  // ids_ and probs_.
+  void candidates(const float* logits, std::int64_t vocab) const;
+  // The n best tokens by (penalised logit descending, id ascending) into ids_, best first, without
+  // copying the vocabulary. False (nothing written) when a logit is NaN or infinite.
+  bool top_n_finite(const float* logits, std::int64_t vocab, std::int64_t n) const;
   double uniform();
   SamplerParams p_;
   std::mt19937_64 rng_;
   std::deque<std::int32_t> history_;
+  // Scratch, reused from call to call.
+  mutable std::vector<std::pair<std::int32_t, float>> penalty_;
+  mutable std::vector<std::pair<float, std::int32_t>> heap_;
+  mutable std::vector<float> work_;
+  mutable std::vector<std::int32_t> ids_;
+  mutable std::vector<double> probs_;
 };
 
 }  // namespace bitmamba::model
