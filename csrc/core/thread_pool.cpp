@@ -34,6 +34,21 @@ constexpr int kSpinIterations = 1 << 14;
 constexpr int kWaitSpinsBeforeYield = 1 << 10;
 // parallel_for makes up to this many ranges per thread (load balance vs per-range overhead).
 constexpr std::int64_t kRangesPerThread = 4;
+// Test builds with BITMAMBA_POOL_STRETCH (tests/cpp_build.py's "pool-stretch" variant) pause in the
+// two windows where a job hand-over could go wrong: a worker between reading the claim counter and
+// reading the job it names, and a caller between storing a job and publishing its id. An interleaving
+// that a scheduler produces once in millions of jobs then happens in a few percent of them, so the
+// pool tests catch a broken hand-over on every run. Elsewhere these are empty.
+#if defined(BITMAMBA_POOL_STRETCH)
+void stretch(int pauses) {
+  for (int i = 0; i < pauses; ++i) BM_CPU_RELAX();
+}
+#else
+inline void stretch(int) {}
+#endif
+
+// The task field of a closed claim counter: above every task count (run_tasks takes fewer than 2^32).
+constexpr std::uint64_t kClaimsClosed = 0xffffffffu;
 
 int env_threads() {
   const char* env = std::getenv("BITMAMBA_NUM_THREADS");
@@ -112,8 +127,10 @@ bool ThreadPool::in_parallel_region() { return t_in_region; }
 void ThreadPool::work_on_current_job() {
   for (;;) {
     std::uint64_t c = claim_.load(std::memory_order_acquire);
-    // job_ and job_tasks_ are stored before claim_ publishes the job id. If they belong to a newer
-    // job than c, the compare-and-swap below fails (claim_ changed), so they are never used.
+    stretch(500);
+    // run_tasks closes claim_, then stores job_ and job_tasks_, then publishes the job id in claim_.
+    // If they belong to a newer job than c, claim_ has changed since c (at least to closed), so the
+    // compare-and-swap below fails and they are never used.
     const std::int64_t n = job_tasks_.load(std::memory_order_acquire);
     const auto* fn = job_.load(std::memory_order_acquire);
     const std::int64_t task = static_cast<std::int64_t>(c & 0xffffffffu);
@@ -179,11 +196,18 @@ void ThreadPool::run_tasks(std::int64_t n_tasks, const std::function<void(std::i
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // Close the claims first. A worker may still hold the finished job's counter (job id | its task
+    // count) from a load made just before this: if it then read the new job's size and function
+    // below, its compare-and-swap on the old counter would succeed and run a task of the new job
+    // that someone else runs too. Once the counter is closed, a worker that sees any of the new job's
+    // fields also sees the closed counter (release / acquire), so such a compare-and-swap fails.
+    claim_.store((static_cast<std::uint64_t>(job_id_) << 32) | kClaimsClosed, std::memory_order_relaxed);
     error_ = nullptr;
     done_.store(0, std::memory_order_relaxed);
     job_.store(&fn, std::memory_order_release);
     job_tasks_.store(n_tasks, std::memory_order_release);
     ++job_id_;
+    stretch(2000);
     claim_.store(static_cast<std::uint64_t>(job_id_) << 32, std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_release);
   }
