@@ -37,6 +37,24 @@ void run_callers(int callers, Fn fn) {
   for (auto& t : threads) t.join();
 }
 
+// Runs one job of n tasks on the global pool: true when every task ran exactly once and no task index
+// outside [0, n) arrived (each job has its own size, so a task of another job lands out of range or
+// double-counts here).
+bool runs_each_task_once(std::int64_t n) {
+  std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+  std::atomic<int> foreign{0};
+  ThreadPool::global().run_tasks(n, [&](std::int64_t i) {
+    if (i < 0 || i >= n) {
+      foreign.fetch_add(1);
+      return;
+    }
+    hits[static_cast<std::size_t>(i)].fetch_add(1);
+  });
+  bool ok = foreign.load() == 0;
+  for (auto& h : hits) ok = ok && h.load() == 1;
+  return ok;
+}
+
 }  // namespace
 
 TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
@@ -96,21 +114,7 @@ TEST(ThreadPool, ConcurrentCallersSeeOnlyTheirOwnTasks) {
     std::vector<int> failures(kCallers, 0);
     run_callers(kCallers, [&](int k) {
       for (int job = 0; job < kJobs; ++job) {
-        // Each job has its own size, so a task index from another caller's job would land out of
-        // range or double-count here.
-        const std::int64_t n = 1 + (k * 37 + job * 11) % 97;
-        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
-        std::atomic<int> foreign{0};
-        ThreadPool::global().run_tasks(n, [&](std::int64_t i) {
-          if (i < 0 || i >= n) {
-            foreign.fetch_add(1);
-            return;
-          }
-          hits[static_cast<std::size_t>(i)].fetch_add(1);
-        });
-        bool ok = foreign.load() == 0;
-        for (std::int64_t i = 0; i < n; ++i) ok = ok && hits[static_cast<std::size_t>(i)].load() == 1;
-        if (!ok) ++failures[k];
+        if (!runs_each_task_once(1 + (k * 37 + job * 11) % 97)) ++failures[k];
       }
     });
     for (int k = 0; k < kCallers; ++k) EXPECT_EQ(failures[k], 0) << "caller " << k << ", " << threads << " threads";
@@ -126,19 +130,7 @@ TEST(ThreadPool, BackToBackJobsRunEachTaskOnce) {
     ThreadPool::global().set_num_threads(threads);
     int failures = 0;
     for (int job = 0; job < 3000; ++job) {
-      const std::int64_t n = 2 + (job * 7) % 13;  // sizes change from job to job
-      std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
-      std::atomic<int> foreign{0};
-      ThreadPool::global().run_tasks(n, [&](std::int64_t i) {
-        if (i < 0 || i >= n) {
-          foreign.fetch_add(1);
-          return;
-        }
-        hits[static_cast<std::size_t>(i)].fetch_add(1);
-      });
-      bool ok = foreign.load() == 0;
-      for (auto& h : hits) ok = ok && h.load() == 1;
-      if (!ok) ++failures;
+      if (!runs_each_task_once(2 + (job * 7) % 13)) ++failures;  // sizes change from job to job
     }
     EXPECT_EQ(failures, 0) << threads << " threads";
   }
