@@ -4,7 +4,8 @@ emulation of the tile intrinsics it uses (tests/avx512_emu/amx_emu.h: LDTILECFG,
 TILESTORED, TILEZERO, TDPBSSD, TILERELEASE, faulting where the hardware would) and of its AVX-512
 intrinsics (tests/avx512_emu/immintrin.h), under AddressSanitizer + UBSan, and checks it bit-exactly
 against the scalar reference: T from 1 to 70 and up to 256, row and K tails, thread splits, strided
-output, extremes (tests/avx512_emu/amx_driver.cpp). The real instructions are covered by the amx
+output, extremes (tests/avx512_emu/amx_driver.cpp); for T >= 2 also the product with matmul's float
+epilogue fused into the tile stores (rows_amx_decode_f32), against the bits of that conversion. The real instructions are covered by the amx
 C++ / pytest legs on CPUs that have AMX."""
 from __future__ import annotations
 

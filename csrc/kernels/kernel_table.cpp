@@ -64,7 +64,7 @@ const std::vector<KernelSet>& kernel_sets() {
     // tile product at prefill, which is this set's reason to exist (BITMAMBA_PACKING=base3 still forces it).
     {"amx", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni gfni amx_tile amx_int8 amx",
      BM_X86(&quantize_row_avx2),
-     {{BM_X86(&rows_amx_decode), "amx-int8-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
+     {{BM_X86(&rows_amx_decode), "amx-int8-decode", BM_X86(&rows_amx_decode_f32)}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},
      false, BM_X86(&ssm::kSsmAvx512),
      {BM_X86(&binary::detail::rows_avx512_binary), "avx512-binary"}},  // no AMX binary kernel: AVX-512's

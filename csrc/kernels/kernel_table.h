@@ -27,6 +27,8 @@ namespace bitmamba {
 struct TernaryKernel {
   ternary::detail::RowsFn rows = nullptr;
   const char* name = "";  // what ternary::kernel_name() reports, e.g. "avx2-decode"
+  // Optional: the product with matmul's float epilogue fused (kernels/ternary/kernels.h, RowsF32Fn).
+  ternary::detail::RowsF32Fn rows_f32 = nullptr;
 };
 
 struct BinaryKernel {

@@ -5,6 +5,7 @@
 // (below, the AVX-512 kernel runs), that every call releases its tiles, and that nothing outside the
 // row range and the output rows is written.
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
@@ -38,11 +39,14 @@ struct Counts {
 };
 Counts counts() { return {amx_emu.loadconfigs, amx_emu.dpb, amx_emu.releases, amx_emu.configured}; }
 
-// One kernel call on [r0, r1) in this thread, checking the tile bookkeeping around it.
+// One kernel call on [r0, r1) in this thread, checking the tile bookkeeping around it: the int32
+// product into acc, or (inv given) the fused float product into y.
 void run_range(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0, std::int64_t r1,
-               std::int32_t* acc, std::int64_t ld, std::string* err) {
+               std::int32_t* acc, std::int64_t ld, std::string* err, const double* inv = nullptr,
+               float* y = nullptr) {
   const Counts before = counts();
-  detail::rows_amx_decode(W, a, r0, r1, acc, ld);
+  if (inv) detail::rows_amx_decode_f32(W, a, r0, r1, inv, y, ld);
+  else detail::rows_amx_decode(W, a, r0, r1, acc, ld);
   const Counts after = counts();
   const bool amx = a.T >= detail::kAmxMinTokens;
   if (after.configured) *err += " tiles left configured;";
@@ -90,6 +94,34 @@ void check(const std::vector<std::int8_t>& codes, std::int64_t rows, std::int64_
         break;
       }
     }
+  // The fused float product (T >= kFusedMinTokens): the bits of matmul's conversion of the sums,
+  // y = float(double(sum) * inv[t]), with inverse scales of every magnitude; nothing else written.
+  if (T >= detail::kFusedMinTokens) {
+    std::vector<double> inv(static_cast<std::size_t>(T));
+    for (std::int64_t t = 0; t < T; ++t) inv[t] = 1.0 / ((0.5 + t % 7) * (t % 3 == 0 ? 1e-3 : 37.25 + t));
+    const float kFloatSentinel = -12345.678f;
+    std::vector<float> y(static_cast<std::size_t>((T + 1) * ld), kFloatSentinel);
+    std::string ferr;
+    std::thread tf([&] {
+      for (auto [r0, r1] : other) run_range(W, a, r0, r1, nullptr, ld, &ferr, inv.data(), y.data());
+    });
+    std::string ferr_main;
+    for (auto [r0, r1] : mine) run_range(W, a, r0, r1, nullptr, ld, &ferr_main, inv.data(), y.data());
+    tf.join();
+    err += ferr + ferr_main;
+    for (std::int64_t t = 0; t <= T; ++t)
+      for (std::int64_t r = 0; r < ld; ++r) {
+        const float v = y[static_cast<std::size_t>(t * ld + r)];
+        const bool inside = t < T && r < rows;
+        const float w = inside ? static_cast<float>(static_cast<double>(want[t * rows + r]) * inv[t]) : kFloatSentinel;
+        if (std::memcmp(&v, &w, sizeof v) != 0) {
+          err += (inside ? " float value t=" : " float wrote outside t=") + std::to_string(t) + " r=" +
+                 std::to_string(r) + ";";
+          t = T + 1;
+          break;
+        }
+      }
+  }
   if (!err.empty()) fail(label + ":" + err);
 }
 

@@ -93,7 +93,24 @@ static inline mock_m512i mock_unpacklo_epi64(mock_m512i a, mock_m512i b) { retur
 static inline mock_m512i mock_unpackhi_epi64(mock_m512i a, mock_m512i b) { return mock_unpack_epi64(a, b, 1); }
 // vmovdqu32: any alignment.
 static inline void mock_storeu(void* p, mock_m512i a) { std::memcpy(p, a.b, 64); }
+// The double lanes of the AMX kernel's fused epilogue (store_c): int32 -> double is exact, the product
+// and double -> float round to nearest even, as the instructions do under the default MXCSR.
+struct mock_m512d { double d[8]; };
+static inline mock_m512d mock_cvtepi32_pd(__m256i a) {
+  std::int32_t v[8]; std::memcpy(v, &a, 32); mock_m512d r;
+  for (int i = 0; i < 8; ++i) r.d[i] = (double)v[i];
+  return r; }
+static inline mock_m512d mock_set1_pd(double x) { mock_m512d r; for (int i = 0; i < 8; ++i) r.d[i] = x; return r; }
+static inline mock_m512d mock_mul_pd(mock_m512d a, mock_m512d b) { for (int i = 0; i < 8; ++i) a.d[i] *= b.d[i]; return a; }
+static inline __m256 mock_cvtpd_ps(mock_m512d a) {
+  float f[8]; for (int i = 0; i < 8; ++i) f[i] = (float)a.d[i];
+  __m256 r; std::memcpy(&r, f, 32); return r; }
+// vmovups m256{k}: float i stored where bit i of k is set (any alignment); the others left untouched.
+static inline void mock_mask_storeu_ps256(void* p, std::uint8_t k, __m256 a) {
+  float f[8]; std::memcpy(f, &a, 32);
+  for (int i = 0; i < 8; ++i) if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + 4 * i, &f[i], 4); }
 #define __m512i mock_m512i
+#define __m512d mock_m512d
 #define _mm512_set1_epi8 mock_set1_epi8
 #define _mm512_setzero_si512 mock_setzero
 #define _mm512_load_si512 mock_load
@@ -122,6 +139,11 @@ static inline void mock_storeu(void* p, mock_m512i a) { std::memcpy(p, a.b, 64);
 #undef _mm512_unpacklo_epi64
 #undef _mm512_unpackhi_epi64
 #undef _mm512_storeu_si512
+#undef _mm512_cvtepi32_pd
+#undef _mm512_set1_pd
+#undef _mm512_mul_pd
+#undef _mm512_cvtpd_ps
+#undef _mm256_mask_storeu_ps
 #define _mm512_store_si512 mock_store
 #define _mm512_permutex2var_epi32 mock_permutex2var_epi32
 #define _mm512_shuffle_i32x4 mock_shuffle_i32x4
@@ -139,5 +161,10 @@ static inline void mock_storeu(void* p, mock_m512i a) { std::memcpy(p, a.b, 64);
 #define _mm512_unpacklo_epi64 mock_unpacklo_epi64
 #define _mm512_unpackhi_epi64 mock_unpackhi_epi64
 #define _mm512_storeu_si512 mock_storeu
+#define _mm512_cvtepi32_pd mock_cvtepi32_pd
+#define _mm512_set1_pd mock_set1_pd
+#define _mm512_mul_pd mock_mul_pd
+#define _mm512_cvtpd_ps mock_cvtpd_ps
+#define _mm256_mask_storeu_ps mock_mask_storeu_ps256
 
 #include "amx_emu.h"

@@ -213,22 +213,34 @@ void matmul(const TernaryMatrix& W, const QuantizedActivations& a, float* y, std
   BM_CHECK(ld_y >= W.rows(), ArgumentError, "ternary matmul: output row stride ", ld_y, " < rows ",
            W.rows());
   if (a.T == 0 || W.rows() == 0) return;
+  const TernaryKernel& kernel = select_kernel(W, active_kernel_set());
+  const std::int64_t rows = W.rows();
+  // y = acc / (s * scale_w), in double and rounded once to float: s * scale_w is exact in double
+  // (two 24-bit mantissas), so y is the correctly rounded quotient except when it lies within a
+  // double ulp of a float rounding boundary (ternary.h).
+  thread_local std::vector<double> inv;
+  inv.resize(static_cast<std::size_t>(a.T));
+  for (std::int64_t t = 0; t < a.T; ++t)
+    inv[static_cast<std::size_t>(t)] =
+        1.0 / (static_cast<double>(a.scale[static_cast<std::size_t>(t)]) * static_cast<double>(W.scale_w()));
+  const double* invp = inv.data();
+  if (kernel.rows_f32 && a.T >= detail::kFusedMinTokens) {
+    parallel_for(rows, kRowAlign, [&](std::int64_t r0, std::int64_t r1) {
+      kernel.rows_f32(W, a, r0, r1, invp, y, ld_y);
+    });
+    return;
+  }
   // int32 scratch reused across calls (a decode step makes ~100 of these).
   thread_local std::vector<std::int32_t> acc;
-  acc.resize(static_cast<std::size_t>(a.T * W.rows()));
-  run_rows(select_kernel(W, active_kernel_set()), W, a, acc.data());
-  const std::int64_t rows = W.rows();
+  acc.resize(static_cast<std::size_t>(a.T * rows));
+  run_rows(kernel, W, a, acc.data());
   const std::int32_t* accp = acc.data();
   auto scale_rows = [&](std::int64_t t0, std::int64_t t1) {
     for (std::int64_t t = t0; t < t1; ++t) {
-      // y = acc / (s * scale_w), in double and rounded once to float: s * scale_w is exact in double
-      // (two 24-bit mantissas), so y is the correctly rounded quotient except when it lies within a
-      // double ulp of a float rounding boundary (ternary.h).
-      const double inv = 1.0 / (static_cast<double>(a.scale[static_cast<std::size_t>(t)]) *
-                                static_cast<double>(W.scale_w()));
       const std::int32_t* at = accp + t * rows;
       float* yt = y + t * ld_y;
-      for (std::int64_t r = 0; r < rows; ++r) yt[r] = static_cast<float>(static_cast<double>(at[r]) * inv);
+      const double it = invp[t];
+      for (std::int64_t r = 0; r < rows; ++r) yt[r] = static_cast<float>(static_cast<double>(at[r]) * it);
     }
   };
   // A prefill's epilogue is millions of conversions: spread them; a decode row is not worth a sync.

@@ -58,6 +58,13 @@ inline int b3_digit(std::uint8_t b, int n) {
 // kBase3 group of 5 rows can straddle r0 or r1, and its kernels write only the rows in [r0, r1).
 using RowsFn = void (*)(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
                         std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc);
+// The same product with ternary::matmul's float epilogue fused in, for a.T >= kFusedMinTokens:
+// y[t * ld_y + r] = float(double(sum) * inv[t]) for rows r in [r0, r1), the same bits as a RowsFn
+// followed by matmul's own conversion, without the int32 sums' trip through memory (at T = 512 the
+// 255M in_proj's sums are 8 MiB). Optional: a kernel set without one runs RowsFn and the conversion.
+using RowsF32Fn = void (*)(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
+                           std::int64_t r1, const double* inv, float* y, std::int64_t ld_y);
+constexpr std::int64_t kFusedMinTokens = 2;
 
 // One token row of quantize_activations (ternary.h): xn (scratch, K floats) = the normalized row,
 // q [K] int8, *scale = s, *sum = sum of q. Every ISA version gives the same bits.
@@ -85,6 +92,9 @@ void rows_avx2_base3(const TernaryMatrix&, const QuantizedActivations&, std::int
 constexpr std::int64_t kAmxMinTokens = 2;
 void rows_amx_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                      std::int32_t*, std::int64_t);
+static_assert(kFusedMinTokens >= kAmxMinTokens, "the fused AMX product has no GEMV path");
+void rows_amx_decode_f32(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                         const double*, float*, std::int64_t);
 #endif
 #if defined(BITMAMBA_HAVE_ARM_KERNELS)
 void rows_neon_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,

@@ -30,6 +30,12 @@
 // recomputes a few tokens with identical results (exact integers), so no tile ever reads past q.
 // Rows past r1 (the row tail) are computed from zero weights and not stored.
 //
+// The float product (rows_amx_decode_f32, ternary::matmul's path for T >= 2): store_c converts each C
+// tile straight into the output floats with matmul's own operations, so the int32 sums never reach
+// memory. Measured on the 255M at T = 512 (Sapphire Rapids VM, 2 threads): the separate conversion
+// read 8 MiB of sums back per in_proj (8-11% of a prefill in a sampling profile); in_proj went from
+// 142-170 to 88-103 us per token.
+//
 // The tile data needs the OS's permission (cpu_features.h: `amx`); the kernel table runs this kernel
 // only when it was granted. ldtilecfg at entry, tilerelease at exit: the thread leaves no tile state
 // behind (nothing extra for the OS to save on a context switch, and the next call starts clean).
@@ -37,15 +43,18 @@
 // tests/test_ternary_amx_emulated.py checks the logic bit-exactly on any x86-64 machine through an
 // emulation of the tile intrinsics; the amx ctest / pytest legs run the instructions wherever the CPU
 // has AMX and Linux grants the tile data (bit-exact on a Sapphire Rapids VM, 2026-12-03).
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" idiom (__Y = __Y in
-// the cast / extract intrinsics): a header false positive, silenced for this file only.
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized / -Wuninitialized on their own "undefined"
+// idiom (__Y = __Y in the cast / extract / convert intrinsics): a header false positive, silenced for
+// this file only.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "core/aligned_buffer.h"
@@ -159,12 +168,15 @@ void decode_b_tiles(const std::uint8_t* const g[4], const std::int64_t step[4], 
   }
 }
 
-// Stores the int32 tile tmm<N> (`rows` tokens x 16 rows of sum(u q)) to acc rows t.., columns
+// Stores the int32 tile tmm<N> (`rows` tokens x 16 rows of sum(u q)) to output rows t.., columns
 // 0 .. nc - 1, less each token's sum(q) (`sums`, one per token): the B tiles hold the offset codes
-// u = w + 1, so sum(u q) - sum(q) = sum(w q). The tile number must be a literal in the instruction,
-// hence the constexpr chain.
-template <int N>
-inline void store_c(std::int32_t* dst, std::int64_t ld, int nc, const std::int32_t* sums, int rows = kTileRows) {
+// u = w + 1, so sum(u q) - sum(q) = sum(w q). Out = float: matmul's epilogue on the way, each sum as
+// float(double(sum) * inv[t]) (`inv`, one per token), the operations of ternary::matmul's own
+// conversion, so the floats are the same bits; the int32 sums then never go through memory. The tile
+// number must be a literal in the instruction, hence the constexpr chain.
+template <int N, class Out>
+inline void store_c(Out* dst, std::int64_t ld, int nc, const std::int32_t* sums, const double* inv,
+                    int rows = kTileRows) {
   alignas(64) std::int32_t scratch[kTileRows * kTileRows];
   const long stride = static_cast<long>(kTileRows * 4);
   if constexpr (N == 0) _tile_stored(0, scratch, stride);
@@ -176,7 +188,15 @@ inline void store_c(std::int32_t* dst, std::int64_t ld, int nc, const std::int32
   const __mmask16 cols = static_cast<__mmask16>((1u << nc) - 1);
   for (int t = 0; t < rows; ++t) {
     const __m512i v = _mm512_sub_epi32(_mm512_load_si512(scratch + t * kTileRows), _mm512_set1_epi32(sums[t]));
-    _mm512_mask_storeu_epi32(dst + t * ld, cols, v);
+    if constexpr (std::is_same_v<Out, float>) {
+      const __m512d it = _mm512_set1_pd(inv[t]);
+      const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), it));
+      const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)), it));
+      _mm256_mask_storeu_ps(dst + t * ld, static_cast<__mmask8>(cols), lo);
+      _mm256_mask_storeu_ps(dst + t * ld + 8, static_cast<__mmask8>(cols >> 8), hi);
+    } else {
+      _mm512_mask_storeu_epi32(dst + t * ld, cols, v);
+    }
   }
 }
 
@@ -185,12 +205,13 @@ inline void store_c(std::int32_t* dst, std::int64_t ld, int nc, const std::int32
 // rows: tokens per tile (< 16 only with MT = 1, under a kTileConfigs[rows] configuration).
 // first: start from zero; last: store the products (between calls the C tiles keep the partial sums,
 // so a block's K can be split into ranges, each decoded just before its products).
-// s0 / s1: sum(q) of each token of tile 0 / 1 (QuantizedActivations::sum).
-template <int MT, int NT>
+// s0 / s1: sum(q) of each token of tile 0 / 1 (QuantizedActivations::sum); i0 / i1 their inverse
+// scales when Out = float (store_c).
+template <int MT, int NT, class Out>
 void tile_block(const std::int8_t* a0, const std::int8_t* a1, long lda, const std::uint8_t* b,
-                std::int64_t n_kc, std::int32_t* c0, std::int32_t* c1, std::int64_t ld, int nc0, int nc1,
-                const std::int32_t* s0, const std::int32_t* s1, bool first = true, bool last = true,
-                int rows = kTileRows) {
+                std::int64_t n_kc, Out* c0, Out* c1, std::int64_t ld, int nc0, int nc1,
+                const std::int32_t* s0, const std::int32_t* s1, const double* i0, const double* i1,
+                bool first = true, bool last = true, int rows = kTileRows) {
   if (first) {
     _tile_zero(0);
     if constexpr (NT == 2) _tile_zero(1);
@@ -213,10 +234,10 @@ void tile_block(const std::int8_t* a0, const std::int8_t* a1, long lda, const st
     }
   }
   if (!last) return;
-  store_c<0>(c0, ld, nc0, s0, rows);
-  if constexpr (NT == 2) store_c<1>(c0 + kTileRows, ld, nc1, s0, rows);
-  if constexpr (MT == 2) store_c<2>(c1, ld, nc0, s1);
-  if constexpr (MT == 2 && NT == 2) store_c<3>(c1 + kTileRows, ld, nc1, s1);
+  store_c<0>(c0, ld, nc0, s0, i0, rows);
+  if constexpr (NT == 2) store_c<1>(c0 + kTileRows, ld, nc1, s0, i0, rows);
+  if constexpr (MT == 2) store_c<2>(c1, ld, nc0, s1, i1);
+  if constexpr (MT == 2 && NT == 2) store_c<3>(c1 + kTileRows, ld, nc1, s1, i1);
 }
 
 // Where B tile n (0 or 1) of the 32-row block at rb reads its 4 row groups: group p's K block kb at
@@ -238,16 +259,21 @@ TileSources tile_sources(const TernaryMatrix& W, std::int64_t rb, int n, std::in
 }
 
 // tile_block for mt token tiles (1 or 2) x nt weight tiles (1 or 2), known only at run time.
+template <class Out>
 void tile_blocks(int mt, int nt, const std::int8_t* a0, const std::int8_t* a1, long lda, const std::uint8_t* b,
-                 std::int64_t n_kc, std::int32_t* c0, std::int32_t* c1, std::int64_t ld, int nc0, int nc1,
-                 const std::int32_t* s0, const std::int32_t* s1, bool first = true, bool last = true,
-                 int rows = kTileRows) {
+                 std::int64_t n_kc, Out* c0, Out* c1, std::int64_t ld, int nc0, int nc1,
+                 const std::int32_t* s0, const std::int32_t* s1, const double* i0, const double* i1,
+                 bool first = true, bool last = true, int rows = kTileRows) {
   if (mt == 2) {
-    if (nt == 2) tile_block<2, 2>(a0, a1, lda, b, n_kc, c0, c1, ld, nc0, nc1, s0, s1, first, last);
-    else tile_block<2, 1>(a0, a1, lda, b, n_kc, c0, c1, ld, nc0, 0, s0, s1, first, last);
+    if (nt == 2) tile_block<2, 2>(a0, a1, lda, b, n_kc, c0, c1, ld, nc0, nc1, s0, s1, i0, i1, first, last);
+    else tile_block<2, 1>(a0, a1, lda, b, n_kc, c0, c1, ld, nc0, 0, s0, s1, i0, i1, first, last);
   } else {
-    if (nt == 2) tile_block<1, 2>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld, nc0, nc1, s0, nullptr, first, last, rows);
-    else tile_block<1, 1>(a0, nullptr, lda, b, n_kc, c0, nullptr, ld, nc0, 0, s0, nullptr, first, last, rows);
+    if (nt == 2)
+      tile_block<1, 2>(a0, nullptr, lda, b, n_kc, c0, static_cast<Out*>(nullptr), ld, nc0, nc1, s0, nullptr, i0,
+                       nullptr, first, last, rows);
+    else
+      tile_block<1, 1>(a0, nullptr, lda, b, n_kc, c0, static_cast<Out*>(nullptr), ld, nc0, 0, s0, nullptr, i0,
+                       nullptr, first, last, rows);
   }
 }
 
@@ -260,8 +286,9 @@ void tile_blocks(int mt, int nt, const std::int8_t* a0, const std::int8_t* a1, l
 // a Sapphire Rapids VM, against 260 / 370 with 2 and 275 / 382 with 8 (whole K: 358 / 425).
 constexpr std::int64_t kRangeKb = 4;
 
+template <class Out>
 void rows_k_ranges(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0, std::int64_t r1,
-                   std::int32_t* acc, std::int64_t ld_acc, std::uint8_t* b) {
+                   Out* acc, std::int64_t ld_acc, const double* inv, std::uint8_t* b) {
   const std::int64_t n_kb = W.k_padded_ / kKBlock;
   const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
   const std::int64_t next_block = kBlockRows / kDecRows * group_bytes;  // prefetch distance
@@ -275,8 +302,8 @@ void rows_k_ranges(const TernaryMatrix& W, const QuantizedActivations& a, std::i
     TileSources src[2];
     for (int n = 0; n < nt; ++n) src[n] = tile_sources(W, rb, n, group_bytes);
     const int nc0 = std::min(nr, kTileRows), nc1 = nr - nc0;
-    std::int32_t* c0 = acc + rb;
-    std::int32_t* c1 = acc + t1 * ld_acc + rb;
+    Out* c0 = acc + rb;
+    Out* c1 = acc + t1 * ld_acc + rb;
     for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kRangeKb) {
       const std::int64_t nkb = std::min(kRangeKb, n_kb - kb0);
       for (int n = 0; n < nt; ++n) {
@@ -288,19 +315,16 @@ void rows_k_ranges(const TernaryMatrix& W, const QuantizedActivations& a, std::i
       const std::int8_t* a0 = a.q.data() + 2 * kb0 * kTileK;
       const std::int8_t* a1 = a.q.data() + t1 * a.K_padded + 2 * kb0 * kTileK;
       tile_blocks(static_cast<int>(n_tt), nt, a0, a1, lda, b, 2 * nkb, c0, c1, ld_acc, nc0, nc1, a.sum.data(),
-                  a.sum.data() + t1, kb0 == 0, kb0 + kRangeKb >= n_kb, rows);
+                  a.sum.data() + t1, inv, inv ? inv + t1 : nullptr, kb0 == 0, kb0 + kRangeKb >= n_kb, rows);
     }
   }
 }
 
-}  // namespace
-
-void rows_amx_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
-                     std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
-  if (a.T < kAmxMinTokens) {
-    rows_avx512_decode(W, a, r0, r1, acc, ld_acc);
-    return;
-  }
+// The tile product of T >= kAmxMinTokens tokens into int32 sums (Out = std::int32_t, inv unused) or
+// straight into matmul's floats (Out = float, inv[t] per token: store_c).
+template <class Out>
+void rows_amx_tiles(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0, std::int64_t r1,
+                    Out* acc, std::int64_t ld_acc, const double* inv) {
   const std::int64_t n_kb = W.k_padded_ / kKBlock, n_kc = W.k_padded_ / kTileK;
   const std::int64_t group_bytes = n_kb * kDecRows * kDecChunk;
   const std::int64_t next_block = kBlockRows / kDecRows * group_bytes;  // prefetch distance
@@ -316,7 +340,7 @@ void rows_amx_decode(const TernaryMatrix& W, const QuantizedActivations& a, std:
 
   _tile_loadconfig(&kTileConfigs[std::min<std::int64_t>(kTileRows, T)]);
   if (n_tt <= 2) {  // up to 32 tokens: every C tile of a block fits the tile registers
-    rows_k_ranges(W, a, r0, r1, acc, ld_acc, b);
+    rows_k_ranges(W, a, r0, r1, acc, ld_acc, inv, b);
     _tile_release();
     return;
   }
@@ -335,10 +359,26 @@ void rows_amx_decode(const TernaryMatrix& W, const QuantizedActivations& a, std:
       const std::int64_t t0 = tile_start(i), t1 = i + 1 < n_tt ? tile_start(i + 1) : t0;
       tile_blocks(i + 1 < n_tt ? 2 : 1, nt, a.q.data() + t0 * a.K_padded, a.q.data() + t1 * a.K_padded, lda, b,
                   n_kc, acc + t0 * ld_acc + rb, acc + t1 * ld_acc + rb, ld_acc, nc0, nc1, a.sum.data() + t0,
-                  a.sum.data() + t1);
+                  a.sum.data() + t1, inv ? inv + t0 : nullptr, inv ? inv + t1 : nullptr);
     }
   }
   _tile_release();
+}
+
+}  // namespace
+
+void rows_amx_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
+                     std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
+  if (a.T < kAmxMinTokens) {
+    rows_avx512_decode(W, a, r0, r1, acc, ld_acc);
+    return;
+  }
+  rows_amx_tiles<std::int32_t>(W, a, r0, r1, acc, ld_acc, nullptr);
+}
+
+void rows_amx_decode_f32(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
+                         std::int64_t r1, const double* inv, float* y, std::int64_t ld_y) {
+  rows_amx_tiles<float>(W, a, r0, r1, y, ld_y, inv);
 }
 
 }  // namespace bitmamba::ternary::detail
