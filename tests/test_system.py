@@ -49,8 +49,9 @@ def test_amx_row_and_tile_permission_are_reported():
     info = bitmamba.cpu_info()
     rows = [k["name"] for k in info["kernel_sets"]]
     amx = next(k for k in info["kernel_sets"] if k["name"] == "amx")
-    assert amx["arch"] == "x86_64" and rows.index("amx") == rows.index("avx512") + 1
-    assert {"avx512vnni", "amx_tile", "amx_int8", "amx"} <= set(amx["needs"])
+    assert amx["arch"] == "x86_64" and rows.index("amx") == rows.index("avx512vbmi") + 1
+    assert rows.index("avx512vbmi") == rows.index("avx512") + 1
+    assert {"avx512vnni", "avx512vbmi", "amx_tile", "amx_int8", "amx"} <= set(amx["needs"])
     perm = info["amx_permission"]
     assert perm["granted"] == (perm["status"] == "granted")
     assert perm["status"].split(" (")[0] in ("granted", "denied", "not requested", "not applicable")

@@ -1,4 +1,4 @@
-"""The AVX-512 VNNI ternary kernel and the AVX-512 binary kernel cannot run on CPUs without AVX-512 (like
+"""The AVX-512 VNNI ternary kernel, the AVX-512 VBMI base3 kernel and the AVX-512 binary kernel cannot run on CPUs without AVX-512 (like
 our 2-core dev machines).
 This compiles them against a scalar emulation of the handful of AVX-512 intrinsics they use
 (tests/avx512_emu/immintrin.h) and checks it bit-exactly against the scalar reference, so its logic is
@@ -24,14 +24,15 @@ def test_avx512_kernel_logic_under_emulation(tmp_path):
     exe = tmp_path / "avx512_emu"
     cmd = ["g++", "-std=c++17", "-O1", "-mavx2", "-mfma", f"-I{EMU}", f"-I{src}",
            "-DBITMAMBA_HAVE_X86_KERNELS=1", str(EMU / "driver.cpp"),
-           str(src / "kernels/ternary/matmul_avx512.cpp"), str(src / "kernels/ternary/packing.cpp"),
+           str(src / "kernels/ternary/matmul_avx512.cpp"), str(src / "kernels/ternary/matmul_avx512vbmi.cpp"),
+           str(src / "kernels/ternary/packing.cpp"),
            str(src / "kernels/ternary/matmul_scalar.cpp"),
            str(src / "kernels/ternary/activations.cpp"), str(src / "core/fp16.cpp"), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-5000:]
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "13/13 shapes match" in r.stdout
+    assert "26/26 shapes match" in r.stdout  # 13 shapes x (decode, base3)
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason=NOT_APPLICABLE + "the emulation builds x86-64 code")

@@ -327,7 +327,8 @@ TEST(BinaryMatmul, DispatchPicksTheActiveKernelSet) {
   // fails until it is added.
   const std::map<std::string, std::string> want = {
       {"scalar", "scalar"},         {"avx2", "avx2-binary"}, {"avx512", "avx512-binary"},
-      {"amx", "avx512-binary"},     {"neon", "neon-binary"}, {"neondot", "neondot-binary"},
+      {"avx512vbmi", "avx512-binary"}, {"amx", "avx512-binary"},
+      {"neon", "neon-binary"},      {"neondot", "neondot-binary"},
   };
   const auto it = want.find(active_kernel_set().name);
   ASSERT_NE(it, want.end()) << "no expected binary kernel for kernel set " << active_kernel_set().name;

@@ -89,7 +89,7 @@ X86CpuidWords amx_cpu() {
   w.max_leaf = 0x20;
   w.leaf1_ecx = (1u << 12) | (1u << 27) | (1u << 28) | (1u << 29);  // FMA, OSXSAVE, AVX, F16C
   w.leaf7_ebx = (1u << 5) | (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
-  w.leaf7_ecx = (1u << 8) | (1u << 11);  // GFNI, AVX512_VNNI
+  w.leaf7_ecx = (1u << 1) | (1u << 8) | (1u << 11);  // AVX512_VBMI, GFNI, AVX512_VNNI
   w.leaf7_edx = (1u << 24) | (1u << 25);  // AMX-TILE, AMX-INT8
   w.xcr0 = 0x600e7;                       // x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM TILECFG TILEDATA
   w.leaf1d_0_eax = 1;
@@ -162,15 +162,18 @@ TEST(CpuFeatures, AmxNeedsCpuidXcr0PaletteAndAGrantedRequest) {
 
 TEST(KernelTable, AmxRowFollowsAvx512AndNeedsTheGrant) {
   const auto& sets = kernel_sets();
-  std::size_t i_avx512 = sets.size(), i_amx = sets.size();
+  std::size_t i_avx512 = sets.size(), i_vbmi = sets.size(), i_amx = sets.size();
   for (std::size_t i = 0; i < sets.size(); ++i) {
     if (std::string(sets[i].name) == "avx512") i_avx512 = i;
+    if (std::string(sets[i].name) == "avx512vbmi") i_vbmi = i;
     if (std::string(sets[i].name) == "amx") i_amx = i;
   }
   ASSERT_LT(i_amx, sets.size());
-  EXPECT_EQ(i_amx, i_avx512 + 1);  // most portable first: avx512 is its fallback
+  // Most portable first: avx512vbmi is amx's fallback, avx512 avx512vbmi's.
+  EXPECT_EQ(i_vbmi, i_avx512 + 1);
+  EXPECT_EQ(i_amx, i_vbmi + 1);
   const KernelSet& amx = sets[i_amx];
-  const KernelSet& avx512 = sets[i_avx512];
+  const KernelSet& avx512 = sets[i_vbmi];
   const CpuFeatures granted = x86_features(amx_cpu(), [] { return std::string(); });
   const CpuFeatures denied = x86_features(amx_cpu(), [] { return std::string("denied (test)"); });
   EXPECT_EQ(missing_features(amx, granted), std::vector<std::string>{});
@@ -184,9 +187,13 @@ TEST(KernelTable, AmxRowFollowsAvx512AndNeedsTheGrant) {
     X86CpuidWords w = amx_cpu();
     w.leaf7_ecx = 0;
     EXPECT_STREQ(best_kernel_set(x86_features(w, [] { return std::string(); })).name, "avx2");
-    // AMX without GFNI (the tile decode's byte transform): avx512.
+    // AMX without GFNI (the tile decode's byte transform): avx512vbmi.
     w = amx_cpu();
     w.leaf7_ecx &= ~(1u << 8);
+    EXPECT_STREQ(best_kernel_set(x86_features(w, [] { return std::string(); })).name, "avx512vbmi");
+    // AVX-512 VNNI without VBMI (Cascade Lake): avx512, not the VBMI or AMX rows.
+    w = amx_cpu();
+    w.leaf7_ecx &= ~(1u << 1);
     EXPECT_STREQ(best_kernel_set(x86_features(w, [] { return std::string(); })).name, "avx512");
   } else {
     EXPECT_FALSE(kernel_set_supported(amx, granted));  // another architecture's build

@@ -328,7 +328,8 @@ TEST(TernaryMatmul, DispatchPicksTheActiveKernelSet) {
       {"scalar", {"scalar", "scalar", "scalar"}},
       {"avx2", {"avx2-decode", "avx2-lut", "avx2-base3"}},
       {"avx512", {"avx512-vnni-decode", "avx2-lut", "avx2-base3"}},
-      {"amx", {"amx-int8-decode", "avx2-lut", "avx2-base3"}},
+      {"avx512vbmi", {"avx512-vnni-decode", "avx2-lut", "avx512-vbmi-base3"}},
+      {"amx", {"amx-int8-decode", "avx2-lut", "avx512-vbmi-base3"}},
       {"neon", {"neon-decode", "scalar", "neon-base3"}},
       {"neondot", {"neondot-decode", "scalar", "neondot-base3"}},
   };

@@ -1,4 +1,4 @@
-// Scalar emulation of the AVX-512 (and GFNI) intrinsics csrc/kernels/ternary/matmul_avx512.cpp, matmul_amx.cpp and
+// Scalar emulation of the AVX-512 (and GFNI) intrinsics csrc/kernels/ternary/matmul_avx512.cpp, matmul_avx512vbmi.cpp, matmul_amx.cpp and
 // csrc/kernels/binary/matmul_avx512.cpp use, so their logic (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on
 // CPUs without AVX-512 (tests/test_ternary_avx512_emulated.py, tests/test_ternary_amx_emulated.py; the binary kernel in the
 // former).
@@ -95,6 +95,21 @@ static inline mock_m512i mock_unpackhi_epi64(mock_m512i a, mock_m512i b) { retur
 static inline void mock_storeu(void* p, mock_m512i a) { std::memcpy(p, a.b, 64); }
 // The double lanes of the AMX kernel's fused epilogue (store_c): int32 -> double is exact, the product
 // and double -> float round to nearest even, as the instructions do under the default MXCSR.
+// VBMI / BW byte selects (csrc/kernels/ternary/matmul_avx512vbmi.cpp).
+static inline mock_m512i mock_permutex2var_epi8(mock_m512i a, mock_m512i idx, mock_m512i b) {
+  mock_m512i r;
+  for (int i = 0; i < 64; ++i) r.ub[i] = (idx.ub[i] & 64 ? b : a).ub[idx.ub[i] & 63];
+  return r;
+}
+static inline mock_m512i mock_mask_blend_epi8(std::uint64_t k, mock_m512i a, mock_m512i b) {
+  for (int i = 0; i < 64; ++i) if ((k >> i) & 1) a.ub[i] = b.ub[i];
+  return a;
+}
+static inline std::uint64_t mock_movepi8_mask(mock_m512i a) {
+  std::uint64_t k = 0;
+  for (int i = 0; i < 64; ++i) k |= (std::uint64_t)(a.ub[i] >> 7) << i;
+  return k;
+}
 struct mock_m512d { double d[8]; };
 static inline mock_m512d mock_cvtepi32_pd(__m256i a) {
   std::int32_t v[8]; std::memcpy(v, &a, 32); mock_m512d r;
@@ -139,6 +154,9 @@ static inline void mock_mask_storeu_ps256(void* p, std::uint8_t k, __m256 a) {
 #undef _mm512_unpacklo_epi64
 #undef _mm512_unpackhi_epi64
 #undef _mm512_storeu_si512
+#undef _mm512_permutex2var_epi8
+#undef _mm512_mask_blend_epi8
+#undef _mm512_movepi8_mask
 #undef _mm512_cvtepi32_pd
 #undef _mm512_set1_pd
 #undef _mm512_mul_pd
@@ -161,6 +179,9 @@ static inline void mock_mask_storeu_ps256(void* p, std::uint8_t k, __m256 a) {
 #define _mm512_unpacklo_epi64 mock_unpacklo_epi64
 #define _mm512_unpackhi_epi64 mock_unpackhi_epi64
 #define _mm512_storeu_si512 mock_storeu
+#define _mm512_permutex2var_epi8 mock_permutex2var_epi8
+#define _mm512_mask_blend_epi8 mock_mask_blend_epi8
+#define _mm512_movepi8_mask mock_movepi8_mask
 #define _mm512_cvtepi32_pd mock_cvtepi32_pd
 #define _mm512_set1_pd mock_set1_pd
 #define _mm512_mul_pd mock_mul_pd

@@ -53,6 +53,13 @@ void rows_base3(const TernaryMatrix& W, const QuantizedActivations& a, std::int6
   typename K::Unpacked* u = ubuf.data();
   for (std::int64_t gb = g0; gb < g1; gb += kBatchGroups) {
     const std::int64_t ng = std::min(kBatchGroups, g1 - gb);
+    // The next batch's packed bytes into L2 while this one's tiles run (as the decode driver does,
+    // the same distance in bytes): without it each batch's decode waited on memory.
+    if (gb + kBatchGroups < g1) {
+      const std::uint8_t* next = packed + (gb + kBatchGroups) * kp;
+      const std::int64_t next_bytes = std::min(kBatchGroups, g1 - gb - kBatchGroups) * kp;
+      for (std::int64_t b = 0; b < next_bytes; b += 64) __builtin_prefetch(next + b, 0, 2);
+    }
     for (std::int64_t i = 0; i < ng; ++i) K::decode(packed + (gb + i) * kp, kp, u + i * kB3Rows * kp);
     const std::int64_t base = gb * kB3Rows, nrows = ng * kB3Rows;
     // A last tile reaching past the decoded rows reads zero codes there (its results are not stored).

@@ -88,6 +88,9 @@ void rows_avx512_decode(const TernaryMatrix&, const QuantizedActivations&, std::
                         std::int64_t, std::int32_t*, std::int64_t);
 void rows_avx2_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                      std::int32_t*, std::int64_t);
+// kBase3 with VBMI byte-permute digit tables (matmul_avx512vbmi.cpp).
+void rows_avx512vbmi_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
+                           std::int64_t, std::int32_t*, std::int64_t);
 // AMX-INT8 tiles for T >= kAmxMinTokens, rows_avx512_decode for the GEMV (matmul_amx.cpp).
 constexpr std::int64_t kAmxMinTokens = 2;
 void rows_amx_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,

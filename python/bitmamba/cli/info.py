@@ -29,6 +29,7 @@ def run(args) -> int:
     print(f"machine:        {info['machine']} ({feats['arch']})")
     print(f"cpu features:   {' '.join(present) if present else '(none of interest)'}")
     print(f"kernel sets:    {', '.join(info['supported_isas'])} (compiled: {', '.join(info['compiled_isas'])})")
+    width = max(len(k["name"]) for k in info["kernel_sets"])
     for k in info["kernel_sets"]:
         if k["supported"]:
             state = "supported"
@@ -37,7 +38,7 @@ def run(args) -> int:
         else:
             state = "not in this build"
         needs = " ".join(k["needs"]) or "-"
-        print(f"  {k['name']:<9} {k['arch']:<8} needs: {needs} ({state})")
+        print(f"  {k['name']:<{width}} {k['arch']:<8} needs: {needs} ({state})")
     print(f"amx tile data:  {info['amx_permission']['status']}")
     forced = " (forced by BITMAMBA_ISA)" if info["isa_forced_by_env"] else ""
     print(f"kernel set:     {info['isa']}{forced}")
