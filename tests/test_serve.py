@@ -325,6 +325,30 @@ def test_full_queue_429_then_sigterm_drains():
             proc.kill()
 
 
+def _kernel_info(base):
+    lines = httpx.get(base + "/metrics", timeout=10).text.splitlines()
+    return [line for line in lines if line.startswith("bitmamba_kernel_info{")]
+
+
+def test_packing_option_reaches_the_model_and_metrics_report_it(server):
+    # The default server: one kernel_info line per projection kind, with the autotune's choice; the
+    # forced packing is one the autotune did not choose for in_proj here, so the option must act.
+    default = _kernel_info(server)
+    assert len(default) == 3
+    chosen = next(line for line in default if 'matrix="in_proj"' in line).split('packing="')[1].split('"')[0]
+    forced = "decode" if chosen == "base3" else "base3"
+    proc, base = _start("--packing", forced, "--max-batch", "2")
+    try:
+        info = _kernel_info(base)
+        assert len(info) == 3 and all(f'packing="{forced}"' in line for line in info), info
+        assert {line.split('matrix="')[1].split('"')[0] for line in info} == {"in_proj", "out_proj", "lm_head"}
+        r = httpx.post(base + "/v1/completions", json={"prompt": "Once upon a time", "max_tokens": 4, "seed": 1},
+                       timeout=30)
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
+    finally:
+        assert _stop(proc) == 0
+
+
 def test_bench_serve_script_runs_end_to_end():
     # The benchmark's plumbing (server thread, client process, cache hit), not its speed.
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_serve.py"), "--shapes", "255m", "--streams",

@@ -89,6 +89,23 @@ def add_threads_option(p) -> None:
                    help="C++ thread count, 1 to 1024 (default: physical cores; more than that warns)")
 
 
+PACKING_CHOICES = ("auto", "decode", "lut", "base3")
+
+
+def add_packing_option(p, why: str = "") -> None:
+    p.add_argument("--packing", choices=PACKING_CHOICES, default=None,
+                   help="weight packing to build the model in (default: BITMAMBA_PACKING, else auto = the "
+                   "load-time autotune, which keeps the packing whose one-token product is fastest)" + why)
+
+
+def apply_packing(args) -> None:
+    """Set the process-wide packing policy from --packing (before the model is loaded)."""
+    if args.packing is not None:
+        from ..ops.ternary import set_layout_policy
+
+        set_layout_policy(args.packing)
+
+
 def check_threads(args) -> None:
     """Refuse a --threads the thread pool cannot take, and warn (stderr) when it exceeds the cores
     this process may use: it still runs, but the extra threads only wait for a core."""

@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 
-from ._common import add_threads_option, check_threads
+from ._common import add_packing_option, add_threads_option, apply_packing, check_threads
 
 
 def register(sub) -> None:
@@ -41,9 +41,7 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=1,
                    help="sequences decoded together per step through batch_step (default %(default)s: the "
                         "single-sequence loop users run)")
-    p.add_argument("--packing", choices=["auto", "decode", "lut", "base3"], default=None,
-                   help="weight packing to build the model in (default: BITMAMBA_PACKING, else auto = the "
-                        "load-time autotune)")
+    add_packing_option(p)
     p.add_argument("--bandwidth-mib", type=int, default=256, help="buffer for the bandwidth test (default %(default)s)")
     p.add_argument("--profile", action="store_true",
                    help="also time the phases of the decode runs (norm+quantize, in_proj, conv/scan/gate, "
@@ -76,8 +74,7 @@ def run(args) -> int:
     C = native()
     if args.threads is not None:
         set_num_threads(args.threads)
-    if args.packing is not None:
-        C.ternary.set_layout_policy(args.packing)
+    apply_packing(args)
     t0 = time.perf_counter()
     if args.shape and args.model:
         raise ValueError("give either MODEL or --shape, not both")

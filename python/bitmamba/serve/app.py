@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 try:
     from fastapi import FastAPI, Request as HTTPRequest
@@ -181,6 +181,7 @@ class ServerState:
         self.max_context_arg = max_context
         self.chat_template_arg = chat_template
         self.model = None
+        self.kernel_choices: List[Tuple[str, str, str]] = []
         self.scheduler: Optional[Scheduler] = None
         self.load_error: Optional[str] = None
         self.on_load_error: Optional[Callable[[str], None]] = None
@@ -202,6 +203,7 @@ class ServerState:
                 hub = getattr(model, "hub", None)  # a model loaded by repo id is named by it, not by its cache file
                 self.model_name = (hub.repo if hub is not None else model.path.stem if model.path is not None
                                    else model.config.get("name") or "bitmamba")
+            self.kernel_choices = model.kernel_choices()  # fixed once loaded; /metrics reports it
             self.model = model
             self.scheduler = Scheduler(model, **self.scheduler_kwargs).start()
             log.info("model %s loaded: serving", self.model_name)
@@ -618,6 +620,8 @@ def _metrics_text(srv: ServerState) -> str:
     s = srv.scheduler
     if s is None:
         return "\n".join(out) + "\n"
+    metric("kernel_info", "gauge", "1 per projection kind: the weight packing and kernel this server runs it with",
+           [(f'{{matrix="{m}",packing="{p}",kernel="{k}"}}', 1) for m, p, k in srv.kernel_choices])
     c = s.counters
     metric("requests_total", "counter", "generation requests by outcome",
            [(f'{{outcome="{k}"}}', int(c[k])) for k in ("completed", "cancelled", "errors", "rejected")])
