@@ -34,6 +34,8 @@ import uvicorn  # noqa: E402
 
 import bitmamba  # noqa: E402
 from bitmamba.benchmarks import cpu_model  # noqa: E402
+from bitmamba.ops.ternary import set_layout_policy  # noqa: E402
+from bitmamba.serve import default_packing  # noqa: E402
 from bitmamba.serve.app import create_app  # noqa: E402
 
 
@@ -155,6 +157,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="rounds over the stream counts (default %(default)s)")
     ap.add_argument("--history", type=int, default=2000, help="chat history tokens (default %(default)s)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--packing", choices=["auto", "decode", "lut", "base3"], default=None,
+                    help="weight packing (default: what `bitmamba serve` uses, BITMAMBA_PACKING else decode)")
     args = ap.parse_args()
     if args.repeats < 1 or args.tokens < 1:
         ap.error("--repeats and --tokens must be >= 1")
@@ -164,8 +168,10 @@ def main():
         sys.exit("bench_serve.py: the streaming clients need aiohttp: pip install aiohttp")
     if args.threads:
         bitmamba.set_num_threads(args.threads)
+    packing = args.packing or default_packing()
+    set_layout_policy(packing)
     streams = [int(s) for s in args.streams.split(",")]
-    print(f"CPU: {cpu_model()}; bitmamba {bitmamba.__version__}")
+    print(f"CPU: {cpu_model()}; bitmamba {bitmamba.__version__}; packing {packing}")
     targets = [("file", args.model)] if args.model else [("random", s) for s in args.shapes.split(",")]
     for kind, what in targets:
         model = bitmamba.load(what) if kind == "file" else bitmamba.Model.random(what)

@@ -32,6 +32,7 @@ def _free_port() -> int:
 def _start(*args):
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("BITMAMBA_PACKING", None)  # the servers here run the server's own default packing
     proc = subprocess.Popen([sys.executable, "-m", "bitmamba", "serve", "--port", str(port), "--log-level", "warning",
                              *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -330,23 +331,46 @@ def _kernel_info(base):
     return [line for line in lines if line.startswith("bitmamba_kernel_info{")]
 
 
-def test_packing_option_reaches_the_model_and_metrics_report_it(server):
-    # The default server: one kernel_info line per projection kind, with the autotune's choice; the
-    # forced packing is one the autotune did not choose for in_proj here, so the option must act.
+def test_packing_default_and_option_reach_the_model_and_metrics_report_them(server):
+    # The default server builds the 2-bit decode packing (a server batches; docs/serve.md), one
+    # kernel_info line per projection kind; --packing base3 builds the 1.6-bit one.
     default = _kernel_info(server)
-    assert len(default) == 3
-    chosen = next(line for line in default if 'matrix="in_proj"' in line).split('packing="')[1].split('"')[0]
-    forced = "decode" if chosen == "base3" else "base3"
-    proc, base = _start("--packing", forced, "--max-batch", "2")
+    assert len(default) == 3 and all('packing="decode"' in line for line in default), default
+    proc, base = _start("--packing", "base3", "--max-batch", "2")
     try:
         info = _kernel_info(base)
-        assert len(info) == 3 and all(f'packing="{forced}"' in line for line in info), info
+        assert len(info) == 3 and all('packing="base3"' in line for line in info), info
         assert {line.split('matrix="')[1].split('"')[0] for line in info} == {"in_proj", "out_proj", "lm_head"}
         r = httpx.post(base + "/v1/completions", json={"prompt": "Once upon a time", "max_tokens": 4, "seed": 1},
                        timeout=30)
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
     finally:
         assert _stop(proc) == 0
+
+
+def test_serve_command_sets_its_packing_before_loading(monkeypatch):
+    # `bitmamba serve` builds its model in the server's default packing (decode) unless --packing or
+    # BITMAMBA_PACKING says otherwise; checked on the policy the server function would load under.
+    import bitmamba.serve as serve_pkg
+    from bitmamba.cli import build_parser
+    from bitmamba.ops import ternary as T
+
+    seen = []
+    monkeypatch.setattr(serve_pkg, "serve", lambda *a, **k: seen.append(T.get_layout_policy()) or 0)
+    before = T.get_layout_policy()
+    try:
+        for argv, env, want in ((["serve"], None, "decode"), (["serve", "--packing", "auto"], None, "auto"),
+                                (["serve"], "base3", "base3"), (["serve", "--packing", "lut"], "base3", "lut")):
+            T.set_layout_policy("auto")
+            if env is None:
+                monkeypatch.delenv("BITMAMBA_PACKING", raising=False)
+            else:
+                monkeypatch.setenv("BITMAMBA_PACKING", env)
+            args = build_parser().parse_args(argv)
+            assert args.func(args) == 0
+            assert seen[-1] == want, (argv, env, seen)
+    finally:
+        T.set_layout_policy(before)
 
 
 def test_bench_serve_script_runs_end_to_end():

@@ -1,9 +1,10 @@
 """`bitmamba serve [MODEL]`: an OpenAI-compatible HTTP server (docs/serve.md)."""
 from __future__ import annotations
 
+import os
 import sys
 
-from ._common import add_model_options, add_packing_option, apply_packing, check_threads
+from ._common import PACKING_CHOICES, add_model_options, apply_packing, check_threads
 
 
 def register(sub) -> None:
@@ -37,8 +38,11 @@ def register(sub) -> None:
                    "plain 'User: ... Assistant:' transcript)")
     p.add_argument("--drain-seconds", type=float, default=10.0,
                    help="on Ctrl-C / SIGTERM, time in-flight requests get to finish (default %(default)s)")
-    add_packing_option(p, "; on AVX-512 VBMI CPUs that is the 1.6-bit base3 packing, and 'decode' gives "
-                       "more aggregate tok/s at 8-16 streams (docs/serve.md)")
+    p.add_argument("--packing", choices=PACKING_CHOICES, default=None,
+                   help="weight packing to build the model in (default: BITMAMBA_PACKING, else decode: the "
+                   "2-bit packing, whose batched steps are the fastest; auto keeps the packing whose "
+                   "one-token product is fastest, the 1.6-bit base3 on AVX-512 VBMI CPUs, which serves one "
+                   "stream faster and 4-16 streams slower; docs/serve.md)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add_model_options(p)
     p.set_defaults(func=run)
@@ -69,6 +73,10 @@ def run(args) -> int:
             template = f.read()
     from ..serve import serve
 
+    from ..serve import default_packing
+
+    if args.packing is None:
+        args.packing = default_packing()
     apply_packing(args)
     if args.random:
         from ..model import Model
@@ -79,8 +87,6 @@ def run(args) -> int:
         model = Model.random(args.random)
         name = args.model_name or f"random-{args.random}"
     else:
-        import os
-
         from ..hub import HubModel
         from ._common import resolve_model_path
 

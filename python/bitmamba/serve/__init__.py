@@ -5,10 +5,24 @@ batched forward pass per step), prefix_cache.py (SSM states keyed by token prefi
 app.py (the FastAPI application: endpoints, schemas, errors, streaming). Only app.py needs the
 `serve` extra (fastapi, uvicorn, jinja2); `import bitmamba` imports none of this.
 """
+import os
+
 from .prefix_cache import PrefixCache
 from .scheduler import QueueFull, Request, Scheduler
 
-__all__ = ["PrefixCache", "QueueFull", "Request", "Scheduler"]
+__all__ = ["PrefixCache", "QueueFull", "Request", "Scheduler", "default_packing"]
+
+# A server batches, and the 2-bit decode packing's batched steps are the fastest: on the CPUs where the
+# load-time autotune keeps the 1.6-bit base3 packing for one stream (AVX-512 VBMI without AMX), base3
+# served 4 and 16 streams slower (docs/serve.md, "Sixth session"). Elsewhere the autotune keeps decode
+# anyway.
+DEFAULT_PACKING = "decode"
+
+
+def default_packing() -> str:
+    """The packing `bitmamba serve` builds its model in when --packing is not given: BITMAMBA_PACKING,
+    else DEFAULT_PACKING."""
+    return os.environ.get("BITMAMBA_PACKING") or DEFAULT_PACKING
 
 
 def serve(model=None, host: str = "127.0.0.1", port: int = 8000, drain_seconds: float = 10.0,
