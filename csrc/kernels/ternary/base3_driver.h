@@ -69,7 +69,7 @@ void rows_base3(const TernaryMatrix& W, const QuantizedActivations& a, std::int6
       for (const std::int64_t need = std::min(ng, (rr + 3) / kB3Rows + 1); decoded < need; ++decoded) {
         // The packed bytes of the group 4 ahead into L2 while this one's tiles run, one group per
         // group decoded (as the decode driver does): without it the decode waited on memory (a
-        // sampling profile of the 1B lm_head at T = 16 on Zen 4 put 15% of the time on its first
+        // sampling profile of the 1B lm_head at T = 16 on Zen 5 put 15% of the time on its first
         // load; with it the product took 2.75 instead of 3.16 ms).
         if (gb + decoded + kAhead < g1) {
           const std::uint8_t* next = packed + (gb + decoded + kAhead) * kp;
