@@ -10,16 +10,17 @@
 // (u_n * 4^n, at most 128: still an unsigned byte), so accumulator n holds 4^n times digit n's sums
 // and an exact arithmetic shift of the total undoes it. vpdpbusd adds 4 products of <= 128 * 128 into
 // each int32 lane per 64 columns, exact for any model width (|lane| <= 2^16 * K / 64).
-// Against the AVX2 base3 kernel (35 instructions per 32 bytes) this is 21 per 64 bytes; the 2-bit
-// avx512 GEMV spends about 14 on the same 320 weights, which it reads in 80 bytes instead of 64.
+// GCC 12 makes that 23 vector instructions per 64 bytes (3 of them copies of the tables vpermt2b
+// overwrites), against 35 per 32 bytes in the AVX2 base3 kernel: 3x fewer per weight. The 2-bit
+// avx512 GEMV spends about 15 on the same 320 weights, which it reads in 80 bytes instead of 64.
 //
-// The GEMM (base3_driver.h) decodes 4 groups of 5 rows into offset codes with the same tables and runs
-// the avx512 decode kernel's own 4 x 4 tiles on them (decode_avx512.h).
+// The GEMM (base3_driver.h) decodes each group of 5 rows once into offset codes with the same tables
+// and runs the avx512 decode kernel's own 4 x 4 tiles on them (decode_avx512.h).
 //
 // Needs AVX-512 VBMI beyond the avx512 set (Ice Lake, Sapphire Rapids and later Xeons, Zen 4 and
 // later; not Skylake-X or Cascade Lake), hence its own kernel set, avx512vbmi. Checked through the
 // intrinsics emulation of tests/avx512_emu on any x86-64 CPU and run for real by the avx512vbmi / amx
-// legs wherever the CPU has VBMI.
+// legs wherever the CPU has VBMI (bit-exact on a Zen 5 VM, 2026-12-06).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (matmul_avx512.cpp)
 #include <immintrin.h>
 
