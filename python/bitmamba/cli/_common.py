@@ -92,10 +92,10 @@ def add_threads_option(p) -> None:
 PACKING_CHOICES = ("auto", "decode", "lut", "base3")
 
 
-def add_packing_option(p, why: str = "") -> None:
+def add_packing_option(p) -> None:
     p.add_argument("--packing", choices=PACKING_CHOICES, default=None,
                    help="weight packing to build the model in (default: BITMAMBA_PACKING, else auto = the "
-                   "load-time autotune, which keeps the packing whose one-token product is fastest)" + why)
+                   "load-time autotune, which keeps the packing whose one-token product is fastest)")
 
 
 def apply_packing(args) -> None:

@@ -71,9 +71,7 @@ def run(args) -> int:
     if args.chat_template:
         with open(args.chat_template, encoding="utf-8") as f:
             template = f.read()
-    from ..serve import serve
-
-    from ..serve import default_packing
+    from ..serve import default_packing, serve
 
     if args.packing is None:
         args.packing = default_packing()
