@@ -173,16 +173,16 @@ TEST(KernelTable, AmxRowFollowsAvx512AndNeedsTheGrant) {
   EXPECT_EQ(i_vbmi, i_avx512 + 1);
   EXPECT_EQ(i_amx, i_vbmi + 1);
   const KernelSet& amx = sets[i_amx];
-  const KernelSet& avx512 = sets[i_vbmi];
+  const KernelSet& fallback = sets[i_vbmi];  // where a refused AMX grant lands
   const CpuFeatures granted = x86_features(amx_cpu(), [] { return std::string(); });
   const CpuFeatures denied = x86_features(amx_cpu(), [] { return std::string("denied (test)"); });
   EXPECT_EQ(missing_features(amx, granted), std::vector<std::string>{});
   EXPECT_EQ(missing_features(amx, denied), std::vector<std::string>{"amx"});
-  EXPECT_EQ(missing_features(avx512, denied), std::vector<std::string>{});
+  EXPECT_EQ(missing_features(fallback, denied), std::vector<std::string>{});
   EXPECT_FALSE(kernel_set_supported(amx, denied));
   if (kernel_set_compiled(amx)) {
     EXPECT_EQ(&best_kernel_set(granted), &amx);
-    EXPECT_EQ(&best_kernel_set(denied), &avx512);  // the refusal falls back one row, cleanly
+    EXPECT_EQ(&best_kernel_set(denied), &fallback);  // the refusal falls back one row, cleanly
     // AMX without AVX-512 (the row uses the avx512 kernels too): not amx, not avx512.
     X86CpuidWords w = amx_cpu();
     w.leaf7_ecx = 0;
