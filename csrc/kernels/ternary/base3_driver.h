@@ -48,7 +48,6 @@ void rows_base3(const TernaryMatrix& W, const QuantizedActivations& a, std::int6
   // GEMM: in batches of 4 groups (20 rows, 20 * k_padded bytes of offset codes), decode each group
   // once and run the 4-row tiles over every token, as the kDecode driver does per 4-row group.
   constexpr std::int64_t kBatchGroups = 4, kBatchRows = kBatchGroups * kB3Rows;  // 20 = 5 tiles of 4
-  constexpr std::int64_t kAhead = kBatchGroups;  // 8 and 16 groups measured no better
   thread_local AlignedBuffer<typename K::Unpacked> ubuf;
   if (ubuf.size() < static_cast<std::size_t>(kBatchRows * kp))
     ubuf.resize(static_cast<std::size_t>(kBatchRows * kp), false);
@@ -71,10 +70,8 @@ void rows_base3(const TernaryMatrix& W, const QuantizedActivations& a, std::int6
         // group decoded (as the decode driver does): without it the decode waited on memory (a
         // sampling profile of the 1B lm_head at T = 16 on Zen 5 put 15% of the time on its first
         // load; with it the product took 2.75 instead of 3.16 ms).
-        if (gb + decoded + kAhead < g1) {
-          const std::uint8_t* next = packed + (gb + decoded + kAhead) * kp;
-          for (std::int64_t b = 0; b < kp; b += 64) __builtin_prefetch(next + b, 0, 2);
-        }
+        if (gb + decoded + kGemmPrefetchGroups < g1)
+          prefetch_l2(packed + (gb + decoded + kGemmPrefetchGroups) * kp, kp);
         K::decode(packed + (gb + decoded) * kp, kp, u + decoded * kB3Rows * kp);
       }
       const typename K::Unpacked* ur = u + rr * kp;

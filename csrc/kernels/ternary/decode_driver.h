@@ -22,11 +22,6 @@
 
 namespace bitmamba::ternary::detail {
 
-// GEMM: row groups ahead whose packed bytes are prefetched into L2 while the current group's tiles
-// run. A group's tiles take long enough at T = 16 (~350 ns for a 1B in_proj group) that the hardware
-// prefetchers alone left each group's decode waiting on DRAM.
-constexpr std::int64_t kGemmPrefetchGroups = 4;
-
 template <class K>
 void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int64_t r0,
                  std::int64_t r1, std::int32_t* acc, std::int64_t ld_acc) {
@@ -51,10 +46,8 @@ void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int
   typename K::Unpacked* u = ubuf.data();
   const std::int64_t g_end = (r1 + kDecRows - 1) / kDecRows;
   for (std::int64_t g = r0 / kDecRows; g < g_end; ++g) {
-    if (g + kGemmPrefetchGroups < g_end) {
-      const std::uint8_t* next = packed + (g + kGemmPrefetchGroups) * group_bytes;
-      for (std::int64_t b = 0; b < group_bytes; b += 64) __builtin_prefetch(next + b, 0, 2);
-    }
+    if (g + kGemmPrefetchGroups < g_end)
+      prefetch_l2(packed + (g + kGemmPrefetchGroups) * group_bytes, group_bytes);
     K::decode(packed + g * group_bytes, n_kb, u, W.k_padded_);
     std::int64_t t = 0;
     for (; t + K::kTile <= a.T; t += K::kTile) {
