@@ -108,6 +108,46 @@ def test_save_pretrained_files_are_not_private(tmp_path, umask022):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
 
 
+@pytest.mark.parametrize("into", ["new directory", "existing directory"])
+def test_save_pretrained_on_a_full_disk_names_it_and_leaves_nothing(tmp_path, monkeypatch, into):
+    # safetensors reports a full disk as SafetensorError("... No space left on device (os error 28)"),
+    # not as an OSError (its message, as seen on a full 1 MiB tmpfs with safetensors 0.8).
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from bitmamba.nn import BitMambaConfig, BitMambaLM
+
+    torch.manual_seed(0)
+    m = BitMambaLM(BitMambaConfig(vocab_size=64, d_model=16, n_layers=1, n_heads=2, eos_token_id=0))
+    d = tmp_path / "ckpt"
+    if into == "existing directory":
+        m.save_pretrained(d)
+    before = {p.name: p.read_bytes() for p in d.iterdir()} if d.exists() else None
+
+    def full(state, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 100)  # a partial file, as a write cut short leaves
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(NoSpaceError) as e:
+        m.save_pretrained(d)
+    msg = str(e.value)
+    assert e.value.errno == errno.ENOSPC and "no space left on device while writing" in msg and "\n" not in msg
+    if before is None:
+        assert not d.exists()
+    else:
+        assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if before is None else ["ckpt"])
+    # A library error that is not about space passes through unchanged.
+    monkeypatch.setattr(safetensors.torch, "save_file",
+                        lambda *a, **k: (_ for _ in ()).throw(SafetensorError("Error while serializing: bad dtype")))
+    with pytest.raises(SafetensorError):
+        m.save_pretrained(d)
+
+
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
 def test_full_disk_is_named_and_leaves_nothing(tmp_path, code):
     target = tmp_path / "out.bin"

@@ -28,6 +28,8 @@ LEGACY_AGE_S = 3600
 # An errno-less short write (numpy's tofile reports only "N requested and M written") is taken for a full
 # disk when less than this is left on the file system.
 FULL_DISK_BYTES = 1 << 20
+# How Rust's std::io::Error shows an errno in its message.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 class NoSpaceError(OSError):
@@ -127,18 +129,30 @@ def _human(n: int) -> str:
         n /= 1024
 
 
+def _errno_of(e: BaseException):
+    """The errno of a failed write: OSError's own, or the one a library written in Rust puts in its
+    message (safetensors raises SafetensorError("... No space left on device (os error 28)")), else None."""
+    if isinstance(e, OSError):
+        return e.errno
+    m = _RUST_OS_ERROR.search(str(e))
+    return int(m.group(1)) if m else None
+
+
 def _no_space_error(e: BaseException, path: Path):
     """A NoSpaceError naming `path` when `e` is a write that failed for lack of space, else None.
     Must run before the temporary is removed (that frees the space it held)."""
-    if not isinstance(e, OSError) or isinstance(e, NoSpaceError):
+    if isinstance(e, NoSpaceError) or not isinstance(e, Exception):
+        return None
+    code = _errno_of(e)
+    if not isinstance(e, OSError) and code is None:
         return None
     try:
         free = _free_bytes(path.parent)
     except (OSError, AttributeError):  # no statvfs on this platform
         free = None
-    if e.errno == errno.EDQUOT:
+    if code == errno.EDQUOT:
         what, code = "disk quota exceeded", errno.EDQUOT
-    elif e.errno == errno.ENOSPC or (not e.errno and free is not None and free < FULL_DISK_BYTES):
+    elif code == errno.ENOSPC or (not code and free is not None and free < FULL_DISK_BYTES):
         what, code = "no space left on device", errno.ENOSPC
     else:
         return None
