@@ -348,15 +348,18 @@ def test_packing_default_and_option_reach_the_model_and_metrics_report_them(serv
         assert _stop(proc) == 0
 
 
-def test_serve_command_sets_its_packing_before_loading(monkeypatch):
-    # `bitmamba serve` builds its model in the server's default packing (decode) unless --packing or
-    # BITMAMBA_PACKING says otherwise; checked on the policy the server function would load under.
+def test_serve_command_passes_its_packing_to_the_server(monkeypatch):
+    # `bitmamba serve` loads its model in the server's default packing (decode) unless --packing or
+    # BITMAMBA_PACKING says otherwise: the server function receives it for a model file; a --random
+    # model is built by the command itself, under that policy.
     import bitmamba.serve as serve_pkg
     from bitmamba.cli import build_parser
     from bitmamba.ops import ternary as T
 
     seen = []
-    monkeypatch.setattr(serve_pkg, "serve", lambda *a, **k: seen.append(T.get_layout_policy()) or 0)
+    monkeypatch.setattr(serve_pkg, "serve",
+                        lambda model, **k: seen.append((k["packing"], getattr(model, "native", None) is not None,
+                                                        T.get_layout_policy())) or 0)
     before = T.get_layout_policy()
     try:
         for argv, env, want in ((["serve"], None, "decode"), (["serve", "--packing", "auto"], None, "auto"),
@@ -368,7 +371,47 @@ def test_serve_command_sets_its_packing_before_loading(monkeypatch):
                 monkeypatch.setenv("BITMAMBA_PACKING", env)
             args = build_parser().parse_args(argv)
             assert args.func(args) == 0
-            assert seen[-1] == want, (argv, env, seen)
+            assert seen[-1] == (want, False, "auto"), (argv, env, seen)
+        T.set_layout_policy("auto")
+        args = build_parser().parse_args(["serve", "--random", "255m", "--packing", "base3"])
+        assert args.func(args) == 0
+        assert seen[-1] == (None, True, "base3"), seen
+    finally:
+        T.set_layout_policy(before)
+
+
+def test_serve_function_loads_a_file_in_the_server_default_packing(monkeypatch):
+    # The Python entry point bitmamba.serve.serve() applies the same default as the command, and
+    # create_app sets the policy before its load thread builds any matrix.
+    import bitmamba.serve as serve_pkg
+    import bitmamba.serve.app as app_mod
+    from bitmamba.ops import ternary as T
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def fake_create_app(model_path=None, **k):
+        seen.append(k.get("packing"))
+        raise Stop
+
+    before = T.get_layout_policy()
+    try:
+        monkeypatch.setattr(app_mod, "create_app", fake_create_app)
+        monkeypatch.delenv("BITMAMBA_PACKING", raising=False)
+        for kw, want in (({}, "decode"), ({"packing": "auto"}, "auto")):
+            with pytest.raises(Stop):
+                serve_pkg.serve("model.gguf", **kw)
+            assert seen[-1] == want
+        monkeypatch.undo()
+        T.set_layout_policy("auto")
+        app_mod.create_app("no-such-model.gguf", packing="base3")  # loads only once the app starts
+        assert T.get_layout_policy() == "base3"
+        with pytest.raises(ValueError):
+            app_mod.create_app("no-such-model.gguf", packing="two-bit")
+        with pytest.raises(ValueError, match="loaded model keeps"):
+            app_mod.create_app(model=object(), packing="decode")
     finally:
         T.set_layout_policy(before)
 

@@ -75,13 +75,14 @@ def run(args) -> int:
 
     if args.packing is None:
         args.packing = default_packing()
-    apply_packing(args)
+    packing = None  # a model built here is already in args.packing; a file is loaded by serve() in it
     if args.random:
         from ..model import Model
         from ..system import set_num_threads
 
         if args.threads:
             set_num_threads(args.threads)
+        apply_packing(args)
         model = Model.random(args.random)
         name = args.model_name or f"random-{args.random}"
     else:
@@ -94,8 +95,9 @@ def run(args) -> int:
         if not os.path.exists(model):
             raise FileNotFoundError(f"model file not found: {model}")
         name = args.model_name or (model.ref.repo if isinstance(model, HubModel) else None)
+        packing = args.packing
     return serve(model, host=args.host, port=args.port, drain_seconds=args.drain_seconds, log_level=args.log_level,
-                 model_name=name, max_batch=args.max_batch, max_queue=args.max_queue,
+                 packing=packing, model_name=name, max_batch=args.max_batch, max_queue=args.max_queue,
                  prefill_chunk=args.prefill_chunk, state_cache_mb=args.state_cache_mb,
                  max_context=args.max_context, chat_template=template, tokenizer=args.tokenizer,
                  threads=args.threads)

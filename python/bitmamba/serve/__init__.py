@@ -6,6 +6,7 @@ app.py (the FastAPI application: endpoints, schemas, errors, streaming). Only ap
 `serve` extra (fastapi, uvicorn, jinja2); `import bitmamba` imports none of this.
 """
 import os
+from typing import Optional
 
 from .prefix_cache import PrefixCache
 from .scheduler import QueueFull, Request, Scheduler
@@ -26,20 +27,20 @@ def default_packing() -> str:
 
 
 def serve(model=None, host: str = "127.0.0.1", port: int = 8000, drain_seconds: float = 10.0,
-          log_level: str = "info", **app_kwargs) -> int:
+          log_level: str = "info", packing: Optional[str] = None, **app_kwargs) -> int:
     """Run the server until Ctrl-C / SIGTERM (then in-flight requests get drain_seconds to finish
     before they are cancelled). model: a model file, a loaded bitmamba.Model, or None for the bundled
-    default model; app_kwargs go to app.create_app (max_batch, max_queue, prefill_chunk,
-    state_cache_mb, max_context, model_name, chat_template, tokenizer, threads). Returns 0, or 1 when
-    the model failed to load."""
+    default model; a file is loaded in `packing` (None: default_packing(), as `bitmamba serve` does).
+    app_kwargs go to app.create_app (max_batch, max_queue, prefill_chunk, state_cache_mb, max_context,
+    model_name, chat_template, tokenizer, threads). Returns 0, or 1 when the model failed to load."""
     import uvicorn
 
     from .app import create_app
 
     if model is None or isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        app = create_app(model, **app_kwargs)
+        app = create_app(model, packing=packing or default_packing(), **app_kwargs)
     else:
-        app = create_app(model=model, **app_kwargs)
+        app = create_app(model=model, packing=packing, **app_kwargs)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=drain_seconds, access_log=log_level == "debug")
     server = uvicorn.Server(config)

@@ -313,12 +313,23 @@ def _sse(obj) -> str:
 def create_app(model_path=None, *, model=None, model_name: Optional[str] = None, tokenizer=None,
                threads: Optional[int] = None, max_batch: int = 16, max_queue: int = 64, prefill_chunk: int = 256,
                state_cache_mb: float = 256, max_context: Optional[int] = None,
-               chat_template: Optional[str] = None) -> FastAPI:
+               chat_template: Optional[str] = None, packing: Optional[str] = None) -> FastAPI:
     """The server application. Give a model file (model_path; None: the bundled default model) or a
-    loaded bitmamba.Model (model=). The model loads in a background thread when the app starts."""
+    loaded bitmamba.Model (model=). The model loads in a background thread when the app starts, in the
+    weight packing `packing` (auto, decode, lut, base3; None: the process's current policy); a loaded
+    model keeps the packing it was built in."""
     if model is not None:
+        if packing is not None:
+            raise ValueError("packing applies to a model loaded from a file; a loaded model keeps its own")
         load = lambda: model  # noqa: E731
     else:
+        if packing is not None:
+            from ..ops.ternary import set_layout_policy
+
+            # Process-wide, and set here rather than in the load thread: a bad name fails now, and the
+            # policy is in place before any matrix of the model is built.
+            set_layout_policy(packing)
+
         def load():
             from ..model import load as load_file
             from ..defaults import default_model_path
