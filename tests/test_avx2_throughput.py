@@ -1,0 +1,33 @@
+"""scripts/avx2_throughput.py compiles and runs its probe and prints a clock and one cycles-per-instruction
+figure per instruction (figures for the benchmark docs; only their form is checked here)."""
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from skips import not_applicable
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "avx2_throughput.py"
+
+
+def test_avx2_throughput_prints_a_clock_and_a_figure_per_instruction():
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        not_applicable("the probe is x86-64 code")
+    with open("/proc/cpuinfo") as f:
+        if " avx2" not in f.read():
+            not_applicable("this CPU has no AVX2")
+    r = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    ghz = float(re.fullmatch(r"clock: ([0-9.]+) GHz \(dependent scalar adds\)", lines[0]).group(1))
+    assert ghz > 0
+    cycles = {}
+    for line in lines[1:]:
+        m = re.fullmatch(r"(v[a-z]+ ymm) +([0-9.]+) cycles per instruction", line)
+        assert m, line
+        cycles[m.group(1)] = float(m.group(2))
+    assert set(cycles) == {"vpmaddubsw ymm", "vpmaddwd ymm", "vpsadbw ymm", "vpaddw ymm", "vpand ymm",
+                           "vpsignb ymm", "vpshufb ymm"}
+    # Timings on a shared machine vary with its load, so only their form is checked, never their size.
+    assert all(c > 0 for c in cycles.values()), cycles
