@@ -54,6 +54,31 @@ def test_bench_json(tiny):
     assert lines["decode"].endswith(" tok/s") and lines["prefill"].endswith(" tok/s")
 
 
+def test_bench_pairs_each_decode_run_with_a_bandwidth_test(tiny):
+    import statistics
+    import sys
+
+    r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "8", "--repeats", "3",
+            "--bandwidth-mib", "512", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    runs, bws, fr = d["decode_runs"], d["read_bandwidth_runs"], d["roofline_runs"]
+    assert len(runs) == len(bws) == len(fr) == 3
+    # Each run's fraction divides that run by the bandwidth measured right after it; the figure is
+    # their median (the JSON rounds each input, hence the tolerance).
+    for dec, bw, f in zip(runs, bws, fr):
+        assert f == pytest.approx(dec * d["bytes_per_step"] / (bw * 1e9), rel=0.02)
+    assert d["roofline_fraction"] == pytest.approx(statistics.median(fr), abs=1e-3)
+    assert d["read_bandwidth_gb_s"] == pytest.approx(statistics.median(bws), abs=0.01)
+    if sys.platform.startswith("linux"):
+        # The 512 MiB test buffer is not counted in the model's peak memory.
+        assert d["bandwidth_paired"] is True and d["peak_rss_mb"] < 512
+    r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "2",
+            "--bandwidth-mib", "16")
+    line = dict(l.split(": ", 1) for l in r.stdout.strip().splitlines())["roofline"]
+    assert "(runs " in line and "steps/s)" in line
+
+
 def test_bench_profile_phases_cover_the_decode_time(tiny):
     r = cli("bench", str(tiny), "--prompt-tokens", "8", "--decode-tokens", "32", "--repeats", "1",
             "--bandwidth-mib", "16", "--profile", "--json")

@@ -9,6 +9,13 @@ machines are noisy: each figure is the median of --repeats runs.
 path: the weights are read once per step for all B), and reports the aggregate B * steps / time.
 --packing forces the weight packing (as BITMAMBA_PACKING does); the packing and kernel each kind of
 matrix ended up with is printed (`kernel_in_proj: base3 avx2-base3`) and in the JSON (`kernels`).
+
+The roofline fraction pairs each decode run with a read-bandwidth test run right after it: on a host
+shared with other jobs, the bandwidth a process gets moves by tens of percent within a minute, so one
+test taken after all runs divides a run by another moment's bandwidth. The fraction reported is the
+median of the per-run fractions (`roofline_runs` in the JSON). Where the peak-memory counter cannot be
+restarted (outside Linux), the test's buffer would count as the model's memory, so one test runs after
+the last decode run instead.
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ from ._common import add_packing_option, add_threads_option, apply_packing, chec
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure decode / prefill speed, peak RSS and roofline fraction",
                        description=__doc__.split("\n\n")[0] + " Roofline fraction = decode steps/s x weight bytes "
-                       "read per step (the packing's real bytes) / measured memory read bandwidth.")
+                       "read per step (the packing's real bytes) / memory read bandwidth measured right after the run; the "
+                       "median over the runs.")
     p.add_argument("model", metavar="MODEL", nargs="?", default=None,
                    help="model file or Hugging Face repo id (owner/name[@revision], hf://...; default: the bundled "
                    "model; omit with --shape)")
@@ -51,8 +59,27 @@ def register(sub) -> None:
 
 
 def peak_rss_bytes() -> int:
+    """Peak resident memory: VmHWM on Linux (restarted by reset_peak_rss), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r) if sys.platform == "darwin" else int(r) * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Restarts the peak-memory counter at the current resident size (Linux: "5" written to
+    /proc/self/clear_refs); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def read_bandwidth(C, n_bytes: int, threads: int) -> float:
@@ -109,6 +136,13 @@ def run(args) -> int:
     B = args.batch
     loop = "batch_step" if B > 1 else "stream" if model.has_tokenizer else "generate_ids"
     profile = None
+    threads = C.get_num_threads()
+    # Each decode run is paired with a bandwidth test right after it (see the module doc). The test's
+    # buffer must not count as the model's memory: the peak is read before each test and the counter
+    # restarted after it.
+    rss = peak_rss_bytes()
+    paired = reset_peak_rss()
+    bws = []
     for _ in range(args.repeats):
         if B > 1:
             gens = []
@@ -133,19 +167,25 @@ def run(args) -> int:
         else:
             model.generate_ids([], max_new_tokens=args.decode_tokens, state=st, **greedy)
         decode.append(args.decode_tokens / (time.perf_counter() - t))  # steps per second
+        if paired:
+            rss = max(rss, peak_rss_bytes())
+            bws.append(read_bandwidth(C, args.bandwidth_mib << 20, threads))
+            reset_peak_rss()
     if args.profile:
         # Phases of the last decode run, in microseconds per token (the timing itself is ~0.1 us a phase).
         p = m.profile()
         m.set_profiling(False)
         n = max(int(p.pop("tokens")), 1)
         profile = {k: round(v / n * 1e6, 1) for k, v in p.items()}
-    rss = peak_rss_bytes()  # before the bandwidth buffer is allocated
-    threads = C.get_num_threads()
-    bw = read_bandwidth(C, args.bandwidth_mib << 20, threads)
+    if not paired:
+        rss = peak_rss_bytes()  # before the bandwidth buffer is allocated
+        bws = [read_bandwidth(C, args.bandwidth_mib << 20, threads)] * len(decode)
     dec = statistics.median(decode)
+    bw = statistics.median(bws)
     # A step reads the packed weights once and one embedding row per sequence.
     embed_row = int(m.bytes_per_token) - int(m.packed_weight_bytes)
     bytes_per_step = int(m.packed_weight_bytes) + B * embed_row
+    roofline_runs = [d * bytes_per_step / b for d, b in zip(decode, bws)]
     kernels = [dict(matrix=k, packing=p, kernel=n) for k, p, n in m.kernel_choices()]
     res = {
         "model": source,
@@ -166,8 +206,11 @@ def run(args) -> int:
         "bytes_per_token": int(m.bytes_per_token),
         "bytes_per_step": bytes_per_step,
         "read_bandwidth_gb_s": round(bw / 1e9, 2),
-        "roofline_fraction": round(dec * bytes_per_step / bw, 3),
+        "roofline_fraction": round(statistics.median(roofline_runs), 3),
+        "bandwidth_paired": paired,
         "decode_runs": [round(x, 2) for x in decode],
+        "read_bandwidth_runs": [round(b / 1e9, 2) for b in bws],
+        "roofline_runs": [round(f, 3) for f in roofline_runs],
         "prefill_runs": [round(x, 2) for x in prefill],
     }
     if profile is not None:
@@ -193,7 +236,11 @@ def run(args) -> int:
     if B > 1:
         print(f"weights_per_step: {res['bytes_per_step'] / 1e6:.1f} MB")
     print(f"bandwidth: {res['read_bandwidth_gb_s']:.2f} GB/s")
-    print(f"roofline: {res['roofline_fraction']:.3f}")
+    if len(roofline_runs) > 1:
+        print(f"roofline: {res['roofline_fraction']:.3f} (runs {min(roofline_runs):.3f} to {max(roofline_runs):.3f}, "
+              f"decode {min(decode):.1f} to {max(decode):.1f} steps/s)")
+    else:
+        print(f"roofline: {res['roofline_fraction']:.3f}")
     if profile is not None:
         for k, v in profile.items():
             print(f"decode_{k}: {v:.1f} us/token")
