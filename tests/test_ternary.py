@@ -234,6 +234,9 @@ SHAPES = [  # rows, cols, T
     (9, 4100, 67), (6, 2048, 131),
     # Around the amx set's 16-token tiles (T < 16 there runs the avx512 kernel) with row / K tails.
     (47, 300, 15), (47, 300, 16), (33, 129, 17), (130, 700, 33), (17, 2125, 19),
+    # Batches of 2-3 read the packed rows straight into 2 tokens' products where the kernel set has
+    # that (avx512); past the last full GEMM tile, 1, 2 or 3 tokens share one tile.
+    (51, 700, 6), (13, 2048, 7), (29, 4096, 2), (70, 1000, 10),
 ]
 
 

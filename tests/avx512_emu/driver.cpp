@@ -13,7 +13,7 @@ TernaryMatrix build_with_policy(const std::int8_t* c, std::int64_t r, std::int64
 int main() {
   std::mt19937 rng(1);
   int fails = 0, n = 0;
-  const long shapes[][3] = {{1,1,1},{3,3,3},{5,129,1},{5,129,2},{33,1000,3},{64,64,1},{97,257,64},{7,4100,5},{37,8269,3},{1024,2048,1},{130,2048,9},{4,128,4},{67,384,16}};
+  const long shapes[][3] = {{1,1,1},{3,3,3},{5,129,1},{5,129,2},{33,1000,3},{64,64,1},{97,257,64},{7,4100,5},{37,8269,3},{1024,2048,1},{130,2048,9},{4,128,4},{67,384,16},{51,700,6},{13,2048,7}};
   for (Packing packing : {Packing::kDecode, Packing::kBase3})
   for (auto& sh : shapes) {
     long rows = sh[0], cols = sh[1], T = sh[2];

@@ -44,36 +44,55 @@ struct Avx512Decode : DotTiles<Avx512Decode> {
   // Digit i of a packed byte sits at bits 2i: masking it in place (v & 3 << 2i) gives u * 4^i, so
   // one AND per digit instead of a shift and an AND; accumulator i is then 4^i times the digit's
   // sum in every lane (exact: |lane| <= 128 * 128 * K / 32, far inside int32 for any model width),
-  // and an exact arithmetic shift brings it back. One accumulator per digit and row pair (8) keeps
-  // vpdpbusd throughput-bound: with 2 accumulators its 4-5 cycle latency capped the hot GEMV.
-  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
+  // and an exact arithmetic shift brings it back. One accumulator per digit and row pair (8 per
+  // token) keeps vpdpbusd throughput-bound: with 2 accumulators its 4-5 cycle latency capped the hot
+  // GEMV. NT tokens share each load and AND of the packed bytes: with NT = 2 (16 accumulators) a
+  // batch of 2 or 3 reads a group once from memory and never stores decoded rows, where the GEMM
+  // path's decode stores and 1-token tiles (4 accumulators, latency-bound) cost more than the
+  // products (docs/benchmarks_engine.md, "Eighth session").
+  static constexpr int kGemvTokens = 2;
+  static constexpr std::int64_t kGemmMinTokens = 4;
+  template <int NT>
+  static void gemv_tokens(const std::uint8_t* w, const std::int8_t* const* q, std::int64_t n_kb,
+                          std::int32_t out[][4]) {
     const __m512i mask[4] = {_mm512_set1_epi8(0x03), _mm512_set1_epi8(0x0c), _mm512_set1_epi8(0x30),
                              _mm512_set1_epi8(static_cast<char>(0xc0))};
-    __m512i acc01[4], acc23[4];
-    for (int i = 0; i < 4; ++i) acc01[i] = acc23[i] = _mm512_setzero_si512();
+    __m512i acc01[NT][4], acc23[NT][4];
+    for (int t = 0; t < NT; ++t)
+      for (int i = 0; i < 4; ++i) acc01[t][i] = acc23[t][i] = _mm512_setzero_si512();
     for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-      const std::int8_t* qb = q + kb * kKBlock;
       const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
       _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetch), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetch + 64), _MM_HINT_T0);
       const __m512i v01 = _mm512_load_si512(reinterpret_cast<const void*>(wb));
       const __m512i v23 = _mm512_load_si512(reinterpret_cast<const void*>(wb + 64));
       for (int i = 0; i < 4; ++i) {
-        const __m512i qi = _mm512_broadcast_i64x4(
-            _mm256_load_si256(reinterpret_cast<const __m256i*>(qb + 32 * i)));
-        acc01[i] = _mm512_dpbusd_epi32(acc01[i], _mm512_and_si512(v01, mask[i]), qi);
-        acc23[i] = _mm512_dpbusd_epi32(acc23[i], _mm512_and_si512(v23, mask[i]), qi);
+        const __m512i u01 = _mm512_and_si512(v01, mask[i]), u23 = _mm512_and_si512(v23, mask[i]);
+        for (int t = 0; t < NT; ++t) {
+          const __m512i qi = _mm512_broadcast_i64x4(
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(q[t] + kb * kKBlock + 32 * i)));
+          acc01[t][i] = _mm512_dpbusd_epi32(acc01[t][i], u01, qi);
+          acc23[t][i] = _mm512_dpbusd_epi32(acc23[t][i], u23, qi);
+        }
       }
     }
-    __m512i s01 = acc01[0], s23 = acc23[0];
-    for (int i = 1; i < 4; ++i) {
-      s01 = _mm512_add_epi32(s01, _mm512_srai_epi32(acc01[i], 2 * i));
-      s23 = _mm512_add_epi32(s23, _mm512_srai_epi32(acc23[i], 2 * i));
+    for (int t = 0; t < NT; ++t) {
+      __m512i s01 = acc01[t][0], s23 = acc23[t][0];
+      for (int i = 1; i < 4; ++i) {
+        s01 = _mm512_add_epi32(s01, _mm512_srai_epi32(acc01[t][i], 2 * i));
+        s23 = _mm512_add_epi32(s23, _mm512_srai_epi32(acc23[t][i], 2 * i));
+      }
+      out[t][0] = hsum256(_mm512_castsi512_si256(s01));
+      out[t][1] = hsum256(_mm512_extracti64x4_epi64(s01, 1));
+      out[t][2] = hsum256(_mm512_castsi512_si256(s23));
+      out[t][3] = hsum256(_mm512_extracti64x4_epi64(s23, 1));
     }
-    out[0] = hsum256(_mm512_castsi512_si256(s01));
-    out[1] = hsum256(_mm512_extracti64x4_epi64(s01, 1));
-    out[2] = hsum256(_mm512_castsi512_si256(s23));
-    out[3] = hsum256(_mm512_extracti64x4_epi64(s23, 1));
+  }
+  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
+    const std::int8_t* qs[1] = {q};
+    std::int32_t o[1][4];
+    gemv_tokens<1>(w, qs, n_kb, o);
+    for (int r = 0; r < 4; ++r) out[r] = o[0][r];
   }
 
   // Offset codes u of a row group's 4 rows into rows[r * k_padded + k]. Bits 2i of byte j of a row's
