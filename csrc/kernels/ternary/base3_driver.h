@@ -75,7 +75,8 @@ void rows_base3(const TernaryMatrix& W, const QuantizedActivations& a, std::int6
           prefetch_l2(packed + (gb + decoded + kGemmPrefetchGroups) * kp, kp);
         K::decode(packed + (gb + decoded) * kp, kp, u + decoded * kB3Rows * kp);
       }
-      tiles_over_tokens<K>(u + rr * kp, kp, a, [&](std::int64_t t, int j, std::int32_t v) { store(t, r + j, v); });
+      tiles_over_tokens<K>(u + rr * kp, kp, a,
+                           [&](std::int64_t t, int j, std::int32_t v) { store(t, r + j, v); });
     }
   }
 }

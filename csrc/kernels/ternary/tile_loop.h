@@ -34,8 +34,8 @@ void tile_of(int n, const typename K::Unpacked* rows, std::int64_t k_padded, con
 
 // store(t, j, v): v = sum_k rows[j][k] * q_t[k] for row j < 4 of the block and token t < a.T.
 template <class K, class Store>
-BITMAMBA_TILE_INLINE void tiles_over_tokens(const typename K::Unpacked* rows, std::int64_t k_padded, const QuantizedActivations& a,
-                       const Store& store) {
+BITMAMBA_TILE_INLINE void tiles_over_tokens(const typename K::Unpacked* rows, std::int64_t k_padded,
+                                             const QuantizedActivations& a, const Store& store) {
   std::int64_t t = 0;
   for (; t + K::kTile <= a.T; t += K::kTile) {
     const std::int8_t* qs[K::kTile];
