@@ -9,7 +9,7 @@
 //                    const int32_t* row_sums, int32_t out[5]);     // out[n] = sum_k u[n][k] * q[k]
 //   static void decode(const uint8_t* group, int64_t k_padded, Unpacked* rows);  // 5 rows, stride k_padded
 //   template <int TT> static void tile(const Unpacked* rows, int64_t k_padded,
-//                                      const int8_t* const* q, int32_t out[][4]);   // 4 rows, TT in [1, kTile]
+//                                      const int8_t* const* q, int32_t out[][4]);   // 4 rows, TT = kTile or 1
 //
 // u = w + 1 are the offset codes; the driver removes the offset (sum of q per token), as for kDecode.
 // The GEMM tile is the kDecode kernel's own (4 decoded rows x kTile tokens): the driver works in
@@ -22,7 +22,6 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/ternary/kernels.h"
-#include "kernels/ternary/tile_loop.h"
 
 namespace bitmamba::ternary::detail {
 
@@ -75,8 +74,22 @@ void rows_base3(const TernaryMatrix& W, const QuantizedActivations& a, std::int6
           prefetch_l2(packed + (gb + decoded + kGemmPrefetchGroups) * kp, kp);
         K::decode(packed + (gb + decoded) * kp, kp, u + decoded * kB3Rows * kp);
       }
-      tiles_over_tokens<K>(u + rr * kp, kp, a,
-                           [&](std::int64_t t, int j, std::int32_t v) { store(t, r + j, v); });
+      const typename K::Unpacked* ur = u + rr * kp;
+      std::int64_t t = 0;
+      for (; t + K::kTile <= a.T; t += K::kTile) {
+        const std::int8_t* qs[K::kTile];
+        for (int i = 0; i < K::kTile; ++i) qs[i] = a.q.data() + (t + i) * a.K_padded;
+        std::int32_t s[K::kTile][4];
+        K::template tile<K::kTile>(ur, kp, qs, s);
+        for (int i = 0; i < K::kTile; ++i)
+          for (int j = 0; j < 4; ++j) store(t + i, r + j, s[i][j]);
+      }
+      for (; t < a.T; ++t) {
+        const std::int8_t* qs[1] = {a.q.data() + t * a.K_padded};
+        std::int32_t s[1][4];
+        K::template tile<1>(ur, kp, qs, s);
+        for (int j = 0; j < 4; ++j) store(t, r + j, s[0][j]);
+      }
     }
   }
 }
