@@ -8,7 +8,7 @@
 //   static void gemv(const uint8_t* group, const int8_t* q, int64_t n_kb, int32_t out[4]);
 //   static void decode(const uint8_t* group, int64_t n_kb, Unpacked* rows, int64_t k_padded);
 //   template <int TT> static void tile(const Unpacked* rows, int64_t k_padded,
-//                                      const int8_t* const* q, int32_t out[][4]);   // TT in [1, kTile]
+//                                      const int8_t* const* q, int32_t out[][4]);   // TT = kTile or 1
 //
 // Kernels accumulate offset codes (w + 1) * q; the driver removes the offset (sum of q per token).
 // A policy whose multiply-accumulate goes straight into int32 lanes (no narrow partial sums to flush)
@@ -20,7 +20,6 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/ternary/kernels.h"
-#include "kernels/ternary/tile_loop.h"
 
 namespace bitmamba::ternary::detail {
 
@@ -48,20 +47,14 @@ void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int
   auto store = [&](std::int64_t t, std::int64_t r, std::int32_t v) {
     if (r < r1) acc[t * ld_acc + r] = v - a.sum[static_cast<std::size_t>(t)];
   };
-  if (a.T == 1) {
+  // Fewer tokens than the policy's GEMM takes (for most policies T = 1, the GEMV): straight from the
+  // packed bytes, kTokens tokens per pass where the policy has a multi-token pass, the rest one by one.
+  if (a.T < MultiGemv<K>::kGemmMinTokens) {
     for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
-      std::int32_t s[4];
-      K::gemv(packed + g * group_bytes, a.q.data(), n_kb, s);
-      for (int r = 0; r < 4; ++r) store(0, g * kDecRows + r, s[r]);
-    }
-    return;
-  }
-  if constexpr (MultiGemv<K>::kTokens > 1) {
-    constexpr int NT = MultiGemv<K>::kTokens;
-    if (a.T < MultiGemv<K>::kGemmMinTokens) {
-      for (std::int64_t g = r0 / kDecRows; g * kDecRows < r1; ++g) {
-        const std::uint8_t* group = packed + g * group_bytes;
-        std::int64_t t = 0;
+      const std::uint8_t* group = packed + g * group_bytes;
+      std::int64_t t = 0;
+      if constexpr (MultiGemv<K>::kTokens > 1) {
+        constexpr int NT = MultiGemv<K>::kTokens;
         for (; t + NT <= a.T; t += NT) {
           const std::int8_t* qs[NT];
           for (int i = 0; i < NT; ++i) qs[i] = a.q.data() + (t + i) * a.K_padded;
@@ -70,14 +63,14 @@ void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int
           for (int i = 0; i < NT; ++i)
             for (int r = 0; r < 4; ++r) store(t + i, g * kDecRows + r, s[i][r]);
         }
-        for (; t < a.T; ++t) {
-          std::int32_t s[4];
-          K::gemv(group, a.q.data() + t * a.K_padded, n_kb, s);
-          for (int r = 0; r < 4; ++r) store(t, g * kDecRows + r, s[r]);
-        }
       }
-      return;
+      for (; t < a.T; ++t) {
+        std::int32_t s[4];
+        K::gemv(group, a.q.data() + t * a.K_padded, n_kb, s);
+        for (int r = 0; r < 4; ++r) store(t, g * kDecRows + r, s[r]);
+      }
     }
+    return;
   }
   // GEMM: decode each row group once (4 * k_padded bytes, L1/L2 resident), reuse it for all tokens.
   thread_local AlignedBuffer<typename K::Unpacked> ubuf;
@@ -89,9 +82,21 @@ void rows_decode(const TernaryMatrix& W, const QuantizedActivations& a, std::int
     if (g + kGemmPrefetchGroups < g_end)
       prefetch_l2(packed + (g + kGemmPrefetchGroups) * group_bytes, group_bytes);
     K::decode(packed + g * group_bytes, n_kb, u, W.k_padded_);
-    tiles_over_tokens<K>(u, W.k_padded_, a, [&](std::int64_t t, int r, std::int32_t v) {
-      store(t, g * kDecRows + r, v);
-    });
+    std::int64_t t = 0;
+    for (; t + K::kTile <= a.T; t += K::kTile) {
+      const std::int8_t* qs[K::kTile];
+      for (int i = 0; i < K::kTile; ++i) qs[i] = a.q.data() + (t + i) * a.K_padded;
+      std::int32_t s[K::kTile][4];
+      K::template tile<K::kTile>(u, W.k_padded_, qs, s);
+      for (int i = 0; i < K::kTile; ++i)
+        for (int r = 0; r < 4; ++r) store(t + i, g * kDecRows + r, s[i][r]);
+    }
+    for (; t < a.T; ++t) {
+      const std::int8_t* qs[1] = {a.q.data() + t * a.K_padded};
+      std::int32_t s[1][4];
+      K::template tile<1>(u, W.k_padded_, qs, s);
+      for (int r = 0; r < 4; ++r) store(t, g * kDecRows + r, s[0][r]);
+    }
   }
 }
 

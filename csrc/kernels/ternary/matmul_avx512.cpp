@@ -12,11 +12,9 @@
 // Compiled in every x86 build; checked through the intrinsics emulation of tests/avx512_emu on any
 // x86-64 CPU and run for real by the avx512 / amx ctest and pytest legs wherever the CPU has AVX-512
 // VNNI (bit-exact on a Sapphire Rapids VM, 2026-12-03).
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized and -Wuninitialized on their own "undefined"
-// idiom (__Y = __Y in the cast / extract / shuffle intrinsics): a header false positive, silenced for
-// this file only.
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" idiom (__Y = __Y in
+// the cast / extract intrinsics): a header false positive, silenced for this file only.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstdint>

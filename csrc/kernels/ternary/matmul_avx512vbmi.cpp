@@ -22,7 +22,6 @@
 // intrinsics emulation of tests/avx512_emu on any x86-64 CPU and run for real by the avx512vbmi / amx
 // legs wherever the CPU has VBMI (bit-exact on a Zen 5 VM, 2026-12-06).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (matmul_avx512.cpp)
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <array>
