@@ -51,6 +51,8 @@ def test_amx_row_and_tile_permission_are_reported():
     amx = next(k for k in info["kernel_sets"] if k["name"] == "amx")
     assert amx["arch"] == "x86_64" and rows.index("amx") == rows.index("avx512vbmi") + 1
     assert rows.index("avx512vbmi") == rows.index("avx512") + 1
+    # avxvnni (AVX2 + AVX-VNNI) between avx2 and avx512: a CPU with both VNNI kinds runs the 512-bit row.
+    assert rows.index("avxvnni") == rows.index("avx2") + 1 and rows.index("avx512") == rows.index("avxvnni") + 1
     assert {"avx512vnni", "avx512vbmi", "amx_tile", "amx_int8", "amx"} <= set(amx["needs"])
     perm = info["amx_permission"]
     assert perm["granted"] == (perm["status"] == "granted")

@@ -15,7 +15,7 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false,
        avx512vbmi = false;
   bool gfni = false;  // GF(2^8) affine byte transforms, with the zmm state enabled (every AMX CPU has it)
-  bool avxvnni = false;  // AVX2-encoded VNNI (Alder Lake, Zen 5); reported only
+  bool avxvnni = false;  // VEX-encoded 256-bit VNNI (Alder Lake and later, Zen 5): the avxvnni kernel set
   // AMX: amx_tile / amx_int8 are the CPUID bits with the tile state enabled by the OS in XCR0 (bits 17
   // TILECFG and 18 TILEDATA). That is not enough to execute a tile instruction: Linux (5.16+) also
   // wants each process to ask for the tile data (arch_prctl ARCH_REQ_XCOMP_PERM), and a process that

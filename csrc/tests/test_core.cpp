@@ -211,6 +211,32 @@ TEST(KernelTable, AmxRowFollowsAvx512AndNeedsTheGrant) {
   }
 }
 
+TEST(KernelTable, AvxVnniRowIsForAvx2CpusWithAvxVnniAndNoAvx512) {
+  const auto none = [] { return std::string(); };
+  // An Alder Lake-class core: AVX2 + AVX-VNNI, no AVX-512 (XCR0 without the zmm state).
+  X86CpuidWords w;
+  w.max_leaf = 0x20;
+  w.leaf1_ecx = (1u << 12) | (1u << 27) | (1u << 28) | (1u << 29);  // FMA, OSXSAVE, AVX, F16C
+  w.leaf7_ebx = 1u << 5;                                             // AVX2
+  w.leaf7_1_eax = 1u << 4;                                           // AVX-VNNI
+  w.xcr0 = 0x7;                                                      // x87 SSE AVX
+  EXPECT_STREQ(best_kernel_set(x86_features(w, none)).name, "avxvnni");
+  X86CpuidWords no_vnni = w;
+  no_vnni.leaf7_1_eax = 0;  // Zen 3, Skylake client
+  EXPECT_STREQ(best_kernel_set(x86_features(no_vnni, none)).name, "avx2");
+  X86CpuidWords no_ymm_state = w;
+  no_ymm_state.xcr0 = 0x3;  // the OS does not save the ymm registers: no 256-bit kernel at all
+  EXPECT_STREQ(best_kernel_set(x86_features(no_ymm_state, none)).name, "scalar");
+  // A CPU with AVX-VNNI and AVX-512 VNNI (Zen 5, Sapphire Rapids without the AMX grant) runs the
+  // 512-bit kernels: the avxvnni row sits below avx512.
+  X86CpuidWords zen5 = amx_cpu();
+  zen5.leaf7_edx = 0;
+  zen5.leaf7_1_eax = 1u << 4;
+  EXPECT_STREQ(best_kernel_set(x86_features(zen5, none)).name, "avx512vbmi");
+  const KernelSet& k = find_kernel_set("avxvnni");
+  EXPECT_EQ(missing_features(k, x86_features(no_vnni, none)), std::vector<std::string>{"avxvnni"});
+}
+
 TEST(AlignedBuffer, IsAlignedZeroedAndCopyable) {
   AlignedBuffer<float> b(37);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % kCacheLine, 0u);

@@ -327,6 +327,7 @@ TEST(TernaryMatmul, DispatchPicksTheActiveKernelSet) {
   const std::map<std::string, std::vector<std::string>> want = {
       {"scalar", {"scalar", "scalar", "scalar"}},
       {"avx2", {"avx2-decode", "avx2-lut", "avx2-base3"}},
+      {"avxvnni", {"avxvnni-decode", "avx2-lut", "avx2-base3"}},
       {"avx512", {"avx512-vnni-decode", "avx2-lut", "avx2-base3"}},
       {"avx512vbmi", {"avx512-vnni-decode", "avx2-lut", "avx512-vbmi-base3"}},
       {"amx", {"amx-int8-decode", "avx2-lut", "avx512-vbmi-base3"}},

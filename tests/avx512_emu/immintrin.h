@@ -1,5 +1,5 @@
 // Scalar emulation of the AVX-512 (and GFNI) intrinsics csrc/kernels/ternary/matmul_avx512.cpp, matmul_avx512vbmi.cpp, matmul_amx.cpp and
-// csrc/kernels/binary/matmul_avx512.cpp use, so their logic (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on
+// csrc/kernels/binary/matmul_avx512.cpp use, and of the AVX-VNNI one of matmul_avxvnni.cpp, so their logic (layout addressing, tiles, tails, offset removal) can be checked bit-exactly on
 // CPUs without AVX-512 (tests/test_ternary_avx512_emulated.py, tests/test_ternary_amx_emulated.py; the binary kernel in the
 // former).
 // AVX2 intrinsics stay native; the AMX tile intrinsics are emulated in amx_emu.h, included at the end.
@@ -124,6 +124,18 @@ static inline __m256 mock_cvtpd_ps(mock_m512d a) {
 static inline void mock_mask_storeu_ps256(void* p, std::uint8_t k, __m256 a) {
   float f[8]; std::memcpy(f, &a, 32);
   for (int i = 0; i < 8; ++i) if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + 4 * i, &f[i], 4); }
+// AVX-VNNI (VEX) vpdpbusd ymm (csrc/kernels/ternary/matmul_avxvnni.cpp): per int32 lane, s + the 4
+// products of a's unsigned bytes and b's signed bytes, wrapping (no saturation).
+static inline __m256i mock_dpbusd_avx256(__m256i s, __m256i a, __m256i b) {
+  std::uint8_t ua[32]; std::int8_t sb[32]; std::int32_t d[8];
+  std::memcpy(ua, &a, 32); std::memcpy(sb, &b, 32); std::memcpy(d, &s, 32);
+  for (int i = 0; i < 8; ++i) {
+    std::int32_t t = 0;
+    for (int j = 0; j < 4; ++j) t += (std::int32_t)ua[4 * i + j] * (std::int32_t)sb[4 * i + j];
+    d[i] = (std::int32_t)((std::uint32_t)d[i] + (std::uint32_t)t);
+  }
+  __m256i r; std::memcpy(&r, d, 32); return r; }
+#define _mm256_dpbusd_avx_epi32 mock_dpbusd_avx256
 #define __m512i mock_m512i
 #define __m512d mock_m512d
 #define _mm512_set1_epi8 mock_set1_epi8

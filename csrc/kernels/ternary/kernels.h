@@ -94,6 +94,9 @@ void rows_avx2_decode(const TernaryMatrix&, const QuantizedActivations&, std::in
                       std::int32_t*, std::int64_t);
 void rows_avx2_lut(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                    std::int32_t*, std::int64_t);
+// kDecode with the 256-bit AVX-VNNI vpdpbusd (matmul_avxvnni.cpp).
+void rows_avxvnni_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
+                         std::int64_t, std::int32_t*, std::int64_t);
 void rows_avx512_decode(const TernaryMatrix&, const QuantizedActivations&, std::int64_t,
                         std::int64_t, std::int32_t*, std::int64_t);
 void rows_avx2_base3(const TernaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,

@@ -17,6 +17,7 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/ternary/base3_driver.h"
+#include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
@@ -25,13 +26,6 @@ namespace bitmamba::ternary::detail {
 namespace {
 
 constexpr std::int64_t kFlushBlocks = 8;
-
-inline std::int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
 
 // 4 decoded rows x 2 tokens over k in [k0, k1) (k1 > k0, at most kFlushBlocks blocks): c[t * 4 + r]
 // += the int32 sums of u[r][k] * q_t[k]. Out of line so the int32 accumulators are not live in
@@ -180,19 +174,8 @@ struct Avx2Decode {
     for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(acc[r]);
   }
 
-  // Offset codes u of a row group's 4 rows into rows[r * k_padded + k]: bits 2i of a row chunk's
-  // byte j hold k = 32 i + j.
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
-      for (int r = 0; r < 4; ++r) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + r * kDecChunk));
-        std::uint8_t* o = rows + r * k_padded + kb * kKBlock;
-        for (int i = 0; i < 4; ++i)
-          _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 * i), _mm256_and_si256(_mm256_srli_epi16(v, 2 * i), m3));
-      }
-    }
+    decode_group_avx2(w, n_kb, rows, k_padded);
   }
 
   template <int TT>

@@ -1,0 +1,87 @@
+// AVX-VNNI ternary product on the kDecode packing: 2-bit decode + the 256-bit (VEX) vpdpbusd, for the
+// CPUs that have AVX2 and AVX-VNNI but no AVX-512 (Intel Alder Lake and later client cores: the
+// hybrid P/E-core parts turn AVX-512 off). On the AVX2 kernel each 32 products cost a vpmaddubsw, a
+// vpaddw into int16 partial sums and, every 8 blocks, a vpmaddwd flush into int32; vpdpbusd multiplies
+// unsigned bytes (offset codes u = w + 1 in {0, 1, 2}) by signed bytes (q) and adds each 4 products
+// straight into an int32 lane: one instruction, no saturating stage, exact for any K. The offset is
+// removed at the end: sum(w*q) = sum(u*q) - sum(q).
+//
+// GEMV: per row chunk one shift (v >> 4 in 16-bit lanes) and four ANDs give the four digit vectors, two
+// of them masked in place (v & 0x0c = 4 u), so a row needs 2 accumulators: digits 0 and 2 at scale 1,
+// digits 1 and 3 at scale 4, brought back by an exact shift at the end (every lane of the scale-4 sums
+// is a multiple of 4). 8 accumulators per 4-row group keep vpdpbusd near its issue rate. Per 128
+// weights: 1 load, 1 shift, 4 ANDs, 4 vpdpbusd, against 1 + 3 + 4 + 4 vpmaddubsw + 3 vpaddw (+ the
+// flush) on AVX2.
+// GEMM: a row group is decoded once into an L1 buffer (decode_avx2.h) and reused for every token, 4 rows
+// x kTile tokens per step (DotTiles).
+//
+// Compiled in every x86 build (GCC >= 11, Clang >= 12 know -mavxvnni); checked through the intrinsics
+// emulation of tests/avx512_emu on any x86-64 CPU, and run for real by the avxvnni ctest and pytest legs
+// wherever the CPU has AVX-VNNI.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "core/aligned_buffer.h"
+#include "kernels/ternary/decode_avx2.h"
+#include "kernels/ternary/decode_driver.h"
+#include "kernels/ternary/kernels.h"
+#include "kernels/ternary/ternary.h"
+
+namespace bitmamba::ternary::detail {
+namespace {
+
+// acc + the 4-product sums of unsigned u and signed q bytes per int32 lane. With the instruction
+// written out, GCC (12) keeps the accumulator in its register: through the intrinsic it copied every
+// accumulator to another register (and some to the stack) once per step, in the GEMV and the tiles.
+// The intrinsic serves builds without the instruction set's macro (the emulation test, which mocks it).
+inline __m256i dpbusd(__m256i acc, __m256i u, __m256i q) {
+#if defined(__AVXVNNI__) && defined(__GNUC__)
+  __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "xm"(q));
+  return acc;
+#else
+  return _mm256_dpbusd_avx_epi32(acc, u, q);
+#endif
+}
+
+struct AvxVnniDecode : DotTiles<AvxVnniDecode> {
+  using Unpacked = std::uint8_t;
+  using Vec = __m256i;
+  using Acc = __m256i;
+  static constexpr int kTile = 2;
+  static constexpr std::int64_t kStep = 32;
+  static Acc zero() { return _mm256_setzero_si256(); }
+  static Vec load(const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); }
+  static Acc dot(Acc acc, Vec w, Vec q) { return dpbusd(acc, w, q); }
+  static std::int32_t reduce(Acc acc) { return hsum_epi32(acc); }
+
+  static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
+    const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0c);
+    __m256i lo[4], hi[4];  // per row: digits 0, 2 (scale 1) | digits 1, 3 (scale 4)
+    for (int r = 0; r < 4; ++r) lo[r] = hi[r] = _mm256_setzero_si256();
+    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+      const std::int8_t* qb = q + kb * kKBlock;
+      const __m256i q0 = load(qb), q1 = load(qb + 32), q2 = load(qb + 64), q3 = load(qb + 96);
+      for (int r = 0; r < 4; ++r) {
+        const __m256i v = load(wb + r * kDecChunk);
+        const __m256i v4 = _mm256_srli_epi16(v, 4);
+        lo[r] = dpbusd(lo[r], _mm256_and_si256(v, m03), q0);
+        hi[r] = dpbusd(hi[r], _mm256_and_si256(v, m0c), q1);
+        lo[r] = dpbusd(lo[r], _mm256_and_si256(v4, m03), q2);
+        hi[r] = dpbusd(hi[r], _mm256_and_si256(v4, m0c), q3);
+      }
+    }
+    for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(_mm256_add_epi32(lo[r], _mm256_srai_epi32(hi[r], 2)));
+  }
+
+  static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
+    decode_group_avx2(w, n_kb, rows, k_padded);
+  }
+};
+
+}  // namespace
+
+BITMAMBA_DECODE_KERNEL(rows_avxvnni_decode, AvxVnniDecode)
+
+}  // namespace bitmamba::ternary::detail
