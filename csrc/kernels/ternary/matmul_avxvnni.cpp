@@ -12,8 +12,9 @@
 // is a multiple of 4). 8 accumulators per 4-row group keep vpdpbusd near its issue rate. Per 128
 // weights: 1 load, 1 shift, 4 ANDs, 4 vpdpbusd, against 1 + 3 + 4 + 4 vpmaddubsw + 3 vpaddw (+ the
 // flush) on AVX2.
-// GEMM: a row group is decoded once into an L1 buffer (decode_avx2.h) and reused for every token, 4 rows
-// x kTile tokens per step (DotTiles).
+// Batches of 2-3 tokens: 2 tokens in one pass straight from the packed bytes (gemv_tokens), the third
+// through the GEMV. GEMM (T >= 4): a row group is decoded once into an L1 buffer (decode_avx2.h) and
+// reused for every token, 4 rows x kTile tokens per step (DotTiles).
 //
 // Compiled in every x86 build (GCC >= 11, Clang >= 12 know -mavxvnni); checked through the intrinsics
 // emulation of tests/avx512_emu on any x86-64 CPU, and run for real by the avxvnni ctest and pytest legs
@@ -73,6 +74,40 @@ struct AvxVnniDecode : DotTiles<AvxVnniDecode> {
       }
     }
     for (int r = 0; r < 4; ++r) out[r] = hsum_epi32(_mm256_add_epi32(lo[r], _mm256_srai_epi32(hi[r], 2)));
+  }
+
+  // Two tokens straight from the packed bytes (decode_driver.h, MultiGemv): the digits shifted down
+  // (3 shifts, 4 ANDs per row chunk, shared by both tokens), one accumulator per row and token, 8 in
+  // all. Batches of 2 and 3 run one such pass over each group and the third token through gemv()
+  // (an L1 hit), storing no decoded rows: in the 1B model on a Zen 5 VM a batch of 2 went 1.15-1.4x
+  // faster. Hot, one thread, the passes also beat the decode-and-tile GEMM at T = 4-8 (1.12-1.45x),
+  // but in the model batches of 4 and 8 gave 0.8-1.15x, within the noise of that host, so the GEMM
+  // keeps T >= 4 (docs/benchmarks_engine.md, "Ninth session").
+  static constexpr int kGemvTokens = 2;
+  static constexpr std::int64_t kGemmMinTokens = 4;
+  template <int NT>
+  static void gemv_tokens(const std::uint8_t* w, const std::int8_t* const* q, std::int64_t n_kb,
+                          std::int32_t out[][4]) {
+    static_assert(NT == 2, "the 2-token pass; one token takes gemv()");
+    const __m256i m03 = _mm256_set1_epi8(0x03);
+    __m256i acc[2][4];
+    for (int t = 0; t < 2; ++t)
+      for (int r = 0; r < 4; ++r) acc[t][r] = _mm256_setzero_si256();
+    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
+      const std::uint8_t* wb = w + kb * kDecRows * kDecChunk;
+      const std::int8_t* qa = q[0] + kb * kKBlock;
+      const std::int8_t* qb = q[1] + kb * kKBlock;
+      for (int r = 0; r < 4; ++r) {
+        const __m256i v = load(wb + r * kDecChunk);
+        for (int i = 0; i < 4; ++i) {
+          const __m256i u = _mm256_and_si256(i == 0 ? v : _mm256_srli_epi16(v, 2 * i), m03);
+          acc[0][r] = dpbusd(acc[0][r], u, load(qa + 32 * i));
+          acc[1][r] = dpbusd(acc[1][r], u, load(qb + 32 * i));
+        }
+      }
+    }
+    for (int t = 0; t < 2; ++t)
+      for (int r = 0; r < 4; ++r) out[t][r] = hsum_epi32(acc[t][r]);
   }
 
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
