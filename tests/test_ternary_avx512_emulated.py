@@ -40,7 +40,8 @@ def test_avx512_kernel_logic_under_emulation(tmp_path):
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_avx512_binary_kernel_logic_under_emulation(tmp_path):
     """The AVX-512 binary kernel (csrc/kernels/binary/matmul_avx512.cpp: byte masks straight from the
-    bits, vpdpbusd) against the binary scalar kernel and an int64 reference, under AddressSanitizer +
+    bits, vpdpbusd) and the AVX-VNNI one (matmul_avxvnni.cpp: bits kept in place, per-lane scale
+    shift) against the binary scalar kernel and an int64 reference, under AddressSanitizer +
     UBSan (tests/avx512_emu/binary_driver.cpp): row / K / token tails, GEMM tiles, thread splits,
     extremes at K = 8269."""
     src = ROOT / "csrc"
@@ -48,10 +49,11 @@ def test_avx512_binary_kernel_logic_under_emulation(tmp_path):
     cmd = ["g++", "-std=c++17", "-O1", "-mavx2", "-mfma", "-mf16c", "-fsanitize=address,undefined",
            "-fno-sanitize-recover=all", f"-I{EMU}", f"-I{src}", "-DBITMAMBA_HAVE_X86_KERNELS=1",
            str(EMU / "binary_driver.cpp"), str(src / "kernels/binary/matmul_avx512.cpp"),
+           str(src / "kernels/binary/matmul_avxvnni.cpp"),
            str(src / "kernels/binary/packing.cpp"), str(src / "kernels/binary/matmul_scalar.cpp"),
            str(src / "kernels/ternary/activations.cpp"), str(src / "core/fp16.cpp"), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-5000:]
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-20000:]
-    assert "491/491 cases match" in r.stdout, r.stdout[-5000:]
+    assert "982/982 cases match" in r.stdout, r.stdout[-5000:]  # 491 cases x (avx512, avxvnni)

@@ -52,14 +52,15 @@ const std::vector<KernelSet>& kernel_sets() {
      true, BM_X86(&ssm::kSsmAvx2),
      {BM_X86(&binary::detail::rows_avx2_binary), "avx2-binary"}},
     // avx2 + AVX-VNNI (Intel Alder Lake and later client cores, which have no AVX-512): the decode
-    // packing's products with the 256-bit vpdpbusd (matmul_avxvnni.cpp); the other kernels are avx2's.
-    // Below avx512: a CPU with both (Sapphire Rapids, Zen 5) runs the 512-bit kernels.
+    // packing's and the binary products with the 256-bit vpdpbusd (ternary/ and binary/
+    // matmul_avxvnni.cpp); the other kernels are avx2's. Below avx512: a CPU with both (Sapphire
+    // Rapids, Zen 5) runs the 512-bit kernels.
     {"avxvnni", "x86_64", "avx2 fma f16c avxvnni",
      BM_X86(&quantize_row_avx2),
      {{BM_X86(&rows_avxvnni_decode), "avxvnni-decode"}, {BM_X86(&rows_avx2_lut), "avx2-lut"},
       {BM_X86(&rows_avx2_base3), "avx2-base3"}},
      true, BM_X86(&ssm::kSsmAvx2),
-     {BM_X86(&binary::detail::rows_avx2_binary), "avx2-binary"}},
+     {BM_X86(&binary::detail::rows_avxvnni_binary), "avxvnni-binary"}},
     // The base-3 packing runs the AVX2 kernel here (this set's CPUs have AVX2).
     {"avx512", "x86_64", "avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vnni",
      BM_X86(&quantize_row_avx2),

@@ -326,7 +326,7 @@ TEST(BinaryMatmul, DispatchPicksTheActiveKernelSet) {
   // Written out here (not read from the table) so a row pointing at the wrong kernel fails; a new set
   // fails until it is added.
   const std::map<std::string, std::string> want = {
-      {"scalar", "scalar"},         {"avx2", "avx2-binary"}, {"avxvnni", "avx2-binary"},
+      {"scalar", "scalar"},         {"avx2", "avx2-binary"}, {"avxvnni", "avxvnni-binary"},
       {"avx512", "avx512-binary"},
       {"avx512vbmi", "avx512-binary"}, {"amx", "avx512-binary"},
       {"neon", "neon-binary"},      {"neondot", "neondot-binary"},

@@ -12,6 +12,9 @@ namespace bitmamba::binary::detail {
 #if defined(BITMAMBA_HAVE_X86_KERNELS)
 void rows_avx2_binary(const BinaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                       std::int32_t*, std::int64_t);
+// AVX2 + AVX-VNNI (the avxvnni kernel set).
+void rows_avxvnni_binary(const BinaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
+                         std::int32_t*, std::int64_t);
 // AVX-512 F/BW/VL/DQ/VNNI (the avx512 and amx kernel sets).
 void rows_avx512_binary(const BinaryMatrix&, const QuantizedActivations&, std::int64_t, std::int64_t,
                         std::int32_t*, std::int64_t);

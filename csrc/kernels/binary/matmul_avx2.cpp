@@ -21,70 +21,27 @@
 #include <cstring>
 
 #include "kernels/binary/binary.h"
+#include "kernels/binary/expand_avx2.h"
 #include "kernels/binary/kernels.h"
 
 namespace bitmamba::binary::detail {
 namespace {
 
-using ternary::kKBlock;
 constexpr std::int64_t kFlushBlocks = 16;
 constexpr std::int64_t kFlushK = 2048;
-
-inline std::int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
-// Shuffle control of sub-block m: byte 8j + i of the result is byte 4m + j of the chunk (j = 0..3;
-// lanes: j = 0, 1 in lane 0, j = 2, 3 in lane 1, where vpshufb indexes within the lane).
-inline __m256i expand_index(int m) {
-  const char a = static_cast<char>(4 * m), b = static_cast<char>(4 * m + 1);
-  const char c = static_cast<char>(4 * m + 2), d = static_cast<char>(4 * m + 3);
-  return _mm256_setr_epi8(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b,
-                          c, c, c, c, c, c, c, c, d, d, d, d, d, d, d, d);
-}
-
-struct Expander {
-  __m256i idx[4], bit, one;
-  Expander() {
-    for (int m = 0; m < 4; ++m) idx[m] = expand_index(m);
-    bit = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128,
-                           1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-    one = _mm256_set1_epi8(1);
-  }
-  // u in {0, 1} of columns 32m .. 32m + 31 of the chunk broadcast in v.
-  __m256i operator()(__m256i v, int m) const {
-    return _mm256_min_epu8(_mm256_and_si256(_mm256_shuffle_epi8(v, idx[m]), bit), one);
-  }
-  static __m256i load_chunk(const std::uint8_t* p) {
-    return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(p)));
-  }
-};
 
 struct Avx2Binary {
   using Unpacked = std::uint8_t;
   static constexpr int kTile = 2;
   static constexpr bool kGemvPermutesQ = true;
 
-  // out[32m + 4i + j] = q[32m + 8j + i]: vpermd gathers dwords {0, 2, 4, 6} (i < 4) into lane 0 and
-  // {1, 3, 5, 7} (i >= 4) into lane 1, then vpshufb transposes each lane's 4 x 4 bytes.
   static void permute_q(const std::int8_t* q, std::int64_t k_padded, std::int8_t* out) {
-    const __m256i dw = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-                                        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    for (std::int64_t k = 0; k < k_padded; k += 32) {
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + k));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out + k),
-                         _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(v, dw), tr));
-    }
+    permute_q_avx2(q, k_padded, out);
   }
 
   // One token (q from permute_q), rows [g*4, g*4+4) of a row group: the 4 sums P.
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    const __m256i bit = _mm256_setr_epi8(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8,
-                                         16, 16, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, -128, -128, -128, -128);
+    const __m256i bit = gemv_bits();
     const __m256i one = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     auto u = [&](const std::uint8_t* p) {
       std::int32_t d;
@@ -116,15 +73,7 @@ struct Avx2Binary {
 
   // u of the group's 4 rows into rows[r * k_padded + k].
   static void decode(const std::uint8_t* w, std::int64_t n_kb, Unpacked* rows, std::int64_t k_padded) {
-    const Expander ex;
-    for (std::int64_t kb = 0; kb < n_kb; ++kb) {
-      const std::uint8_t* wb = w + kb * kBinRows * kBinChunk;
-      for (int r = 0; r < 4; ++r) {
-        const __m256i v = Expander::load_chunk(wb + r * kBinChunk);
-        std::uint8_t* o = rows + r * k_padded + kb * kKBlock;
-        for (int m = 0; m < 4; ++m) _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 * m), ex(v, m));
-      }
-    }
+    expand_group_avx2(w, n_kb, rows, k_padded);
   }
 
   template <int TT>

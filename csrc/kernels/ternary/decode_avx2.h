@@ -1,6 +1,5 @@
-// The 256-bit steps the AVX2 kernels (matmul_avx2.cpp) and the AVX-VNNI kernels (matmul_avxvnni.cpp)
-// share: the horizontal sum of int32 lanes and the kDecode row-group decode into offset-code rows for
-// the GEMM tiles. Everything here is in an anonymous namespace: each including file, compiled with its
+// The kDecode row-group decode into offset-code rows for the GEMM tiles, shared by the AVX2 kernels
+// (matmul_avx2.cpp) and the AVX-VNNI kernels (matmul_avxvnni.cpp), with the horizontal sum both use. Everything here is in an anonymous namespace: each including file, compiled with its
 // own target flags, keeps its own copy, so the linker can never hand the AVX-VNNI-flagged build of a
 // function to the AVX2 kernel.
 #pragma once
@@ -9,17 +8,11 @@
 
 #include <cstdint>
 
+#include "kernels/hsum_avx2.h"
 #include "kernels/ternary/kernels.h"
 
 namespace bitmamba::ternary::detail {
 namespace {
-
-inline std::int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
 
 // Offset codes u of a kDecode row group's 4 rows into rows[r * k_padded + k]: bits 2i of a row
 // chunk's byte j hold k = 32 i + j, so one shift and one mask per i.

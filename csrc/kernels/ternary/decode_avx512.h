@@ -10,19 +10,13 @@
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
+#include "kernels/hsum_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
 #include "kernels/ternary/ternary.h"
 
 namespace bitmamba::ternary::detail {
 namespace {
-
-inline std::int32_t hsum256(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
 
 // The micro-kernels rows_decode (decode_driver.h) runs; GEMM tiles of 4 tokens from DotTiles.
 // Software prefetch distance of the GEMV, in bytes ahead in the weight stream (which runs on across
@@ -82,10 +76,10 @@ struct Avx512Decode : DotTiles<Avx512Decode> {
         s01 = _mm512_add_epi32(s01, _mm512_srai_epi32(acc01[t][i], 2 * i));
         s23 = _mm512_add_epi32(s23, _mm512_srai_epi32(acc23[t][i], 2 * i));
       }
-      out[t][0] = hsum256(_mm512_castsi512_si256(s01));
-      out[t][1] = hsum256(_mm512_extracti64x4_epi64(s01, 1));
-      out[t][2] = hsum256(_mm512_castsi512_si256(s23));
-      out[t][3] = hsum256(_mm512_extracti64x4_epi64(s23, 1));
+      out[t][0] = hsum_epi32(_mm512_castsi512_si256(s01));
+      out[t][1] = hsum_epi32(_mm512_extracti64x4_epi64(s01, 1));
+      out[t][2] = hsum_epi32(_mm512_castsi512_si256(s23));
+      out[t][3] = hsum_epi32(_mm512_extracti64x4_epi64(s23, 1));
     }
   }
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {

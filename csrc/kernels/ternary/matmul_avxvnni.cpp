@@ -16,14 +16,16 @@
 // through the GEMV. GEMM (T >= 4): a row group is decoded once into an L1 buffer (decode_avx2.h) and
 // reused for every token, 4 rows x kTile tokens per step (DotTiles).
 //
-// Compiled in every x86 build (GCC >= 11, Clang >= 12 know -mavxvnni); checked through the intrinsics
-// emulation of tests/avx512_emu on any x86-64 CPU, and run for real by the avxvnni ctest and pytest legs
-// wherever the CPU has AVX-VNNI.
+// The vpdpbusd is written out (kernels/dpbusd_avxvnni.h): GCC 12 copied the intrinsic's accumulators
+// once per step. Compiled in every x86 build (GCC >= 11, Clang >= 12 know -mavxvnni); checked through
+// the intrinsics emulation of tests/avx512_emu on any x86-64 CPU, and run for real by the avxvnni
+// ctest and pytest legs wherever the CPU has AVX-VNNI.
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "core/aligned_buffer.h"
+#include "kernels/dpbusd_avxvnni.h"
 #include "kernels/ternary/decode_avx2.h"
 #include "kernels/ternary/decode_driver.h"
 #include "kernels/ternary/kernels.h"
@@ -31,19 +33,6 @@
 
 namespace bitmamba::ternary::detail {
 namespace {
-
-// acc + the 4-product sums of unsigned u and signed q bytes per int32 lane. With the instruction
-// written out, GCC (12) keeps the accumulator in its register: through the intrinsic it copied every
-// accumulator to another register (and some to the stack) once per step, in the GEMV and the tiles.
-// The intrinsic serves builds without the instruction set's macro (the emulation test, which mocks it).
-inline __m256i dpbusd(__m256i acc, __m256i u, __m256i q) {
-#if defined(__AVXVNNI__) && defined(__GNUC__)
-  __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "xm"(q));
-  return acc;
-#else
-  return _mm256_dpbusd_avx_epi32(acc, u, q);
-#endif
-}
 
 struct AvxVnniDecode : DotTiles<AvxVnniDecode> {
   using Unpacked = std::uint8_t;

@@ -1,0 +1,25 @@
+// The AVX-VNNI (VEX, 256-bit) vpdpbusd the avxvnni kernel set's files share (kernels/ternary and
+// kernels/binary matmul_avxvnni.cpp): acc + the 4-product sums of unsigned u and signed q bytes per
+// int32 lane, no saturation. In an anonymous namespace, like the other per-ISA helpers.
+#pragma once
+
+#include <immintrin.h>
+
+namespace bitmamba {
+namespace {
+
+// With the instruction written out, GCC (12) keeps each accumulator in its register; through the
+// intrinsic it copied every accumulator to another register (and some to the stack) once per step,
+// in the GEMVs and the tiles. The intrinsic serves builds without __AVXVNNI__: the emulation test
+// (tests/avx512_emu) compiles the kernels against a scalar _mm256_dpbusd_avx_epi32.
+inline __m256i dpbusd(__m256i acc, __m256i u, __m256i q) {
+#if defined(__AVXVNNI__) && defined(__GNUC__)
+  __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "xm"(q));
+  return acc;
+#else
+  return _mm256_dpbusd_avx_epi32(acc, u, q);
+#endif
+}
+
+}  // namespace
+}  // namespace bitmamba
