@@ -29,7 +29,9 @@ def test_simd_throughput_prints_a_clock_and_a_figure_per_instruction():
         cycles[m.group(1)] = float(m.group(2))
     want = {"vpmaddubsw ymm", "vpmaddwd ymm", "vpsadbw ymm", "vpaddw ymm", "vpand ymm", "vpsignb ymm",
             "vpshufb ymm"}
-    # The 512-bit rows exactly where the CPU has the instructions.
+    # The VNNI and 512-bit rows exactly where the CPU has the instructions.
+    if features["avxvnni"]:
+        want.add("vpdpbusd ymm")
     if features["avx512vnni"] and features["avx512bw"]:
         want |= {"vpdpbusd zmm", "vpandd zmm"}
         if features["avx512vbmi"]:
