@@ -5,6 +5,10 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+
+#include "kernels/hsum_avx2.h"
+
 namespace bitmamba {
 namespace {
 
@@ -20,6 +24,18 @@ inline __m256i dpbusd(__m256i acc, __m256i u, __m256i q) {
   return _mm256_dpbusd_avx_epi32(acc, u, q);
 #endif
 }
+
+// The dot-product operations DotTiles (kernels/ternary/decode_driver.h) asks of a policy, for the
+// set's ternary and binary policies (both derive from this): 32 bytes per step into 8 int32 lanes.
+struct VnniDot256 {
+  using Vec = __m256i;
+  using Acc = __m256i;
+  static constexpr std::int64_t kStep = 32;
+  static Acc zero() { return _mm256_setzero_si256(); }
+  static Vec load(const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); }
+  static Acc dot(Acc acc, Vec u, Vec q) { return dpbusd(acc, u, q); }
+  static std::int32_t reduce(Acc acc) { return hsum_epi32(acc); }
+};
 
 }  // namespace
 }  // namespace bitmamba

@@ -32,17 +32,10 @@ namespace {
 // 1024 blocks stay below 2^28.
 constexpr std::int64_t kShiftBlocks = 1024;
 
-struct AvxVnniBinary : ternary::detail::DotTiles<AvxVnniBinary> {
+struct AvxVnniBinary : ternary::detail::DotTiles<AvxVnniBinary>, VnniDot256 {
   using Unpacked = std::uint8_t;
-  using Vec = __m256i;
-  using Acc = __m256i;
   static constexpr int kTile = 2;
-  static constexpr std::int64_t kStep = 32;
   static constexpr bool kGemvPermutesQ = true;
-  static Acc zero() { return _mm256_setzero_si256(); }
-  static Vec load(const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); }
-  static Acc dot(Acc acc, Vec u, Vec q) { return dpbusd(acc, u, q); }
-  static std::int32_t reduce(Acc acc) { return hsum_epi32(acc); }
 
   static void permute_q(const std::int8_t* q, std::int64_t k_padded, std::int8_t* out) {
     permute_q_avx2(q, k_padded, out);

@@ -34,16 +34,9 @@
 namespace bitmamba::ternary::detail {
 namespace {
 
-struct AvxVnniDecode : DotTiles<AvxVnniDecode> {
+struct AvxVnniDecode : DotTiles<AvxVnniDecode>, VnniDot256 {
   using Unpacked = std::uint8_t;
-  using Vec = __m256i;
-  using Acc = __m256i;
   static constexpr int kTile = 2;
-  static constexpr std::int64_t kStep = 32;
-  static Acc zero() { return _mm256_setzero_si256(); }
-  static Vec load(const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); }
-  static Acc dot(Acc acc, Vec w, Vec q) { return dpbusd(acc, w, q); }
-  static std::int32_t reduce(Acc acc) { return hsum_epi32(acc); }
 
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
     const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0c);
