@@ -3,7 +3,8 @@
 // hybrid P/E-core parts turn AVX-512 off). On the AVX2 kernel each 32 products cost a vpmaddubsw, a
 // vpaddw into int16 partial sums and, every 8 blocks, a vpmaddwd flush into int32; vpdpbusd multiplies
 // unsigned bytes (offset codes u = w + 1 in {0, 1, 2}) by signed bytes (q) and adds each 4 products
-// straight into an int32 lane: one instruction, no saturating stage, exact for any K. The offset is
+// straight into an int32 lane: one instruction, no saturating stage, exact for any model width (a
+// lane of the GEMV's scale-4 sums gains at most 2 x 4 x 8 x 128 per 128-column block). The offset is
 // removed at the end: sum(w*q) = sum(u*q) - sum(q).
 //
 // GEMV: per row chunk one shift (v >> 4 in 16-bit lanes) and four ANDs give the four digit vectors, two
@@ -61,8 +62,8 @@ struct AvxVnniDecode : DotTiles<AvxVnniDecode>, VnniDot256 {
   // Two tokens straight from the packed bytes (decode_driver.h, MultiGemv): the digits shifted down
   // (3 shifts, 4 ANDs per row chunk, shared by both tokens), one accumulator per row and token, 8 in
   // all. Batches of 2 and 3 run one such pass over each group and the third token through gemv()
-  // (an L1 hit), storing no decoded rows: in the 1B model on a Zen 5 VM a batch of 2 went 1.15-1.4x
-  // faster. Hot, one thread, the passes also beat the decode-and-tile GEMM at T = 4-8 (1.12-1.45x),
+  // (an L1 hit), storing no decoded rows: in the 1B model on a Zen 5 VM a batch of 2 went 1.26-1.6x
+  // and one of 3 1.15-1.35x faster. Hot, one thread, the passes also beat the decode-and-tile GEMM at T = 4-8 (1.12-1.45x),
   // but in the model batches of 4 and 8 gave 0.8-1.15x, within the noise of that host, so the GEMM
   // keeps T >= 4 (docs/benchmarks_engine.md, "Ninth session").
   static constexpr int kGemvTokens = 2;
