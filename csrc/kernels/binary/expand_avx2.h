@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/binary/binary.h"
 #include "kernels/hsum_avx2.h"
@@ -19,11 +20,17 @@ using ternary::kKBlock;
 
 // The GEMV reads bytes 4m .. 4m + 3 of a row's 16-byte chunk (columns 32m + 8j + i, j = 0..3,
 // i = 0..7) broadcast to every dword, so byte p of the vector holds chunk byte 4m + p % 4; ANDed with
-// this vector, byte p keeps bit i = p / 4 (value 1 << i) of it, for column 32m + 8 (p % 4) + p / 4.
-inline __m256i gemv_bits() {
-  return _mm256_setr_epi8(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8,
-                          16, 16, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, -128, -128, -128, -128);
-}
+// `bit`, byte p keeps bit i = p / 4 (value 1 << i, or 0) of it, for column 32m + 8 (p % 4) + p / 4.
+struct GemvBits {
+  __m256i bit = _mm256_setr_epi8(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8,
+                                 16, 16, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, -128, -128, -128, -128);
+  // The 32 columns of the 4 chunk bytes at p, each byte its column's bit in place.
+  __m256i operator()(const std::uint8_t* p) const {
+    std::int32_t d;
+    std::memcpy(&d, p, 4);
+    return _mm256_and_si256(_mm256_set1_epi32(d), bit);
+  }
+};
 
 // The activations in that column order: out[32m + 4i + j] = q[32m + 8j + i]. vpermd gathers dwords
 // {0, 2, 4, 6} (i < 4) into lane 0 and {1, 3, 5, 7} (i >= 4) into lane 1, then vpshufb transposes each

@@ -18,7 +18,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "kernels/binary/binary.h"
 #include "kernels/binary/expand_avx2.h"
@@ -41,13 +40,9 @@ struct Avx2Binary {
 
   // One token (q from permute_q), rows [g*4, g*4+4) of a row group: the 4 sums P.
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    const __m256i bit = gemv_bits();
+    const GemvBits bits;
     const __m256i one = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-    auto u = [&](const std::uint8_t* p) {
-      std::int32_t d;
-      std::memcpy(&d, p, 4);
-      return _mm256_min_epu8(_mm256_and_si256(_mm256_set1_epi32(d), bit), one);
-    };
+    auto u = [&](const std::uint8_t* p) { return _mm256_min_epu8(bits(p), one); };
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                       _mm256_setzero_si256()};
     for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kFlushBlocks) {

@@ -17,7 +17,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "kernels/binary/binary.h"
 #include "kernels/binary/expand_avx2.h"
@@ -43,12 +42,8 @@ struct AvxVnniBinary : ternary::detail::DotTiles<AvxVnniBinary>, VnniDot256 {
 
   // One token (q from permute_q), rows [g*4, g*4+4) of a row group: the 4 sums P.
   static void gemv(const std::uint8_t* w, const std::int8_t* q, std::int64_t n_kb, std::int32_t out[4]) {
-    const __m256i bit = gemv_bits(), scale = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    auto u = [&](const std::uint8_t* p) {
-      std::int32_t d;
-      std::memcpy(&d, p, 4);
-      return _mm256_and_si256(_mm256_set1_epi32(d), bit);
-    };
+    const GemvBits u;
+    const __m256i scale = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i total[4];
     for (auto& v : total) v = _mm256_setzero_si256();
     for (std::int64_t kb0 = 0; kb0 < n_kb; kb0 += kShiftBlocks) {
